@@ -1,0 +1,1 @@
+from .service1.service1 import GreetingService

@@ -1,0 +1,151 @@
+"""Per-channel protocol state: reply bookkeeping, publisher confirms, content assembly.
+
+Pure data structures driven by `nameko._amqp.connection.Connection`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Any
+
+from nameko._amqp.events import Event, PendingPublish, ProtocolError, Returned
+from nameko._broker.base import Properties
+
+__all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState"]
+
+OPENING, OPEN, CLOSING = "opening", "open", "closing"
+
+
+class ChannelState:
+    """One channel. Synchronous replies arrive in the order of the requests
+    (AMQP guarantees it per channel), so a FIFO of tokens pairs them up."""
+
+    __slots__ = (
+        "number",
+        "state",
+        "waiting",
+        "confirming",
+        "next_seq",
+        "unconfirmed",
+        "_content",
+        "_properties",
+        "_size",
+        "_parts",
+        "_received",
+    )
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.state = OPENING
+        self.waiting: deque[Any] = deque()
+        self.confirming = False
+        self.next_seq = 1
+        self.unconfirmed: OrderedDict[int, PendingPublish] = OrderedDict()
+        self._content: tuple[type[Event], tuple[Any, ...]] | None = None
+        self._properties: Properties | None = None
+        self._size = 0
+        self._parts: list[bytes] = []
+        self._received = 0
+
+    # -- synchronous methods -------------------------------------------------
+
+    def expect_reply(self, token: Any) -> None:
+        self.waiting.append(token)
+
+    def reply_token(self) -> Any:
+        return self.waiting.popleft() if self.waiting else None
+
+    # -- publisher confirms --------------------------------------------------
+
+    def track(self, entry: PendingPublish) -> int:
+        """Number a publish (confirm mode only) and remember it until settled."""
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        self.unconfirmed[seq] = entry
+        return seq
+
+    def settle(self, delivery_tag: int, multiple: bool) -> list[PendingPublish]:
+        """The publishes an ack/nack covers: ``delivery_tag`` alone, or every
+        unconfirmed one up to it with ``multiple``."""
+        pending = self.unconfirmed
+        if not multiple:
+            entry = pending.pop(delivery_tag, None)
+            return [entry] if entry is not None else []
+        done = []
+        while pending and next(iter(pending)) <= delivery_tag:
+            done.append(pending.popitem(last=False)[1])
+        return done
+
+    def claim_return(self, returned: Returned) -> bool:
+        """Attach a basic.return to the publish it belongs to.
+
+        RabbitMQ sends the return before the ack of the same message, but a
+        return carries no sequence number. Identical messages are
+        interchangeable, so the earliest unreturned mandatory publish with
+        the same exchange, routing key, body and properties takes it; if
+        properties did not survive the round trip byte-exactly (e.g. a tuple
+        header comes back as a list), the earliest one with the same
+        exchange, routing key and body does.
+        """
+        fallback = None
+        for entry in self.unconfirmed.values():
+            if (
+                entry.mandatory
+                and entry.returned is None
+                and entry.exchange == returned.exchange
+                and entry.routing_key == returned.routing_key
+                and entry.body == returned.body
+            ):
+                if entry.properties == returned.properties:
+                    entry.returned = returned
+                    return True
+                fallback = fallback or entry
+        if fallback is not None:
+            fallback.returned = returned
+            return True
+        return False
+
+    def drain(self) -> tuple[list[Any], list[PendingPublish]]:
+        """Everything still waiting (the channel is gone)."""
+        waiting, unconfirmed = list(self.waiting), list(self.unconfirmed.values())
+        self.waiting.clear()
+        self.unconfirmed.clear()
+        return waiting, unconfirmed
+
+    # -- content (Basic.Deliver / Basic.Return + header + body frames) -------
+
+    def begin_content(self, kind: type[Event], args: tuple[Any, ...]) -> None:
+        if self._content is not None:
+            raise ProtocolError(f"channel {self.number}: new content before the last one ended")
+        self._content = (kind, args)
+        self._properties = None
+
+    def content_header(self, body_size: int, properties: Properties) -> Event | None:
+        if self._content is None or self._properties is not None:
+            raise ProtocolError(f"channel {self.number}: unexpected content header")
+        self._properties = properties
+        self._size = body_size
+        return self._finish(b"") if body_size == 0 else None
+
+    def content_body(self, chunk: bytes) -> Event | None:
+        if self._properties is None:
+            raise ProtocolError(f"channel {self.number}: unexpected content body")
+        received = self._received + len(chunk)
+        if received == self._size and not self._parts:
+            return self._finish(chunk)  # the common case: a single body frame
+        self._parts.append(chunk)
+        self._received = received
+        if received < self._size:
+            return None
+        if received > self._size:
+            raise ProtocolError(f"channel {self.number}: body longer than announced")
+        body = b"".join(self._parts)
+        self._parts = []
+        return self._finish(body)
+
+    def _finish(self, body: bytes) -> Event:
+        kind, args = self._content  # type: ignore[misc]
+        properties = self._properties
+        self._content = self._properties = None
+        self._received = 0
+        return kind(self.number, *args, properties, body)  # type: ignore[call-arg]

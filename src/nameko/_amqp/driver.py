@@ -1,0 +1,382 @@
+"""The I/O driver: one socket and one I/O thread under a `Connection` state machine.
+
+This is the only module besides ``nameko._concurrency`` that imports
+``threading``, ``socket``, ``selectors`` and ``ssl`` directly.
+
+The I/O thread connects (with the retry policy its `Handler` decides),
+then loops on a selector over the socket and a wakeup socketpair:
+
+* reads feed the state machine; the events it returns are handed to the
+  handler on this thread (so ``on_message`` callbacks run here);
+* other threads change the state machine under `Driver.lock` through
+  `Driver.run`, which wakes the loop (one byte on the socketpair, only when
+  no wakeup is already pending); the loop then writes everything ready with
+  one ``send``;
+* heartbeats are sent and checked here and nowhere else: a user thread
+  spinning the CPU only delays this thread by the interpreter's switch
+  interval, it cannot starve it.
+
+When the connection drops the handler gets every waiter that was pending
+(to fail them) and the thread reconnects after the delay the handler picks.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import selectors
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from nameko._amqp.connection import CLOSED, Connection
+from nameko._amqp.events import ConnectionClosed, Event, PendingPublish
+from nameko._amqp.uri import AmqpParams
+
+__all__ = ["Driver", "Handler", "NotConnected", "tls_context"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RECV_SIZE = 256 * 1024
+READS_PER_TURN = 32  # then let writes, timers and wakeups have a turn
+CLOSE_GRACE = 3.0  # seconds to wait for the broker's Close-Ok
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class NotConnected(Exception):
+    """No connection is up right now (connecting, reconnecting or closed)."""
+
+
+class _Stopped(Exception):
+    """`Driver.close` was called."""
+
+
+class Handler(Protocol):
+    """What the driver calls back (on the I/O thread)."""
+
+    def new_connection(self) -> Connection: ...
+
+    def on_connected(self, conn: Connection) -> None: ...
+
+    def on_events(self, events: list[Event]) -> None: ...
+
+    def on_disconnected(self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None) -> None: ...
+
+    def retry_delay(self, failures: int, exc: BaseException, ever_connected: bool) -> float | None:
+        """Seconds to wait before the next attempt; None gives up."""
+
+
+def tls_context(options: bool | dict[str, Any] | ssl.SSLContext) -> ssl.SSLContext:
+    """An `ssl.SSLContext` from kombu/py-amqp style ``ssl`` options: ``True``
+    or a dict with ``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``,
+    ``check_hostname``, ``ciphers``, ``tls_minimum_version``... (the peer is
+    verified unless ``cert_reqs`` says otherwise)."""
+    if isinstance(options, ssl.SSLContext):
+        return options
+    opts = dict(options) if isinstance(options, dict) else {}
+    if isinstance(opts.get("context"), ssl.SSLContext):
+        return opts["context"]
+    context = ssl.create_default_context(cafile=opts.get("ca_certs"))
+    if opts.get("certfile"):
+        context.load_cert_chain(opts["certfile"], opts.get("keyfile"), opts.get("password"))
+    cert_reqs = opts.get("cert_reqs", ssl.CERT_REQUIRED)
+    if cert_reqs is not None:
+        context.check_hostname = bool(opts.get("check_hostname", cert_reqs != ssl.CERT_NONE))
+        context.verify_mode = ssl.VerifyMode(cert_reqs)
+    if opts.get("ciphers"):
+        context.set_ciphers(opts["ciphers"])
+    for key, attribute in (("tls_minimum_version", "minimum_version"), ("tls_maximum_version", "maximum_version")):
+        if opts.get(key) is not None:
+            setattr(context, attribute, opts[key])
+    return context
+
+
+class Driver:
+    """Socket, I/O thread and reconnect loop for one broker connection."""
+
+    def __init__(
+        self,
+        params: AmqpParams,
+        handler: Handler,
+        *,
+        ssl_options: bool | dict[str, Any] | ssl.SSLContext | None = None,
+        connect_timeout: float = 10.0,
+        name: str = "amqp-io",
+    ) -> None:
+        self.params = params
+        self.lock = threading.Lock()
+        self._handler = handler
+        self._tls = tls_context(ssl_options) if (ssl_options or params.tls) else None
+        self._server_hostname = (ssl_options.get("server_hostname") if isinstance(ssl_options, dict) else None) or params.host
+        self._connect_timeout = connect_timeout
+        self._conn: Connection | None = None  # set while the connection is ready
+        self._dirty = False  # frames queued and the loop already knows (or will look)
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._io_ident: int | None = None
+        self._unsent: memoryview | None = None
+        self._want_write = False
+        self._close_deadline: float | None = None
+        self._was_ready = False
+        self._closed_reason: str | None = None
+
+    # -- any thread --------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._conn
+
+    def on_io_thread(self) -> bool:
+        return threading.get_ident() == self._io_ident
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call ``fn(connection, *args)`` under the lock, then make sure the
+        I/O thread sends what it queued. Raises `NotConnected`."""
+        with self.lock:
+            conn = self._conn
+            if conn is None:
+                raise NotConnected()
+            result = fn(conn, *args)
+            wake = not self._dirty
+            self._dirty = True
+        if wake and threading.get_ident() != self._io_ident:
+            self._wake()
+        return result
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` on the I/O thread."""
+        self._calls.append(fn)
+        if threading.get_ident() != self._io_ident:
+            self._wake()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the connection (politely when it is up) and stop the thread."""
+        self._stop.set()
+        self.call_soon(self._begin_close)
+        if self._thread.is_alive() and not self.on_io_thread():
+            self._thread.join(timeout)
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (a wakeup is pending anyway) or already closed
+            pass
+
+    # -- the I/O thread ------------------------------------------------------
+
+    def _main(self) -> None:
+        self._io_ident = threading.get_ident()
+        failures, ever_connected = 0, False
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._session()
+                    return
+                except _Stopped:
+                    return
+                except Exception as exc:
+                    if self._stop.is_set():
+                        return
+                    if self._was_ready:
+                        failures, ever_connected = 0, True
+                    delay = self._handler.retry_delay(failures, exc, ever_connected)
+                    if delay is None:
+                        return
+                    failures += 1
+                    self._stop.wait(delay)
+        finally:
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _session(self) -> None:
+        self._was_ready = False
+        self._closed_reason = None
+        sock = self._open_socket()
+        conn = self._handler.new_connection()
+        error: BaseException | None = None
+        try:
+            self._serve(sock, conn)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._end_session(sock, conn, error)
+
+    def _end_session(self, sock: socket.socket, conn: Connection, error: BaseException | None) -> None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+        with self.lock:
+            self._conn = None
+            self._dirty = False
+            waiting, unconfirmed = conn.abandon()
+        self._unsent = None
+        self._want_write = False
+        self._close_deadline = None
+        if self._was_ready:
+            self._handler.on_disconnected(waiting, unconfirmed, error)
+
+    def _open_socket(self) -> socket.socket:
+        address = (self.params.host, self.params.port)
+        sock = socket.create_connection(address, timeout=self._connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self._server_hostname)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        if self._stop.is_set():
+            sock.close()
+            raise _Stopped()
+        return sock
+
+    def _serve(self, sock: socket.socket, conn: Connection) -> None:
+        handshake_deadline = time.monotonic() + self._connect_timeout
+        conn.start_clock(time.monotonic())
+        with selectors.DefaultSelector() as selector:
+            selector.register(sock, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
+            more = False
+            while True:
+                now = time.monotonic()
+                if not self._was_ready and now > handshake_deadline:
+                    raise TimeoutError("timed out during the AMQP handshake")
+                timeout = 0.0 if more or self._calls else self._select_timeout(conn, now, handshake_deadline)
+                more = False
+                for key, mask in selector.select(timeout):
+                    if key.fileobj is self._wake_r:
+                        self._drain_wakeups()
+                        continue
+                    if mask & selectors.EVENT_READ:
+                        more = self._read(sock, conn)
+                    if mask & selectors.EVENT_WRITE:
+                        self._send(sock, selector, b"")
+                self._run_calls()
+                self._tick(conn)
+                self._flush(sock, selector, conn)
+                if self._finished(conn):
+                    return
+
+    def _select_timeout(self, conn: Connection, now: float, handshake_deadline: float) -> float | None:
+        candidates = [conn.next_tick(now)]
+        if not self._was_ready:
+            candidates.append(handshake_deadline - now)
+        if self._close_deadline is not None:
+            candidates.append(self._close_deadline - now)
+        due = [c for c in candidates if c is not None]
+        return max(0.0, min(due)) if due else None
+
+    def _drain_wakeups(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def _read(self, sock: socket.socket, conn: Connection) -> bool:
+        """Read what is there; True when more may be waiting (read budget spent,
+        or TLS holds decrypted bytes the selector cannot see)."""
+        for _ in range(READS_PER_TURN):
+            try:
+                data = sock.recv(RECV_SIZE)
+            except _WOULD_BLOCK:
+                return False
+            if not data:
+                raise ConnectionResetError("the broker closed the connection")
+            self._feed(conn, data)
+            if len(data) < RECV_SIZE and not (self._tls is not None and sock.pending()):  # type: ignore[attr-defined]
+                return False
+        return True
+
+    def _feed(self, conn: Connection, data: bytes) -> None:
+        with self.lock:
+            events = conn.receive_data(data, time.monotonic())
+        if not self._was_ready and conn.is_ready:
+            self._was_ready = True
+            with self.lock:
+                self._conn = conn
+            self._handler.on_connected(conn)
+        if events:
+            if conn.state == CLOSED:
+                self._note_close_reason(events)
+            self._handler.on_events(events)
+
+    def _note_close_reason(self, events: list[Event]) -> None:
+        for event in events:
+            if type(event) is ConnectionClosed and event.by_server:
+                self._closed_reason = f"closed by the broker: {event.reply_code} {event.reply_text}"
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            fn = self._calls.popleft()
+            try:
+                fn()
+            except _Stopped:
+                raise
+            except Exception:
+                log.exception("error in a call scheduled on the AMQP I/O thread")
+
+    def _tick(self, conn: Connection) -> None:
+        with self.lock:
+            dead = conn.tick(time.monotonic())
+        if dead is not None:
+            raise TimeoutError(f"missed heartbeats from the broker ({dead.silent_for:.1f}s of silence)")
+
+    def _flush(self, sock: socket.socket, selector: selectors.BaseSelector, conn: Connection) -> None:
+        with self.lock:
+            self._dirty = False
+            data = conn.data_to_send(time.monotonic())
+        if data or self._unsent is not None:
+            self._send(sock, selector, data)
+
+    def _send(self, sock: socket.socket, selector: selectors.BaseSelector, data: bytes) -> None:
+        if self._unsent is not None:
+            data = bytes(self._unsent) + data
+            self._unsent = None
+        if not data:
+            return
+        try:
+            sent = sock.send(data)
+        except _WOULD_BLOCK:
+            sent = 0
+        if sent < len(data):  # the socket buffer is full: finish when writable
+            self._unsent = memoryview(data)[sent:]
+            if not self._want_write:
+                self._want_write = True
+                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        elif self._want_write:
+            self._want_write = False
+            selector.modify(sock, selectors.EVENT_READ)
+
+    def _begin_close(self) -> None:
+        with self.lock:
+            conn = self._conn
+            if conn is None:
+                raise _Stopped()
+            conn.close()
+            self._dirty = True
+        self._close_deadline = time.monotonic() + CLOSE_GRACE
+
+    def _finished(self, conn: Connection) -> bool:
+        """True when our close completed; raises when the broker closed on us."""
+        if conn.state == CLOSED:
+            if self._close_deadline is not None:
+                return True
+            raise ConnectionAbortedError(self._closed_reason or "the broker closed the connection")
+        # no Close-Ok in time: just drop the socket
+        return self._close_deadline is not None and time.monotonic() > self._close_deadline

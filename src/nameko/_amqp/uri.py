@@ -1,0 +1,50 @@
+"""AMQP URI parsing: ``amqp://user:pass@host:port/vhost`` into connection parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from nameko._urls import sanitize_url
+
+__all__ = ["AmqpParams", "parse_uri"]
+
+SCHEMES = {"amqp": (False, 5672), "pyamqp": (False, 5672), "amqps": (True, 5671)}
+
+
+@dataclass(frozen=True)
+class AmqpParams:
+    host: str
+    port: int
+    username: str
+    password: str = ""
+    vhost: str = "/"
+    tls: bool = False
+    display: str = ""  # the URI with its password masked, for logs and errors
+
+    def __repr__(self) -> str:  # never show the password
+        return f"AmqpParams({self.display!r})"
+
+
+def parse_uri(uri: str) -> AmqpParams:
+    """Parse an AMQP URI. The vhost is URL-decoded (``%2F`` is ``/``); an
+    empty path means ``/``. Missing credentials default to guest/guest."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(f"not an AMQP URI: {sanitize_url(uri)}")
+    tls, default_port = SCHEMES[scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:  # the message of urllib's error holds no password
+        raise ValueError(f"invalid port in {sanitize_url(uri)}: {exc}") from None
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return AmqpParams(
+        host=parts.hostname or "localhost",
+        port=port,
+        username=unquote(parts.username) if parts.username is not None else "guest",
+        password=unquote(parts.password) if parts.password is not None else "guest",
+        vhost=unquote(path) if path else "/",
+        tls=tls,
+        display=sanitize_url(uri),
+    )

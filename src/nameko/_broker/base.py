@@ -1,0 +1,314 @@
+"""The Broker seam: the only thing the layers above know about a message broker.
+
+A `Broker` is one client connection to an AMQP 0-9-1 style broker. Two
+implementations exist: `memory` (in-process, for fast tests and the embedded
+default) and `rabbit` (RabbitMQ over the network). Both pass the same contract
+suite in ``tests/contract``, which is what makes the memory broker a verified
+fake rather than a guess.
+
+Threading contract (both implementations):
+
+* Every method is safe to call from any thread.
+* ``on_message`` callbacks run on the broker's own dispatch thread, one at a
+  time per connection. They must not block: hand work to a pool. They may call
+  ``Delivery.ack()``/``reject()``, ``publish`` with ``confirm=False``... but a
+  confirmed ``publish`` from the dispatch thread raises ``BrokerError`` (it would
+  wait for a confirm that thread itself has to read).
+* ``Delivery.ack()``/``reject()`` may be called from any thread, exactly once;
+  later calls are ignored. After the connection that delivered the message
+  was lost they do nothing: the broker has already requeued the message.
+
+Reconnection: a connection that drops is re-established with back-off.
+Consumers are restored (their topology re-declared first); publishes that were
+waiting for a confirm fail with `ConnectionLost` (their outcome is unknown).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "Binding",
+    "Broker",
+    "BrokerClosed",
+    "BrokerError",
+    "BrokerUnreachable",
+    "ChannelError",
+    "ConnectionLost",
+    "Consumer",
+    "Delivery",
+    "Entity",
+    "Exchange",
+    "NotFound",
+    "PreconditionFailed",
+    "Properties",
+    "PublishNacked",
+    "PublishTimeout",
+    "Queue",
+    "Unroutable",
+]
+
+
+# -- errors ----------------------------------------------------------------
+
+
+class BrokerError(Exception):
+    """Base of every error raised through the seam."""
+
+
+class ConnectionLost(BrokerError):
+    """The connection dropped while the operation was under way."""
+
+
+class BrokerUnreachable(BrokerError):
+    """The first connection attempt failed (after the configured retries)."""
+
+
+class BrokerClosed(BrokerError):
+    """The broker connection was closed with `Broker.close`."""
+
+
+class Unroutable(BrokerError):
+    """A ``mandatory`` publish was returned by the broker (NO_ROUTE)."""
+
+    def __init__(self, exchange: str, routing_key: str, reply_text: str = "NO_ROUTE"):
+        super().__init__(f"{reply_text}: exchange={exchange!r} routing_key={routing_key!r}")
+        self.exchange = exchange
+        self.routing_key = routing_key
+
+
+class PublishNacked(BrokerError):
+    """The broker refused responsibility for a published message."""
+
+
+class PublishTimeout(BrokerError):
+    """No confirm arrived within the publish timeout."""
+
+
+class ChannelError(BrokerError):
+    """The broker refused an operation (a channel-level AMQP exception)."""
+
+    reply_code = 0
+
+    def __init__(self, reply_text: str, reply_code: int | None = None):
+        super().__init__(reply_text)
+        self.reply_text = reply_text
+        if reply_code is not None:
+            self.reply_code = reply_code
+
+
+class NotFound(ChannelError):
+    """404: the exchange or queue does not exist."""
+
+    reply_code = 404
+
+
+class PreconditionFailed(ChannelError):
+    """406: e.g. re-declaring an entity with different properties."""
+
+    reply_code = 406
+
+
+# -- entities --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    name: str
+    type: str = "topic"  # direct | topic | fanout | headers
+    durable: bool = True
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    durable: bool = True
+    exclusive: bool = False
+    auto_delete: bool = False
+    arguments: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"x-expires": 300000}
+
+
+@dataclass(frozen=True)
+class Binding:
+    queue: str
+    exchange: str
+    routing_key: str = ""
+    arguments: Mapping[str, Any] = field(default_factory=dict)  # headers exchanges
+
+
+Entity = Union[Exchange, Queue, Binding]
+
+
+@dataclass(frozen=True)
+class Properties:
+    """AMQP basic properties. ``None`` means "not set"."""
+
+    content_type: str | None = None
+    content_encoding: str | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    delivery_mode: int | None = None
+    priority: int | None = None
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    expiration: str | None = None
+    message_id: str | None = None
+    timestamp: int | None = None
+    type: str | None = None
+    user_id: str | None = None
+    app_id: str | None = None
+
+
+# -- consuming -------------------------------------------------------------
+
+
+class Delivery:
+    """A message handed to a consumer; settle it with `ack` or `reject`."""
+
+    __slots__ = (
+        "body",
+        "properties",
+        "exchange",
+        "routing_key",
+        "redelivered",
+        "delivery_tag",
+        "_settle",
+        "_settled",
+    )
+
+    def __init__(
+        self,
+        body: bytes,
+        properties: Properties,
+        exchange: str,
+        routing_key: str,
+        redelivered: bool,
+        delivery_tag: int,
+        settle: Callable[[int, bool, bool], None],
+    ) -> None:
+        self.body = body
+        self.properties = properties
+        self.exchange = exchange
+        self.routing_key = routing_key
+        self.redelivered = redelivered
+        self.delivery_tag = delivery_tag
+        # settle(delivery_tag, ack, requeue); the implementation makes it a
+        # no-op once the delivering channel is gone.
+        self._settle = settle
+        self._settled = False
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def ack(self) -> None:
+        if not self._settled:
+            self._settled = True
+            self._settle(self.delivery_tag, True, False)
+
+    def reject(self, requeue: bool = False) -> None:
+        if not self._settled:
+            self._settled = True
+            self._settle(self.delivery_tag, False, requeue)
+
+    def __repr__(self) -> str:
+        return f"<Delivery {self.exchange!r}/{self.routing_key!r} tag={self.delivery_tag}>"
+
+
+OnMessage = Callable[[Delivery], None]
+
+
+class Consumer(abc.ABC):
+    """Handle on one active consumer (its own channel, its own prefetch)."""
+
+    queue: str
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Stop deliveries. Unsettled deliveries stay with us and can still be
+        acked (graceful stop). Idempotent."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Cancel and give back every unsettled delivery to the queue
+        (requeue, redelivered=True). Idempotent. Used by `kill`."""
+
+
+# -- the connection --------------------------------------------------------
+
+
+class Broker(abc.ABC):
+    """One client connection to a broker."""
+
+    uri: str  # as given, for display use `nameko.utils.sanitize_url`
+
+    @abc.abstractmethod
+    def declare(self, entities: Iterable[Entity]) -> None:
+        """Declare exchanges, queues and bindings, in order. Idempotent.
+        Raises `PreconditionFailed` on a conflicting re-declaration and
+        `NotFound` when a binding names a missing exchange or queue."""
+
+    @abc.abstractmethod
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue (no error if it does not exist)."""
+
+    @abc.abstractmethod
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        confirm: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        """Publish one message (``exchange=""`` is the default exchange).
+
+        With ``confirm`` (the default) this returns once the broker took
+        responsibility; raises `Unroutable` when ``mandatory`` and no queue
+        matched, `PublishNacked`, `PublishTimeout` after ``timeout`` seconds,
+        `NotFound` when the exchange does not exist, `ConnectionLost`.
+        Without ``confirm`` it returns once the message is handed to the
+        transport; a return or nack is then only logged.
+        """
+
+    @abc.abstractmethod
+    def consume(
+        self,
+        queue: str,
+        on_message: OnMessage,
+        *,
+        prefetch: int = 0,
+        topology: Iterable[Entity] = (),
+        no_ack: bool = False,
+    ) -> Consumer:
+        """Declare ``topology`` (again after each reconnect), then consume
+        ``queue`` with ``prefetch`` unacked deliveries at most (0: unlimited).
+        Returns once the broker confirmed the consumer."""
+
+    @abc.abstractmethod
+    def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the dispatch thread after every successful
+        reconnect, once consumers are restored."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close the connection: consumers end, unsettled deliveries go back
+        to their queues, exclusive queues are deleted. Idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def is_connected(self) -> bool:
+        """True while the connection is up (False while reconnecting)."""
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

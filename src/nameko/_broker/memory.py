@@ -1,0 +1,309 @@
+"""The in-memory broker: AMQP 0-9-1 semantics inside one process.
+
+Layout:
+
+* `_Server`: one per URI (``memory://name``; ``memory://`` is the unnamed
+  one), shared by every connection to that URI in the process. It holds the
+  exchanges, queues and bindings under a single lock; the routing rules are
+  pure functions in `_memory_routing`.
+* `MemoryBroker`: one connection. It owns a dispatch thread (started by its
+  first consumer) that runs ``on_message`` callbacks one at a time, in the
+  order the server handed the deliveries out.
+* `MemoryConsumer`: one consumer with its own delivery tags and prefetch,
+  like a consumer on its own channel.
+
+Semantics follow RabbitMQ 3.10 and are pinned by ``tests/contract``, which
+runs the same tests against a real broker: default/direct/topic/fanout/headers
+exchanges, the ``amq.*`` exchanges, exclusive/auto-delete queues, ``x-expires``,
+per-queue and per-message TTL, ``x-max-length`` (``drop-head`` and
+``reject-publish``, which nacks), mandatory returns, prefetch, round-robin
+dispatch, requeue to the original position with ``redelivered=True``.
+
+Deliberate differences from RabbitMQ:
+
+* A confirmed publish from the dispatch thread raises `BrokerError` even
+  though nothing here would deadlock: the seam says so, and a fake that
+  allowed it would hide a bug that hangs against RabbitMQ.
+* An unconfirmed publish never raises for routing problems (missing
+  exchange, unroutable, refused by a full queue): like RabbitMQ, the failure
+  is only logged.
+* Nothing is persisted (``durable`` is only compared on re-declaration);
+  ``user_id`` is not checked; dead-lettering, alternate exchanges, priority
+  queues and byte-length limits are accepted but not enforced; an unknown
+  exchange type is a `ChannelError` 503 (RabbitMQ closes the connection).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from nameko._broker._memory_routing import copy_headers
+from nameko._broker._memory_server import ACTIVE, CLOSED, Message, QueueState, Server
+from nameko._broker.base import (
+    Broker,
+    BrokerClosed,
+    BrokerError,
+    Consumer,
+    Delivery,
+    Entity,
+    NotFound,
+    OnMessage,
+    Properties,
+    PublishNacked,
+    Unroutable,
+)
+from nameko._concurrency import Condition, Lock, ManagedThread
+
+__all__ = ["MemoryBroker", "MemoryConsumer", "reset"]
+
+log = logging.getLogger(__name__)
+
+# How long close() waits for a callback that is still running.
+_CLOSE_JOIN_TIMEOUT = 10.0
+
+
+# -- the process-wide servers ----------------------------------------------
+
+_servers: dict[str, Server] = {}
+_servers_lock = Lock()
+
+
+def _server_name(uri: str) -> str:
+    # "memory://", "memory:///" and "memory://?x=1" all name the same server
+    rest = uri.split("://", 1)[1] if "://" in uri else ""
+    return rest.split("?", 1)[0].strip("/")
+
+
+def _server_for(uri: str) -> Server:
+    name = _server_name(uri)
+    with _servers_lock:
+        server = _servers.get(name)
+        if server is None:
+            server = _servers[name] = Server(name)
+        return server
+
+
+def reset(uri: str | None = None) -> None:
+    """Forget the server behind ``uri`` (all servers when None), for tests.
+
+    The next connection to that URI starts from an empty broker. Close the
+    connections first: open ones keep working on the forgotten server, alone.
+    """
+    with _servers_lock:
+        names = list(_servers) if uri is None else [_server_name(uri)]
+        forgotten = [_servers.pop(name) for name in names if name in _servers]
+    for server in forgotten:
+        server.forget()
+
+
+# -- the connection --------------------------------------------------------
+
+
+class MemoryConsumer(Consumer):
+    """One consumer; its delivery tags and prefetch are its own, like a channel's."""
+
+    def __init__(
+        self,
+        connection: MemoryBroker,
+        queue: str,
+        on_message: OnMessage,
+        prefetch: int,
+        no_ack: bool,
+    ) -> None:
+        self.queue = queue
+        self.connection = connection
+        self.on_message = on_message
+        self.prefetch = prefetch
+        self.no_ack = no_ack
+        # the fields below are guarded by the server lock
+        self.state = ACTIVE
+        self.unacked: dict[int, Message] = {}
+        self._next_tag = 1
+        self.queue_state: QueueState | None = None
+
+    def has_room(self) -> bool:
+        # prefetch does not apply to no-ack consumers (nothing stays unacked)
+        return self.no_ack or not self.prefetch or len(self.unacked) < self.prefetch
+
+    def deliver(self, message: Message) -> None:
+        tag, self._next_tag = self._next_tag, self._next_tag + 1
+        if not self.no_ack:
+            self.unacked[tag] = message
+        # each delivery gets its own headers: a consumer mutating them cannot
+        # change what another queue's consumer (or a redelivery) sees
+        properties = replace(message.properties, headers=copy_headers(message.properties.headers))
+        delivery = Delivery(
+            message.body,
+            properties,
+            message.exchange,
+            message.routing_key,
+            message.redelivered,
+            tag,
+            self._settle,
+        )
+        self.connection._post(self, delivery)
+
+    def _settle(self, tag: int, ack: bool, requeue: bool) -> None:
+        self.connection._server.settle(self, tag, ack, requeue)
+
+    def cancel(self) -> None:
+        self.connection._server.remove_consumer(self, requeue=False)
+
+    def close(self) -> None:
+        self.connection._server.remove_consumer(self, requeue=True)
+
+    def __repr__(self) -> str:
+        return f"<MemoryConsumer {self.queue!r} {self.state}>"
+
+
+class MemoryBroker(Broker):
+    """A connection to the in-process broker named by ``uri`` (``memory://[name]``).
+
+    ``options`` (heartbeat, ssl, login_method, transport_options,
+    connection_name, ...) are accepted and ignored.
+    """
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        self.uri = uri
+        self._server = _server_for(uri)
+        self.closed = False  # guarded by the server lock
+        self.consumers: set[MemoryConsumer] = set()  # guarded by the server lock
+        self._reconnect_listeners: list[Callable[[], None]] = []
+        self._outbox: deque[tuple[MemoryConsumer, Delivery]] = deque()
+        self._outbox_ready = Condition()
+        self._stopping = False  # guarded by _outbox_ready
+        self._dispatcher: ManagedThread | None = None
+
+    def require_open(self) -> None:
+        if self.closed:
+            raise BrokerClosed(f"connection to {self.uri} is closed")
+
+    # -- Broker API
+
+    def declare(self, entities: Iterable[Entity]) -> None:
+        self._server.declare(self, entities)
+
+    def delete_queue(self, name: str) -> None:
+        self._server.delete_queue(self, name)
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        confirm: bool = True,
+        timeout: float | None = None,  # confirms are immediate here
+    ) -> None:
+        self.require_open()
+        if confirm and self._on_dispatch_thread():
+            raise BrokerError("a confirmed publish cannot be made from the dispatch thread")
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        # snapshot now: the publisher may mutate its headers after we return
+        props = replace(properties, headers=copy_headers(properties.headers))
+        try:
+            matched, refused = self._server.publish(self, exchange, routing_key, bytes(body), props)
+        except NotFound as exc:
+            if confirm:
+                raise
+            log.warning("unconfirmed publish failed: %s", exc.reply_text)
+            return
+        if matched == 0 and mandatory:
+            failure: BrokerError = Unroutable(exchange, routing_key)
+        elif refused:
+            failure = PublishNacked(
+                f"a full queue refused the message ({exchange!r}, {routing_key!r})"
+            )
+        else:
+            return
+        if confirm:
+            raise failure
+        log.warning("unconfirmed publish failed: %s", failure)
+
+    def consume(
+        self,
+        queue: str,
+        on_message: OnMessage,
+        *,
+        prefetch: int = 0,
+        topology: Iterable[Entity] = (),
+        no_ack: bool = False,
+    ) -> Consumer:
+        if prefetch < 0:
+            raise ValueError("prefetch must be 0 (unlimited) or positive")
+        self.declare(topology)
+        self._start_dispatcher()
+        consumer = MemoryConsumer(self, queue, on_message, prefetch, no_ack)
+        self._server.add_consumer(self, consumer)
+        return consumer
+
+    def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
+        self._reconnect_listeners.append(callback)  # a memory connection never drops
+
+    def close(self) -> None:
+        if not self._server.close_connection(self):
+            return
+        with self._outbox_ready:
+            self._stopping = True
+            self._outbox.clear()  # their consumers are closed: nothing may run
+            self._outbox_ready.notify_all()
+        dispatcher = self._dispatcher
+        # join, so that no callback of this connection runs once close() returns
+        joined = dispatcher is None or dispatcher.is_current or dispatcher.join(_CLOSE_JOIN_TIMEOUT)
+        if not joined:
+            log.warning("on_message callback still running after close() of %s", self.uri)
+
+    @property
+    def is_connected(self) -> bool:
+        return not self.closed
+
+    # -- dispatching
+
+    def _on_dispatch_thread(self) -> bool:
+        dispatcher = self._dispatcher
+        return dispatcher is not None and dispatcher.is_current
+
+    def _start_dispatcher(self) -> None:
+        with self._outbox_ready:
+            if self._dispatcher is None and not self._stopping:
+                self._dispatcher = ManagedThread(
+                    self._dispatch_loop,
+                    f"memory-broker-dispatch-{id(self):x}",
+                    on_error=lambda _thread, exc_info: log.error(
+                        "memory broker dispatch thread crashed", exc_info=exc_info
+                    ),
+                    on_exit=lambda _thread: None,
+                ).start()
+
+    def _post(self, consumer: MemoryConsumer, delivery: Delivery) -> None:
+        """Queue a delivery for the dispatch thread (called under the server lock)."""
+        with self._outbox_ready:
+            if not self._stopping:
+                self._outbox.append((consumer, delivery))
+                self._outbox_ready.notify()
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            with self._outbox_ready:
+                while not self._outbox and not self._stopping:
+                    self._outbox_ready.wait()
+                if self._stopping:
+                    return
+                consumer, delivery = self._outbox.popleft()
+            if consumer.state == CLOSED:
+                continue  # its "channel" is gone and the message went back to the queue
+            try:
+                consumer.on_message(delivery)
+            except Exception:
+                log.exception("on_message callback for queue %r raised", consumer.queue)
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<MemoryBroker {self._server.name or 'default'!r} {state}>"

@@ -1,0 +1,1 @@
+"""Application-layer plumbing shared by the messaging entrypoints."""

@@ -1,0 +1,89 @@
+"""One broker connection per container, shared by its messaging extensions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from nameko._broker import connect
+from nameko._broker.base import Broker
+from nameko._concurrency import Lock
+from nameko._runtime.extensions import ProviderCollector, SharedExtension
+from nameko._urls import sanitize_url
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_HEARTBEAT,
+    HEARTBEAT_CONFIG_KEY,
+    LOGIN_METHOD_CONFIG_KEY,
+    TRANSPORT_OPTIONS_CONFIG_KEY,
+)
+from nameko.exceptions import ConfigurationError
+
+__all__ = ["BrokerConnection", "amqp_uri", "broker_options", "open_broker"]
+
+_log = logging.getLogger("nameko.messaging")
+
+
+def amqp_uri(config: Mapping[str, Any]) -> str:
+    try:
+        return config[AMQP_URI_CONFIG_KEY]
+    except KeyError:
+        raise ConfigurationError(
+            f"{AMQP_URI_CONFIG_KEY} is not set: give a broker URL such as "
+            "'amqp://guest:guest@localhost' or 'memory://'"
+        ) from None
+
+
+def broker_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    heartbeat = config.get(HEARTBEAT_CONFIG_KEY)
+    return {
+        "heartbeat": DEFAULT_HEARTBEAT if heartbeat is None else heartbeat,
+        "ssl": config.get(AMQP_SSL_CONFIG_KEY),
+        "login_method": config.get(LOGIN_METHOD_CONFIG_KEY),
+        "transport_options": config.get(TRANSPORT_OPTIONS_CONFIG_KEY),
+    }
+
+
+def open_broker(config: Mapping[str, Any], connection_name: str) -> Broker:
+    uri = amqp_uri(config)
+    broker = connect(uri, connection_name=connection_name, **broker_options(config))
+    _log.info("Connected to %s", sanitize_url(uri))
+    return broker
+
+
+class BrokerConnection(SharedExtension, ProviderCollector):
+    """The container's broker connection, opened on first use.
+
+    Consumers register as providers so that on a graceful stop the
+    connection closes only once the last of them has finished.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._broker: Broker | None = None
+        self._lock = Lock()
+
+    @property
+    def broker(self) -> Broker:
+        with self._lock:
+            if self._broker is None:
+                self._broker = open_broker(self.container.config, self._connection_name())
+            return self._broker
+
+    def _connection_name(self) -> str:
+        return f"nameko:{self.container.service_name}"
+
+    def stop(self) -> None:
+        self.wait_for_providers()
+        self._close()
+
+    def kill(self) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        with self._lock:
+            broker, self._broker = self._broker, None
+        if broker is not None:
+            broker.close()

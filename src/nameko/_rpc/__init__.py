@@ -1,0 +1,1 @@
+"""RPC over AMQP in nameko's wire format: server, callers, reply routing."""

@@ -1,0 +1,199 @@
+"""Serving RPC: the ``@rpc`` entrypoint and the container's request consumer.
+
+One `RpcConsumer` per container consumes ``rpc-<service>`` (prefetch =
+``max_workers``). On the broker's dispatch thread it only does cheap, pure
+work: find the method, decode and check the request, then `spawn_worker`
+(which never blocks). The worker thread publishes the reply, waits for the
+broker's confirm, and only then acks the request, so a request is never
+lost between "done" and "answered" (at-least-once).
+
+Bad input never hurts the service (SPEC 13.6/13.7 are nameko bugs we fix):
+a request we can't handle is answered with the matching error when it has a
+``reply_to`` and acked; without ``reply_to`` it is rejected without requeue
+and logged once. Error replies are published from a short-lived managed
+thread, because a confirmed publish must not run on the dispatch thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import partial
+from typing import Any
+
+from nameko._broker.base import Binding, Consumer, Delivery, Exchange, Properties, Queue
+from nameko._messaging.connection import BrokerConnection
+from nameko._messaging.publish import publish
+from nameko._protocol import codecs
+from nameko._protocol.envelopes import decode_request
+from nameko._protocol.headers import decode_context_headers
+from nameko._protocol.names import (
+    parse_routing_key,
+    rpc_binding_key,
+    rpc_exchange_name,
+    rpc_queue_name,
+)
+from nameko._runtime.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko.constants import PERSISTENT
+from nameko.exceptions import (
+    ContainerBeingKilled,
+    MalformedRequest,
+    MethodNotFound,
+    UnserializableValueError,
+    serialize,
+)
+
+__all__ = ["Rpc", "RpcConsumer", "rpc"]
+
+_log = logging.getLogger("nameko.rpc")
+
+
+class RpcConsumer(SharedExtension, ProviderCollector):
+    connection = BrokerConnection()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._by_routing_key: dict[str, Rpc] = {}
+        self._consumer: Consumer | None = None
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.exchange_name = rpc_exchange_name(config)
+        self.queue_name = rpc_queue_name(self.container.service_name)
+        self.connection.register_provider(self)
+
+    def start(self) -> None:
+        if self._consumer is None:
+            service = self.container.service_name
+            topology = [
+                Exchange(self.exchange_name, type="topic", durable=True),
+                Queue(self.queue_name),
+                Binding(self.queue_name, self.exchange_name, rpc_binding_key(service)),
+            ]
+            self._consumer = self.connection.broker.consume(
+                self.queue_name,
+                self.handle_delivery,
+                prefetch=self.container.max_workers,
+                topology=topology,
+            )
+
+    def register_provider(self, provider: Rpc) -> None:
+        key = f"{provider.container.service_name}.{provider.method_name}"
+        self._by_routing_key[key] = provider
+        super().register_provider(provider)
+
+    def unregister_provider(self, provider: Rpc) -> None:
+        super().unregister_provider(provider)
+        if not self._providers and self._consumer is not None:
+            # the last @rpc entrypoint stopped: no more requests for us
+            self._consumer.cancel()
+            self.connection.unregister_provider(self)
+
+    def stop(self) -> None:
+        self.wait_for_providers()
+        self.connection.unregister_provider(self)
+
+    def kill(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()  # unacked requests go back to the queue
+        self.connection.unregister_provider(self)
+
+    def get_provider_for_method(self, routing_key: str) -> Rpc:
+        try:
+            return self._by_routing_key[routing_key]
+        except KeyError:
+            raise MethodNotFound(parse_routing_key(routing_key)) from None
+
+    # -- on the dispatch thread --------------------------------------------
+
+    def handle_delivery(self, delivery: Delivery) -> None:
+        if not delivery.properties.reply_to:
+            _log.error(
+                "rejected RPC request %r without reply_to (correlation_id=%r): nowhere to reply",
+                delivery.routing_key,
+                delivery.properties.correlation_id,
+            )
+            delivery.reject(requeue=False)
+            return
+        try:
+            provider = self.get_provider_for_method(delivery.routing_key)
+            provider.handle_message(delivery)
+        except ContainerBeingKilled:
+            delivery.reject(requeue=True)
+        except Exception as exc:
+            _log.warning("bad RPC request %r: %s", delivery.routing_key, exc)
+            self.container.spawn_managed_thread(
+                partial(self._answer_with_error, delivery, exc), "rpc-error-reply"
+            )
+
+    def _answer_with_error(self, delivery: Delivery, exc: BaseException) -> None:
+        self.send_reply(delivery, None, (type(exc), exc, exc.__traceback__))
+        delivery.ack()
+
+    # -- on a worker thread --------------------------------------------------
+
+    def send_reply(self, delivery: Delivery, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        """Publish the reply (confirmed) in the request's serializer; an
+        unserializable result is replaced by an `UnserializableValueError`."""
+        request = delivery.properties
+        serializer = codecs.serializer_for(request.content_type)
+        if serializer not in self.container.accept:  # don't answer in a format we refuse
+            serializer = self.container.serializer
+        error = serialize(exc_info[1]) if exc_info is not None else None
+        try:
+            body, content_type, encoding = codecs.encode({"result": result, "error": error}, serializer)
+        except Exception:
+            exc = UnserializableValueError(result)
+            exc_info = (type(exc), exc, sys.exc_info()[2])
+            body, content_type, encoding = codecs.encode(
+                {"result": None, "error": serialize(exc)}, serializer
+            )
+            result = None
+        properties = Properties(
+            content_type=content_type,
+            content_encoding=encoding,
+            headers={},
+            delivery_mode=PERSISTENT,
+            priority=0,
+            correlation_id=request.correlation_id,
+        )
+        publish(self.connection.broker, self.exchange_name, request.reply_to, body, properties)
+        return result, exc_info
+
+
+class Rpc(Entrypoint):
+    """``@rpc``: the method answers RPC requests."""
+
+    rpc_consumer = RpcConsumer()
+
+    def setup(self) -> None:
+        self.rpc_consumer.register_provider(self)
+
+    def stop(self) -> None:
+        self.rpc_consumer.unregister_provider(self)
+
+    def handle_message(self, delivery: Delivery) -> None:
+        """Dispatch thread: decode, check, spawn; raises on a bad request."""
+        props = delivery.properties
+        try:
+            body = codecs.decode(
+                delivery.body, props.content_type, props.content_encoding, self.container.accept
+            )
+        except Exception as exc:
+            raise MalformedRequest(f"Message could not be decoded: {exc}") from exc
+        args, kwargs = decode_request(body)
+        self.check_signature(args, kwargs)
+        context_data = decode_context_headers(props.headers)
+        self.container.spawn_worker(
+            self, args, kwargs, context_data=context_data, handle_result=partial(self.handle_result, delivery)
+        )
+
+    def handle_result(
+        self, delivery: Delivery, worker_ctx: Any, result: Any, exc_info: Any
+    ) -> tuple[Any, Any]:
+        result, exc_info = self.rpc_consumer.send_reply(delivery, result, exc_info)
+        delivery.ack()
+        return result, exc_info
+
+
+rpc = Rpc.decorator

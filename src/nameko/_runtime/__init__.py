@@ -1,0 +1,1 @@
+"""The runtime layer: extensions, workers, containers, runners."""

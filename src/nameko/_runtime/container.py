@@ -1,0 +1,321 @@
+"""ServiceContainer: hosts one service class and runs its workers.
+
+How it works
+------------
+Construction binds every extension declared on the service class (SPEC 2.3):
+dependency providers under their attribute names, entrypoints under their
+method names, and their sub-extensions (shared ones once per container).
+
+`start` runs ``setup()`` then ``start()`` on all extensions concurrently.
+From then on entrypoints call `spawn_worker` whenever something happens (an
+RPC request, a timer tick). `spawn_worker` never blocks: it builds the
+`WorkerContext` and queues the worker on a pool of at most ``max_workers``
+OS threads. Broker consumers limit what can queue up by their prefetch.
+
+A worker runs the lifecycle of SPEC 2.4 on its pool thread: inject
+dependencies, ``worker_setup``, call the method, the entrypoint's
+``handle_result`` (e.g. send the RPC reply, then ack), ``worker_result``,
+``worker_teardown``. We differ from nameko 2.14 on purpose: a failing
+provider hook does not kill the container. A failure while injecting or
+setting up becomes the worker's error (the caller gets it); a failure in a
+later hook is logged at ERROR and the remaining hooks still run. Hooks after
+setup only run for providers whose setup ran.
+
+`stop` is graceful: entrypoints stop (consumers cancelled), running and
+queued workers finish, then dependencies and sub-extensions stop. `kill`
+can't kill threads: it kills extensions (consumers close their channels so
+unacked messages are requeued), drops queued workers and stops waiting for
+running ones. Either way `wait` returns (or re-raises the error that caused
+a kill) once the container is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from functools import partial
+from inspect import getmembers, isfunction
+from typing import Any
+
+from nameko import serialization
+from nameko._concurrency import Lock, ManagedThread, OneShot, WorkerPool, current_thread
+from nameko._runtime.extensions import (
+    ENTRYPOINT_EXTENSIONS_ATTR,
+    Entrypoint,
+    Extension,
+    is_dependency,
+    iter_extensions,
+)
+from nameko._runtime.worker import WorkerContext
+from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
+from nameko.exceptions import ConfigurationError, ContainerBeingKilled
+from nameko.log_helpers import make_timing_logger
+from nameko.utils import import_from_path
+from nameko.utils.concurrency import SpawningSet
+
+__all__ = ["ServiceContainer", "get_container_cls", "get_service_name"]
+
+_log = logging.getLogger("nameko.containers")
+_log_time = make_timing_logger(_log)
+
+HandleResult = Callable[[WorkerContext, Any, Any], tuple[Any, Any]]
+
+
+def get_service_name(service_cls: type) -> str:
+    name = getattr(service_cls, "name", None)
+    where = f"{service_cls.__module__}.{service_cls.__name__}"
+    if name is None:
+        raise ConfigurationError(f"Service class must define a `name` attribute ({where})")
+    if not isinstance(name, str):
+        raise ConfigurationError(f"Service name attribute must be a string ({where}.name)")
+    return name
+
+
+def get_container_cls(config: dict[str, Any]) -> type[ServiceContainer]:
+    return import_from_path(config.get("SERVICE_CONTAINER_CLS")) or ServiceContainer
+
+
+class ServiceContainer:
+    def __init__(self, service_cls: type, config: dict[str, Any]) -> None:
+        self.service_cls = service_cls
+        self.config = config
+        self.service_name = get_service_name(service_cls)
+        self.shared_extensions: dict[Any, Extension] = {}
+        self.max_workers = config.get(MAX_WORKERS_CONFIG_KEY) or DEFAULT_MAX_WORKERS
+        self.serializer, self.accept = serialization.setup(config)
+
+        self.entrypoints: SpawningSet = SpawningSet()
+        self.dependencies: SpawningSet = SpawningSet()
+        self.subextensions: SpawningSet = SpawningSet()
+        self._bind_extensions()
+
+        self.started = False
+        self._worker_pool = WorkerPool(self.max_workers, name=f"{self.service_name}-worker")
+        self._worker_threads: dict[WorkerContext, Any] = {}
+        self._managed_threads: dict[ManagedThread, str] = {}
+        self._lock = Lock()
+        self._being_killed = False
+        self._stopping = False
+        self._died: OneShot[Any] = OneShot()
+
+    def _bind_extensions(self) -> None:
+        for attr_name, dependency in getmembers(self.service_cls, is_dependency):
+            bound = dependency.bind(self.interface, attr_name)
+            self.dependencies.add(bound)
+            self.subextensions.update(iter_extensions(bound))
+        for method_name, method in getmembers(self.service_cls, isfunction):
+            for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
+                bound = entrypoint.bind(self.interface, method_name)
+                self.entrypoints.add(bound)
+                self.subextensions.update(iter_extensions(bound))
+
+    @property
+    def extensions(self) -> SpawningSet:
+        return SpawningSet(self.entrypoints | self.dependencies | self.subextensions)
+
+    @property
+    def interface(self) -> ServiceContainer:
+        return self
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        _log.debug("starting %s", self)
+        self.started = True
+        with _log_time("started %s", self):
+            self.extensions.all.setup()
+            self.extensions.all.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._died.ready():
+                _log.debug("already stopped %s", self)
+                return
+            joining = self._being_killed or self._stopping
+            self._stopping = True
+        if joining:
+            self._died.wait()
+            return
+        _log.debug("stopping %s", self)
+        with _log_time("stopped %s", self):
+            self.entrypoints.all.stop()
+            self._worker_pool.wait_idle()
+            self.dependencies.all.stop()
+            self.subextensions.all.stop()
+            self._abandon_managed_threads()
+            self.started = False
+            self._worker_pool.close()
+            self._died.send(None)
+
+    def kill(self, exc_info: Any = None) -> None:
+        with self._lock:
+            joining = self._being_killed
+            self._being_killed = True
+        if joining:
+            self._died.wait()
+            return
+        if self._died.ready():
+            return
+        if exc_info is not None:
+            _log.info("killing %s due to %s", self, exc_info[1])
+        else:
+            _log.info("killing %s", self)
+        self._kill_all(self.entrypoints)
+        self._abandon_workers()
+        self._kill_all(self.extensions - self.entrypoints)
+        self._abandon_managed_threads()
+        self.started = False
+        self._died.send(exc_info)
+
+    def wait(self) -> None:
+        exc_info = self._died.get()
+        if exc_info is not None:
+            raise exc_info[1].with_traceback(exc_info[2])
+
+    def _kill_all(self, extensions: set[Extension]) -> None:
+        for extension in extensions:
+            try:
+                extension.kill()
+            except Exception as exc:
+                _log.warning("Extension raised `%s` during kill", exc, exc_info=True)
+
+    def _abandon_workers(self) -> None:
+        dropped = self._worker_pool.drop_pending()
+        running = self._worker_pool.running
+        if dropped or running:
+            # Threads can't be killed: running workers finish in the background,
+            # their acks are no-ops because the consumers' channels are closed.
+            _log.warning("killing %d active workers(s)", running + len(dropped))
+        self._worker_pool.close()
+
+    def _abandon_managed_threads(self) -> None:
+        alive = [t for t in list(self._managed_threads) if t.is_alive() and not t.is_current]
+        if alive:
+            _log.warning("killing %d managed thread(s)", len(alive))
+            for thread in alive:
+                _log.warning("killing managed thread `%s`", self._managed_threads.get(thread))
+
+    # -- workers -----------------------------------------------------------
+
+    def spawn_worker(
+        self,
+        entrypoint: Entrypoint,
+        args: Any,
+        kwargs: Any,
+        context_data: dict[str, Any] | None = None,
+        handle_result: HandleResult | None = None,
+    ) -> WorkerContext:
+        if self._being_killed:
+            _log.info("Worker spawn prevented due to being killed")
+            raise ContainerBeingKilled()
+        service = self.service_cls()
+        worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
+        _log.debug("spawning %s", worker_ctx)
+        self._worker_pool.submit(partial(self._run_worker_guarded, worker_ctx, handle_result))
+        return worker_ctx
+
+    def _run_worker_guarded(self, worker_ctx: WorkerContext, handle_result: Any) -> None:
+        self._worker_threads[worker_ctx] = current_thread()
+        try:
+            self._run_worker(worker_ctx, handle_result)
+        except BaseException:
+            # Only BaseExceptions (SystemExit...) and bugs get here.
+            self._thread_crashed(worker_ctx, sys.exc_info())
+        finally:
+            self._worker_threads.pop(worker_ctx, None)
+
+    def _run_worker(self, worker_ctx: WorkerContext, handle_result: Any) -> None:
+        _log.debug("setting up %s", worker_ctx)
+        providers, exc_info = self._inject_and_setup(worker_ctx)
+        result = None
+        if exc_info is None:
+            result, exc_info = self._call_method(worker_ctx)
+        if handle_result is not None:
+            result, exc_info = self._handle_result(handle_result, worker_ctx, result, exc_info)
+        worker_ctx._providers_set_up = providers  # type: ignore[attr-defined]
+        self._worker_result(worker_ctx, result, exc_info)
+        self._worker_teardown(worker_ctx)
+
+    def _inject_and_setup(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
+        providers: list[Any] = []
+        try:
+            for provider in self.dependencies:
+                dependency = provider.get_dependency(worker_ctx)
+                setattr(worker_ctx.service, provider.attr_name, dependency)
+            for provider in self.dependencies:
+                provider.worker_setup(worker_ctx)
+                providers.append(provider)
+        except Exception as exc:
+            _log.error("error setting up worker %s: %s", worker_ctx, exc, exc_info=True)
+            return providers, sys.exc_info()
+        return providers, None
+
+    def _call_method(self, worker_ctx: WorkerContext) -> tuple[Any, Any]:
+        method = getattr(worker_ctx.service, worker_ctx.entrypoint.method_name)
+        try:
+            with _log_time("ran worker %s", worker_ctx):
+                return method(*worker_ctx.args, **worker_ctx.kwargs), None
+        except Exception as exc:
+            expected = worker_ctx.entrypoint.expected_exceptions
+            if expected and isinstance(exc, expected):
+                _log.warning("(expected) error handling worker %s: %s", worker_ctx, exc, exc_info=True)
+            else:
+                _log.error("error handling worker %s: %s", worker_ctx, exc, exc_info=True)
+            return None, sys.exc_info()
+
+    def _handle_result(
+        self, handle_result: HandleResult, worker_ctx: WorkerContext, result: Any, exc_info: Any
+    ) -> tuple[Any, Any]:
+        try:
+            return handle_result(worker_ctx, result, exc_info)
+        except Exception as exc:
+            _log.error("error handling result of %s: %s", worker_ctx, exc, exc_info=True)
+            return result, exc_info
+
+    def _worker_result(self, worker_ctx: WorkerContext, result: Any, exc_info: Any) -> None:
+        _log.debug("signalling result for %s", worker_ctx)
+        for provider in _set_up_providers(worker_ctx, self.dependencies):
+            _call_hook(provider.worker_result, worker_ctx, result, exc_info)
+
+    def _worker_teardown(self, worker_ctx: WorkerContext) -> None:
+        _log.debug("tearing down %s", worker_ctx)
+        for provider in _set_up_providers(worker_ctx, self.dependencies):
+            _call_hook(provider.worker_teardown, worker_ctx)
+
+    # -- managed threads ---------------------------------------------------
+
+    def spawn_managed_thread(self, fn: Callable[[], Any], identifier: str | None = None) -> Any:
+        if identifier is None:
+            identifier = getattr(fn, "__name__", "<unknown>")
+        thread = ManagedThread(
+            fn, identifier, on_error=self._managed_thread_crashed, on_exit=self._managed_thread_exited
+        )
+        self._managed_threads[thread] = identifier
+        return thread.start()
+
+    def _managed_thread_crashed(self, thread: ManagedThread, exc_info: Any) -> None:
+        self._thread_crashed(thread.name, exc_info)
+
+    def _managed_thread_exited(self, thread: ManagedThread) -> None:
+        self._managed_threads.pop(thread, None)
+
+    def _thread_crashed(self, what: Any, exc_info: Any) -> None:
+        _log.critical("%s thread exited with error (%s)", self, what, exc_info=exc_info)
+        self.kill(exc_info)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} [{self.service_name}] at 0x{id(self):x}>"
+
+
+def _set_up_providers(worker_ctx: WorkerContext, default: set[Any]) -> Any:
+    # Called by entrypoint_hook-style callers too, where the worker never ran
+    # through `_run_worker`: then every provider counts as set up.
+    return getattr(worker_ctx, "_providers_set_up", default)
+
+
+def _call_hook(hook: Callable[..., Any], *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception as exc:
+        _log.error("%s failed: %s", hook, exc, exc_info=True)

@@ -1,0 +1,273 @@
+"""The extension model: declarations on a service class, bound per container.
+
+An extension instance written on a class body (``rpc = RpcProxy("x")``) is a
+*declaration*. `Extension.bind` builds a fresh instance for one container by
+calling the class again with the arguments the declaration was made with, and
+binds its sub-extensions the same way. A `SharedExtension` is bound once per
+container and sharing key, so several entrypoints can share one consumer.
+
+Unlike nameko 2.14 we look for sub-extensions without evaluating properties,
+so building a container never runs an extension's property code.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+import weakref
+from collections.abc import Callable, Iterator
+from inspect import getcallargs
+from typing import TYPE_CHECKING, Any
+
+from nameko._concurrency import Event, Lock
+from nameko.exceptions import IncorrectSignature
+
+if TYPE_CHECKING:
+    from nameko._runtime.container import ServiceContainer
+    from nameko._runtime.worker import WorkerContext
+
+__all__ = [
+    "ENTRYPOINT_EXTENSIONS_ATTR",
+    "DependencyProvider",
+    "Entrypoint",
+    "Extension",
+    "ProviderCollector",
+    "SharedExtension",
+    "is_dependency",
+    "is_entrypoint",
+    "is_extension",
+    "iter_extensions",
+    "register_entrypoint",
+]
+
+ENTRYPOINT_EXTENSIONS_ATTR = "nameko_entrypoints"
+
+
+class Extension:
+    """Base of everything that plugs into a service container."""
+
+    container: ServiceContainer | None = None
+    __params: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Extension:
+        inst = super().__new__(cls)
+        # Remembered so that `bind` can build a new instance the same way.
+        inst.__params = (args, kwargs)
+        return inst
+
+    def setup(self) -> None:
+        """Called on bound extensions before the container starts."""
+
+    def start(self) -> None:
+        """Called on bound extensions when the container starts."""
+
+    def stop(self) -> None:
+        """Called on bound extensions when the container stops gracefully."""
+
+    def kill(self) -> None:
+        """Called on bound extensions when the container is killed."""
+
+    def bind(self, container: ServiceContainer) -> Extension:
+        """A new instance of this declaration, bound to ``container``."""
+        if self.is_bound():
+            raise RuntimeError("Cannot `bind` a bound extension.")
+        args, kwargs = self.__params
+        instance = type(self)(*args, **kwargs)
+        instance.container = _weak(container)
+        for name, sub in _sub_extensions(self):
+            setattr(instance, name, sub.bind(container))
+        return instance
+
+    def is_bound(self) -> bool:
+        return self.container is not None
+
+    def __repr__(self) -> str:
+        if not self.is_bound():
+            return f"<{type(self).__name__} [unbound] at 0x{id(self):x}>"
+        return f"<{type(self).__name__} at 0x{id(self):x}>"
+
+
+def _weak(container: Any) -> Any:
+    try:
+        return weakref.proxy(container)
+    except TypeError:  # already a proxy (bound through another extension)
+        return container
+
+
+def _sub_extensions(ext: Extension) -> Iterator[tuple[str, Extension]]:
+    """Extension-valued attributes of ``ext``, found without running properties."""
+    seen: set[str] = set()
+    for namespace in (vars(ext), *(vars(k) for k in type(ext).__mro__)):
+        for name, value in namespace.items():
+            if name in seen or name == "container":
+                continue
+            seen.add(name)
+            if isinstance(value, Extension):
+                yield name, value
+
+
+class SharedExtension(Extension):
+    """Bound once per container and `sharing_key`."""
+
+    @property
+    def sharing_key(self) -> Any:
+        return type(self)
+
+    def bind(self, container: ServiceContainer) -> Extension:
+        key = self.sharing_key
+        shared = container.shared_extensions.get(key)
+        if shared is not None:
+            return shared
+        instance = super().bind(container)
+        container.shared_extensions[key] = instance
+        return instance
+
+
+class DependencyProvider(Extension):
+    """Injects an object into each worker as the attribute ``attr_name``."""
+
+    attr_name: str | None = None
+
+    def bind(self, container: ServiceContainer, attr_name: str) -> DependencyProvider:  # type: ignore[override]
+        instance = super().bind(container)
+        instance.attr_name = attr_name
+        self.attr_name = attr_name
+        return instance  # type: ignore[return-value]
+
+    def get_dependency(self, worker_ctx: WorkerContext) -> Any:
+        """The object to inject into the worker's service instance."""
+
+    def worker_setup(self, worker_ctx: WorkerContext) -> None:
+        """Before the service method runs."""
+
+    def worker_result(
+        self, worker_ctx: WorkerContext, result: Any = None, exc_info: Any = None
+    ) -> None:
+        """After the service method returned or raised."""
+
+    def worker_teardown(self, worker_ctx: WorkerContext) -> None:
+        """Last hook of every worker."""
+
+    def __repr__(self) -> str:
+        if not self.is_bound():
+            return super().__repr__()
+        service = _service_name(self.container)
+        return f"<{type(self).__name__} [{service}.{self.attr_name}] at 0x{id(self):x}>"
+
+
+def _service_name(container: Any) -> str:
+    try:
+        return container.service_name
+    except ReferenceError:
+        return "<dead container>"
+
+
+class ProviderCollector:
+    """Mixin for shared extensions that serve several providers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._providers: set[Any] = set()
+        self._providers_registered = False
+        self._last_provider_unregistered = Event()
+        self._providers_lock = Lock()
+        super().__init__(*args, **kwargs)
+
+    def register_provider(self, provider: Any) -> None:
+        with self._providers_lock:
+            self._providers_registered = True
+            self._providers.add(provider)
+            self._last_provider_unregistered.clear()
+
+    def unregister_provider(self, provider: Any) -> None:
+        with self._providers_lock:
+            if provider not in self._providers:
+                return
+            self._providers.remove(provider)
+            if not self._providers:
+                self._last_provider_unregistered.set()
+
+    def wait_for_providers(self) -> None:
+        if self._providers_registered:
+            self._last_provider_unregistered.wait()
+
+    def stop(self) -> None:
+        self.wait_for_providers()
+
+
+def register_entrypoint(fn: Callable[..., Any], entrypoint: Entrypoint) -> None:
+    descriptors = getattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, None)
+    if descriptors is None:
+        descriptors = set()
+        setattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, descriptors)
+    descriptors.add(entrypoint)
+
+
+class Entrypoint(Extension):
+    """Something that makes a service method run (an RPC request, a timer...)."""
+
+    method_name: str | None = None
+
+    def __init__(
+        self, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any
+    ) -> None:
+        if "sensitive_variables" in kwargs:
+            warnings.warn(
+                "`sensitive_variables` is deprecated; use `sensitive_arguments`",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            sensitive_arguments = kwargs.pop("sensitive_variables")
+        self.expected_exceptions = expected_exceptions
+        self.sensitive_arguments = sensitive_arguments
+        super().__init__(**kwargs)
+
+    def bind(self, container: ServiceContainer, method_name: str) -> Entrypoint:  # type: ignore[override]
+        instance = super().bind(container)
+        instance.method_name = method_name
+        return instance  # type: ignore[return-value]
+
+    def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise `IncorrectSignature` if the method can't take these arguments."""
+        method = getattr(self.container.service_cls, self.method_name)
+        try:
+            getcallargs(method, None, *args, **kwargs)
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc))
+
+    @classmethod
+    def decorator(cls, *args: Any, **kwargs: Any) -> Any:
+        """``@Cls`` or ``@Cls(*args, **kwargs)`` on a service method."""
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            register_entrypoint(fn, cls(*args, **kwargs))
+            return fn
+
+        if len(args) == 1 and not kwargs and isinstance(args[0], types.FunctionType):
+            fn, args = args[0], ()
+            return register(fn)
+        return register
+
+    def __repr__(self) -> str:
+        if not self.is_bound():
+            return super().__repr__()
+        service = _service_name(self.container)
+        return f"<{type(self).__name__} [{service}.{self.method_name}] at 0x{id(self):x}>"
+
+
+def is_extension(obj: Any) -> bool:
+    return isinstance(obj, Extension)
+
+
+def is_dependency(obj: Any) -> bool:
+    return isinstance(obj, DependencyProvider)
+
+
+def is_entrypoint(obj: Any) -> bool:
+    return isinstance(obj, Entrypoint)
+
+
+def iter_extensions(extension: Extension) -> Iterator[Extension]:
+    """Sub-extensions of ``extension``, depth first, children before parents."""
+    for _, sub in _sub_extensions(extension):
+        yield from iter_extensions(sub)
+        yield sub

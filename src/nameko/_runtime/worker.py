@@ -1,0 +1,93 @@
+"""WorkerContext: everything one entrypoint firing knows about itself."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from nameko._protocol.calls import extend_call_id_stack, make_call_id
+from nameko.constants import (
+    CALL_ID_STACK_CONTEXT_KEY,
+    DEFAULT_PARENT_CALLS_TRACKED,
+    PARENT_CALLS_CONFIG_KEY,
+)
+
+if TYPE_CHECKING:
+    from nameko._runtime.extensions import Entrypoint
+
+__all__ = ["WorkerContext", "new_call_id"]
+
+
+def new_call_id() -> str:
+    return str(uuid.uuid4())
+
+
+class WorkerContext:
+    """Context of one worker, as nameko 2.14 defines it.
+
+    ``data`` is the dict given (mutated: ``call_id_stack`` is popped from it
+    and becomes the parent stack). `context_data` is a fresh copy with our own
+    call id stack added, which is what goes out as headers on onward calls.
+    """
+
+    def __init__(
+        self,
+        container: Any,
+        service: Any,
+        entrypoint: type[Entrypoint] | Entrypoint,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self.container = container
+        self.config = container.config
+        self.service = service
+        self.entrypoint = entrypoint
+        self.service_name = container.service_name
+        self.args = args if args is not None else ()
+        self.kwargs = kwargs if kwargs is not None else {}
+        self.data = data if data is not None else {}
+        self.parent_call_stack: list[str] = self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or []
+        self._call_id: str | None = None
+        self._call_id_stack: list[str] | None = None
+
+    @property
+    def call_id(self) -> str:
+        if self._call_id is None:
+            self._call_id = make_call_id(
+                self.service_name, self.entrypoint.method_name, _call_id_factory()()
+            )
+        return self._call_id
+
+    @property
+    def call_id_stack(self) -> list[str]:
+        if self._call_id_stack is None:
+            tracked = self.config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
+            self._call_id_stack = extend_call_id_stack(self.parent_call_stack, self.call_id, tracked)
+        return self._call_id_stack
+
+    @property
+    def context_data(self) -> dict[str, Any]:
+        data = dict(self.data)
+        data[CALL_ID_STACK_CONTEXT_KEY] = self.call_id_stack
+        return data
+
+    @property
+    def origin_call_id(self) -> str | None:
+        return self.parent_call_stack[0] if self.parent_call_stack else None
+
+    @property
+    def immediate_parent_call_id(self) -> str | None:
+        return self.parent_call_stack[-1] if self.parent_call_stack else None
+
+    def __repr__(self) -> str:
+        method = getattr(self.entrypoint, "method_name", None)
+        return f"<WorkerContext [{self.service_name}.{method}] at 0x{id(self):x}>"
+
+
+def _call_id_factory() -> Any:
+    # Looked up at call time so that patching `nameko.containers.new_call_id`
+    # (as the ``predictable_call_ids`` fixture and nameko-era tests do) works.
+    public = sys.modules.get("nameko.containers")
+    return getattr(public, "new_call_id", new_call_id)

@@ -1,0 +1,16 @@
+"""Built-in dependency providers (public nameko 2.x path)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nameko._runtime.extensions import DependencyProvider
+
+__all__ = ["Config", "DependencyProvider"]
+
+
+class Config(DependencyProvider):
+    """Injects a shallow copy of the container's config into each worker."""
+
+    def get_dependency(self, worker_ctx: Any) -> dict[str, Any]:
+        return self.container.config.copy()

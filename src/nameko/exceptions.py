@@ -1,0 +1,190 @@
+"""nameko's exception classes and the error format that travels in RPC replies.
+
+An exception crosses the wire as a dict of four keys (``exc_type``,
+``exc_path``, ``exc_args``, ``value``) whose values are all made of strings,
+lists and dicts, so the error itself can never make a reply unserialisable.
+On the receiving side only classes in `registry` are rebuilt; anything else
+becomes a `RemoteError`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+__all__ = [
+    "BadRequest",
+    "CommandError",
+    "ConfigurationError",
+    "ConnectionNotFound",
+    "ContainerBeingKilled",
+    "ExtensionNotFound",
+    "IncorrectSignature",
+    "MalformedRequest",
+    "MethodNotFound",
+    "RemoteError",
+    "ReplyQueueExpiredWithPendingReplies",
+    "RpcTimeout",
+    "UnknownService",
+    "UnserializableValueError",
+    "deserialize",
+    "deserialize_to_instance",
+    "get_module_path",
+    "registry",
+    "safe_for_serialization",
+    "serialize",
+]
+
+ExcType = TypeVar("ExcType", bound=type)
+
+#: ``"module.ClassName"`` -> exception class rebuilt as itself by `deserialize`.
+registry: dict[str, type] = {}
+
+
+def get_module_path(exc_type: type) -> str:
+    """``"<module>.<ClassName>"`` for a class (``builtins.ValueError`` for built-ins)."""
+    module = inspect.getmodule(exc_type)
+    # Classes whose module is not importable (made on the fly) have no module
+    # object; their ``__module__`` string is the best name we have.
+    module_name = module.__name__ if module is not None else exc_type.__module__
+    return f"{module_name}.{exc_type.__name__}"
+
+
+def safe_for_serialization(value: Any) -> Any:
+    """``value`` turned into strings, lists and dicts only.
+
+    Strings stay as they are, dicts are converted key by key, other iterables
+    become lists (so ``bytes`` become lists of stringified ints) and anything
+    else becomes its ``str()``.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return {
+            safe_for_serialization(key): safe_for_serialization(item) for key, item in value.items()
+        }
+    if isinstance(value, Iterable):
+        try:
+            return [safe_for_serialization(item) for item in value]
+        except Exception:  # an iterable that fails to iterate is shown as text
+            pass
+    try:
+        return str(value)
+    except Exception:
+        return "[__unicode__ failed]"
+
+
+def serialize(exc: BaseException) -> dict[str, Any]:
+    """The wire form of ``exc`` (key order as nameko emits it)."""
+    return {
+        "exc_type": type(exc).__name__,
+        "exc_path": get_module_path(type(exc)),
+        "exc_args": [safe_for_serialization(arg) for arg in exc.args],
+        "value": safe_for_serialization(exc),
+    }
+
+
+def deserialize(data: dict[str, Any]) -> BaseException:
+    """The exception described by a `serialize` dict.
+
+    Registered classes are rebuilt from ``exc_args``; everything else (and,
+    unlike nameko, a registered class whose constructor rejects the args, or a
+    dict without ``exc_path``) becomes a `RemoteError`, so a caller always gets
+    an exception rather than a crash in the reply path.
+    """
+    path = data.get("exc_path")
+    exc_type = registry.get(path) if isinstance(path, str) else None
+    if exc_type is not None:
+        try:
+            return exc_type(*data.get("exc_args", ()))
+        except Exception:
+            pass
+    return RemoteError(exc_type=data.get("exc_type"), value=data.get("value"))
+
+
+def deserialize_to_instance(exc_type: ExcType) -> ExcType:
+    """Class decorator: have `deserialize` rebuild ``exc_type`` as itself."""
+    registry[get_module_path(exc_type)] = exc_type
+    return exc_type
+
+
+class ExtensionNotFound(AttributeError):
+    """A testing helper could not find the requested extension."""
+
+
+class RpcTimeout(Exception):
+    """A standalone RPC call got no reply in time; ``args == (timeout,)``."""
+
+
+class ReplyQueueExpiredWithPendingReplies(Exception):
+    """The reply queue vanished while calls were still waiting (nameko 3.x)."""
+
+
+class ContainerBeingKilled(Exception):
+    """A worker was requested while its container is being killed."""
+
+
+class RemoteError(Exception):
+    """An exception raised by a remote service whose class is not registered."""
+
+    def __init__(self, exc_type: str | None = None, value: Any = "") -> None:
+        self.exc_type = exc_type
+        self.value = value
+        super().__init__(f"{exc_type} {value}")
+
+
+class BadRequest(Exception):
+    """The request itself was at fault (HTTP 400)."""
+
+
+@deserialize_to_instance
+class MalformedRequest(BadRequest):
+    """The request message lacks the RPC envelope's keys."""
+
+
+@deserialize_to_instance
+class MethodNotFound(BadRequest):
+    """The target service has no such RPC method."""
+
+
+@deserialize_to_instance
+class IncorrectSignature(BadRequest):
+    """The arguments do not fit the method's signature."""
+
+
+class UnknownService(Exception):
+    """No queue is bound for the target service."""
+
+    def __init__(self, service_name: str) -> None:
+        self._service_name = service_name
+        super().__init__(service_name)
+
+    def __str__(self) -> str:
+        return f"Unknown service `{self._service_name}`"
+
+
+class UnserializableValueError(Exception):
+    """A result could not be serialised; only its repr is kept (``args == ()``)."""
+
+    def __init__(self, value: Any) -> None:
+        try:
+            self.repr_value = repr(value)
+        except Exception:
+            self.repr_value = "[__repr__ failed]"
+        super().__init__()
+
+    def __str__(self) -> str:
+        return f"Unserializable value: `{self.repr_value}`"
+
+
+class ConfigurationError(Exception):
+    """The configuration or a service definition is invalid."""
+
+
+class CommandError(Exception):
+    """A CLI command could not run."""
+
+
+class ConnectionNotFound(BadRequest):
+    """No websocket connection has the given id."""

@@ -1,0 +1,1 @@
+"""Talk to services from code that is not a service."""
