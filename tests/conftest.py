@@ -16,3 +16,11 @@ def rabbit_vhost(vhost_pipeline):
 @pytest.fixture
 def rabbit_uri(rabbit_vhost) -> str:
     return f"{AMQP_HOST}/{rabbit_vhost}"
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/integration needs RabbitMQ: mark it so the fast
+    tier can deselect it with ``-m "not rabbit"``."""
+    for item in items:
+        if "/tests/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.rabbit)

@@ -62,11 +62,12 @@ PUBLIC = {
         "ANY_PARTIAL", "DummyProvider", "find_free_port",
     },
     "nameko.testing.waiting": {"WaitResult", "wait_for_call"},
+    "nameko.cli.main": {"main", "setup_parser"},
 }
 
-# SPEC section 1 paths that later issues deliver (HTTP, websockets, CLI). This
+# SPEC section 1 paths that later issues deliver (HTTP and websockets). This
 # list is checked too: when one of them lands, the test fails until it moves up.
-NOT_YET = ["nameko.web.handlers", "nameko.web.server", "nameko.web.websocket", "nameko.cli.main"]
+NOT_YET = ["nameko.web.handlers", "nameko.web.server", "nameko.web.websocket"]
 
 
 @pytest.mark.parametrize("path", sorted(PUBLIC))

@@ -18,6 +18,7 @@ from nameko._broker.base import (
     NotFound,
     PreconditionFailed,
     Properties,
+    Queue,
     Unroutable,
 )
 from tests.contract.conftest import Collector, fence, transient_queue
@@ -121,7 +122,7 @@ HEADER_TABLE: list[tuple[dict[str, Any], list[int]]] = [  # binding, indexes it 
     ({"x-foo": "bar"}, list(range(len(HEADER_MESSAGES)))),  # x- keys are not compared
     ({"x-foo": "bar", "x-match": "any"}, []),
     ({"x-foo": "bar", "x-match": "any-with-x"}, [9]),
-    ({"x-foo": "bar", "x-match": "all-with-x", "a": 1}, []),
+    ({"x-foo": "baz", "x-match": "all-with-x", "a": 1}, [10]),
     ({"a": 1, "b": 2}, [8]),
     ({"a": {"n": 1}}, [11]),
     ({"a": [1, 2]}, [12]),

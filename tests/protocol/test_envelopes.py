@@ -86,7 +86,9 @@ class TestRequest:
 @given(args=st.lists(json_values, max_size=5), kwargs=kwargs_dicts)
 def test_request_round_trip(args, kwargs):
     for serializer in ("json", "pickle"):
-        body, content_type, encoding = codecs.encode(encode_request(tuple(args), kwargs), serializer)
+        body, content_type, encoding = codecs.encode(
+            encode_request(tuple(args), kwargs), serializer
+        )
         decoded = codecs.decode(body, content_type, encoding, [serializer])
         assert decode_request(decoded) == (args, kwargs)
 
@@ -166,7 +168,10 @@ class TestEncodeReplyBody:
         value = [datetime.date(2024, 1, 2), decimal.Decimal("1.5"), uuid.UUID(int=3), b"x"]
         reply = encode_reply_body(value, None, "json")
         assert reply.error is None
-        assert decode_reply(codecs.decode(reply.body, reply.content_type, reply.content_encoding)) == value
+        assert (
+            decode_reply(codecs.decode(reply.body, reply.content_type, reply.content_encoding))
+            == value
+        )
 
     @pytest.mark.parametrize("value", [object(), {1, 2}, datetime.timedelta(1)])
     def test_unserialisable_result(self, value):

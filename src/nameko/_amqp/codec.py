@@ -65,8 +65,23 @@ _TAG_BIT_SIZE = 4 + 8 + 1
 
 
 def encode_method(channel: int, method: Any) -> bytes:
-    """A whole method frame, encoded by pamqp."""
-    return frame.marshal(method, channel)
+    """A whole method frame, encoded by pamqp.
+
+    An ``arguments`` table (always the last field) is encoded by
+    `encode_table` instead, so that binding arguments and message headers
+    use the same integer types: RabbitMQ's headers exchange compares nested
+    tables type by type.
+    """
+    arguments = getattr(method, "arguments", None)
+    if not arguments or type(method).__slots__[-1] != "arguments":
+        return frame.marshal(method, channel)
+    method.arguments = {}
+    try:
+        raw = frame.marshal(method, channel)
+    finally:
+        method.arguments = arguments
+    payload = raw[7:-5] + encode_table(arguments)  # drop the empty table pamqp wrote
+    return HEADER.pack(FRAME_METHOD, channel, len(payload)) + payload + FRAME_END_BYTE
 
 
 # -- hot path: outgoing ----------------------------------------------------

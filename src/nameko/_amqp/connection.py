@@ -356,7 +356,7 @@ class Connection:
         channel = self._channel(number)
         channel.state = CLOSING
         channel.expect_reply(token)
-        self._send_method(number, commands.Channel.Close(reply_code=200, reply_text="Normal shutdown"))
+        self._send_method(number, commands.Channel.Close(reply_code=200, reply_text="Normal shutdown", class_id=0, method_id=0))
 
     def send_method(self, number: int, method: Any, token: Any = None) -> None:
         """Send a method; if it has a reply, ``token`` comes back with it."""
@@ -399,7 +399,7 @@ class Connection:
         """Start closing; a `ConnectionClosed` event follows the server's Close-Ok."""
         if self.state in (CLOSING_CONN, CLOSED):
             return
-        self._send_method(0, commands.Connection.Close(reply_code=reply_code, reply_text=reply_text))
+        self._send_method(0, commands.Connection.Close(reply_code=reply_code, reply_text=reply_text, class_id=0, method_id=0))
         self.state = CLOSING_CONN
 
     def abandon(self) -> tuple[list[Any], list[PendingPublish]]:

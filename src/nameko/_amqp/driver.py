@@ -124,6 +124,8 @@ class Driver:
         self._io_ident: int | None = None
         self._unsent: memoryview | None = None
         self._want_write = False
+        self._sock: socket.socket | None = None
+        self._direct: socket.socket | None = None  # the socket callers may write to
         self._close_deadline: float | None = None
         self._was_ready = False
         self._closed_reason: str | None = None
@@ -141,16 +143,30 @@ class Driver:
         return threading.get_ident() == self._io_ident
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call ``fn(connection, *args)`` under the lock, then make sure the
-        I/O thread sends what it queued. Raises `NotConnected`."""
+        """Call ``fn(connection, *args)`` under the lock, then make sure what
+        it queued is sent. Raises `NotConnected`.
+
+        Over plain TCP, when no flush is pending and the socket accepts it,
+        the calling thread writes the queued frames itself (still one
+        batched, non-blocking send under the lock): that saves a thread
+        handoff per call. Otherwise the I/O thread is woken to send them.
+        """
         with self.lock:
             conn = self._conn
             if conn is None:
                 raise NotConnected()
             result = fn(conn, *args)
-            wake = not self._dirty
+            if self._dirty:
+                return result  # a flush is coming anyway: batch with it
+            io_thread = threading.get_ident() == self._io_ident
+            if not io_thread and self._direct is not None and self._unsent is None:
+                try:
+                    if self._write_locked(self._direct, conn):
+                        return result
+                except OSError:
+                    pass  # the I/O thread finds out from the socket itself
             self._dirty = True
-        if wake and threading.get_ident() != self._io_ident:
+        if not io_thread:
             self._wake()
         return result
 
@@ -202,7 +218,7 @@ class Driver:
     def _session(self) -> None:
         self._was_ready = False
         self._closed_reason = None
-        sock = self._open_socket()
+        sock = self._sock = self._open_socket()
         conn = self._handler.new_connection()
         error: BaseException | None = None
         try:
@@ -220,9 +236,10 @@ class Driver:
             pass
         with self.lock:
             self._conn = None
+            self._direct = None
             self._dirty = False
+            self._unsent = None
             waiting, unconfirmed = conn.abandon()
-        self._unsent = None
         self._want_write = False
         self._close_deadline = None
         if self._was_ready:
@@ -253,6 +270,11 @@ class Driver:
             selector.register(self._wake_r, selectors.EVENT_READ)
             more = False
             while True:
+                self._run_calls()
+                self._tick(conn)
+                self._flush(sock, selector, conn)
+                if self._finished(conn):
+                    return
                 now = time.monotonic()
                 if not self._was_ready and now > handshake_deadline:
                     raise TimeoutError("timed out during the AMQP handshake")
@@ -265,12 +287,7 @@ class Driver:
                     if mask & selectors.EVENT_READ:
                         more = self._read(sock, conn)
                     if mask & selectors.EVENT_WRITE:
-                        self._send(sock, selector, b"")
-                self._run_calls()
-                self._tick(conn)
-                self._flush(sock, selector, conn)
-                if self._finished(conn):
-                    return
+                        self._flush(sock, selector, conn)
 
     def _select_timeout(self, conn: Connection, now: float, handshake_deadline: float) -> float | None:
         candidates = [conn.next_tick(now)]
@@ -310,6 +327,8 @@ class Driver:
             self._was_ready = True
             with self.lock:
                 self._conn = conn
+                # TLS objects must not be read and written from two threads
+                self._direct = self._sock if self._tls is None else None
             self._handler.on_connected(conn)
         if events:
             if conn.state == CLOSED:
@@ -340,28 +359,31 @@ class Driver:
     def _flush(self, sock: socket.socket, selector: selectors.BaseSelector, conn: Connection) -> None:
         with self.lock:
             self._dirty = False
-            data = conn.data_to_send(time.monotonic())
-        if data or self._unsent is not None:
-            self._send(sock, selector, data)
+            done = self._write_locked(sock, conn)
+        if done == self._want_write:  # watch for writability only while bytes wait
+            self._want_write = not done
+            events = selectors.EVENT_READ | (0 if done else selectors.EVENT_WRITE)
+            selector.modify(sock, events)
 
-    def _send(self, sock: socket.socket, selector: selectors.BaseSelector, data: bytes) -> None:
+    def _write_locked(self, sock: socket.socket, conn: Connection) -> bool:
+        """Send what is queued (lock held); False when bytes are left over."""
+        data = conn.data_to_send(time.monotonic())
         if self._unsent is not None:
             data = bytes(self._unsent) + data
             self._unsent = None
         if not data:
-            return
+            return True
         try:
             sent = sock.send(data)
         except _WOULD_BLOCK:
             sent = 0
+        except OSError:
+            self._unsent = memoryview(data)
+            raise
         if sent < len(data):  # the socket buffer is full: finish when writable
             self._unsent = memoryview(data)[sent:]
-            if not self._want_write:
-                self._want_write = True
-                selector.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-        elif self._want_write:
-            self._want_write = False
-            selector.modify(sock, selectors.EVENT_READ)
+            return False
+        return True
 
     def _begin_close(self) -> None:
         with self.lock:

@@ -238,8 +238,6 @@ class _RestoreToken:
         self.consumer, self.countdown = consumer, countdown
 
     def send(self, value: Any) -> None:
-        if self.consumer.state == STARTING:
-            self.consumer.state = ACTIVE
         if self.countdown is not None:
             self.countdown.one_done()
 
@@ -247,3 +245,391 @@ class _RestoreToken:
         log.error("could not restore the consumer of queue %r: %s", self.consumer.queue, exc)
         if self.countdown is not None:
             self.countdown.one_done()
+
+
+class RabbitBroker(Broker):
+    """`Broker` over one RabbitMQ connection (see the module docstring).
+
+    ``transport_options``: ``max_retries`` (3; None retries forever),
+    ``interval_start`` (2), ``interval_step`` (1), ``interval_max`` (5) shape
+    the back-off of the first connection attempt, which then raises
+    `BrokerUnreachable`; a connection lost later is retried forever with the
+    same back-off (the first retry is immediate). ``connect_timeout`` (10 s)
+    bounds the TCP connect, TLS and AMQP handshakes.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        heartbeat: int | None = 60,
+        ssl: bool | dict[str, Any] | None = None,
+        login_method: str | None = None,
+        transport_options: dict[str, Any] | None = None,
+        connection_name: str | None = None,
+    ) -> None:
+        self.uri = uri
+        self._params = parse_uri(uri)
+        self._options = {**DEFAULT_TRANSPORT_OPTIONS, **(transport_options or {})}
+        self._heartbeat = int(heartbeat or 0)
+        self._login_method = (login_method or "PLAIN").upper()
+        self._client_properties = client_properties(connection_name, _version())
+        Connection(login_method=self._login_method)  # validates the login method now
+        self._consumers: dict[int, RabbitConsumer] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._state_lock = _concurrency.Lock()
+        self._control_lock = _concurrency.Lock()
+        self._next_channel = FIRST_CONSUMER_CHANNEL
+        self._closed = False
+        self._first = _concurrency.OneShot()
+        self._driver = Driver(
+            self._params,
+            self,
+            ssl_options=ssl,
+            connect_timeout=float(self._options.get("connect_timeout", 10.0)),
+            name=f"amqp-io[{connection_name or self._params.host}]",
+        )
+        self._driver.start()
+        try:
+            self._first.get()
+        except BaseException:
+            self._closed = True
+            self._driver.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<RabbitBroker {self._params.display}>"
+
+    @property
+    def is_connected(self) -> bool:
+        return self._driver.connection is not None and not self._closed
+
+    # -- the Broker API ----------------------------------------------------
+
+    def declare(self, entities: Iterable[Entity]) -> None:
+        methods = _declarations(entities)
+        if methods:
+            self._control(methods)
+
+    def delete_queue(self, name: str) -> None:
+        try:
+            self._control([commands.Queue.Delete(queue=name)])
+        except NotFound:
+            pass
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+        confirm: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        if confirm and self._driver.on_io_thread():
+            raise BrokerError(
+                "a confirmed publish from the broker's dispatch thread would wait for a confirm "
+                "only that thread can read: publish with confirm=False or from another thread"
+            )
+        encoded = codec.encode_properties(properties)  # outside the lock: publishers encode in parallel
+        waiter = _concurrency.OneShot() if confirm else None
+        self._run(self._publish, exchange, routing_key, body, properties, mandatory, waiter, encoded)
+        if waiter is not None:
+            try:
+                waiter.get(timeout)
+            except TimeoutError:
+                raise PublishTimeout(f"no confirm for a publish to {exchange!r}/{routing_key!r} within {timeout}s") from None
+
+    def consume(
+        self,
+        queue: str,
+        on_message: OnMessage,
+        *,
+        prefetch: int = 0,
+        topology: Iterable[Entity] = (),
+        no_ack: bool = False,
+    ) -> Consumer:
+        self._not_on_io_thread("consume")
+        with self._state_lock:
+            channel = self._allocate_channel()
+            consumer = RabbitConsumer(self, queue, on_message, prefetch, tuple(topology), no_ack, channel)
+            self._consumers[channel] = consumer
+        try:
+            self._call(consumer.start)
+        except BaseException:
+            consumer.state = CLOSED
+            self._forget(consumer)
+            raise
+        consumer.state = ACTIVE
+        return consumer
+
+    def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._driver.close()
+        for consumer in list(self._consumers.values()):
+            consumer.state = CLOSED
+
+    # -- calls from user threads -------------------------------------------
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return self._driver.run(fn, *args)
+        except NotConnected:
+            if self._closed:
+                raise BrokerClosed(f"the connection to {self._params.display} was closed") from None
+            raise ConnectionLost(f"not connected to {self._params.display} (reconnecting)") from None
+
+    def _not_on_io_thread(self, what: str) -> None:
+        if self._driver.on_io_thread():
+            raise BrokerError(f"{what} cannot wait for the broker on the broker's dispatch thread")
+
+    def _call(self, send: Callable[[Connection, Any], None]) -> Any:
+        """Run ``send(conn, token)`` and wait until the token is resolved."""
+        waiter: _concurrency.OneShot[Any] = _concurrency.OneShot()
+        self._run(send, waiter)
+        try:
+            return waiter.get(CALL_TIMEOUT)
+        except TimeoutError:
+            raise ConnectionLost(f"no answer from {self._params.display} within {CALL_TIMEOUT}s") from None
+
+    def _channel_call(self, consumer: RabbitConsumer, send: Callable[[Connection, Any], None]) -> None:
+        """Cancel or close a consumer: wait for the answer unless we are on
+        the I/O thread (then just send); a dead connection has nothing to undo."""
+        try:
+            if self._driver.on_io_thread():
+                self._run(send, _concurrency.OneShot())
+            else:
+                self._call(send)
+        except (ConnectionLost, BrokerClosed):
+            pass
+        except ChannelError as exc:
+            log.warning("while stopping the consumer of %r: %s", consumer.queue, exc)
+
+    def _control(self, methods: list[Any]) -> Any:
+        self._not_on_io_thread("declare/delete_queue")
+        with self._control_lock:
+            return self._call(lambda conn, token: self._send_control(conn, methods, token))
+
+    @staticmethod
+    def _send_control(conn: Connection, methods: list[Any], token: Any) -> None:
+        if not conn.has_channel(CONTROL_CHANNEL):
+            conn.open_channel(CONTROL_CHANNEL)
+        for method in methods[:-1]:
+            conn.send_method(CONTROL_CHANNEL, method)
+        conn.send_method(CONTROL_CHANNEL, methods[-1], token)
+
+    @staticmethod
+    def _publish(
+        conn: Connection,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        mandatory: bool,
+        token: Any,
+        encoded: bytes | None,
+    ) -> None:
+        if not conn.has_channel(PUBLISH_CHANNEL):
+            conn.open_channel(PUBLISH_CHANNEL)
+            conn.send_method(PUBLISH_CHANNEL, commands.Confirm.Select())
+        conn.publish(
+            PUBLISH_CHANNEL, exchange, routing_key, body, properties, mandatory=mandatory, token=token, encoded_properties=encoded
+        )
+
+    def _allocate_channel(self) -> int:
+        conn = self._driver.connection
+        channel_max = conn.channel_max if conn is not None else 2047
+        for _ in range(channel_max):
+            channel = self._next_channel
+            self._next_channel = channel + 1 if channel < channel_max else FIRST_CONSUMER_CHANNEL
+            if channel not in self._consumers:
+                return channel
+        raise BrokerError(f"all {channel_max} channels are in use")
+
+    def _forget(self, consumer: RabbitConsumer) -> None:
+        with self._state_lock:
+            if self._consumers.get(consumer.channel) is consumer:
+                del self._consumers[consumer.channel]
+
+    # -- driver callbacks (I/O thread) ---------------------------------------
+
+    def new_connection(self) -> Connection:
+        params = self._params
+        return Connection(
+            username=params.username,
+            password=params.password,
+            vhost=params.vhost,
+            login_method=self._login_method,
+            heartbeat=self._heartbeat,
+            properties=self._client_properties,
+        )
+
+    def on_connected(self, conn: Connection) -> None:
+        if not self._first.ready():
+            self._first.send(True)
+            return
+        log.info("Reconnected to broker at %s", self._params.display)
+        consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
+        countdown = _Countdown(len(consumers), self._notify_reconnected)
+        for consumer in consumers:
+            consumer.start(conn, _RestoreToken(consumer, countdown))
+        if not consumers:
+            self._notify_reconnected()
+
+    def _notify_reconnected(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("error in a reconnect listener")
+
+    def on_disconnected(self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None) -> None:
+        for consumer in list(self._consumers.values()):
+            if consumer.lease is not None:
+                consumer.lease.alive = False
+        if exc is None or self._closed:
+            error: BrokerError = BrokerClosed(f"the connection to {self._params.display} was closed")
+        else:
+            log.warning("Connection to broker at %s lost (%s); reconnecting", self._params.display, exc)
+            error = ConnectionLost(f"connection to {self._params.display} lost: {exc}")
+        _fail(waiting, error)
+        _fail([entry.token for entry in unconfirmed], error)
+
+    def retry_delay(self, failures: int, exc: BaseException, ever_connected: bool) -> float | None:
+        if self._closed:
+            return None
+        opts = self._options
+        if not ever_connected and opts["max_retries"] is not None and failures >= opts["max_retries"]:
+            self._first.send_exception(BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}"))
+            return None
+        delay = min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
+        log.warning("Error connecting to broker at %s (%s).\nRetrying in %s seconds.", self._params.display, exc, delay)
+        return delay
+
+    def on_events(self, events: list[Event]) -> None:
+        for event in events:
+            kind = type(event)
+            if kind is Delivered:
+                self._on_delivered(event)  # type: ignore[arg-type]
+            elif kind is PublishSettled:
+                self._on_settled(event)  # type: ignore[arg-type]
+            elif kind is MethodReply:
+                if event.token is not None:  # type: ignore[attr-defined]
+                    event.token.send(event.method)  # type: ignore[attr-defined]
+            else:
+                self._on_rare_event(event)
+
+    def _on_delivered(self, event: Delivered) -> None:
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.state == CLOSED:
+            return
+        delivery = Delivery(
+            event.body,
+            event.properties,
+            event.exchange,
+            event.routing_key,
+            event.redelivered,
+            event.delivery_tag,
+            consumer.settle_function(),
+        )
+        try:
+            consumer.on_message(delivery)
+        except Exception:
+            log.exception("error in on_message for queue %r", consumer.queue)
+
+    @staticmethod
+    def _on_settled(event: PublishSettled) -> None:
+        for entry in event.entries:
+            token = entry.token
+            if entry.returned is not None:
+                exc: BrokerError = Unroutable(entry.exchange, entry.routing_key, entry.returned.reply_text)
+            elif not event.ack:
+                exc = PublishNacked(f"the broker nacked a publish to {entry.exchange!r}/{entry.routing_key!r}")
+            else:
+                if token is not None:
+                    token.send(None)
+                continue
+            if token is None:
+                log.warning("unconfirmed publish failed: %s", exc)
+            else:
+                token.send_exception(exc)
+
+    def _on_rare_event(self, event: Event) -> None:
+        if isinstance(event, ChannelClosed):
+            self._on_channel_closed(event)
+        elif isinstance(event, ConsumerCancelled):
+            self._on_consumer_cancelled(event)
+        elif isinstance(event, Returned):
+            log.warning("message to %r/%r returned: %s", event.exchange, event.routing_key, event.reply_text)
+        elif isinstance(event, ConnectionBlocked):
+            log.warning("the broker blocked the connection: %s", event.reason)
+        elif isinstance(event, ConnectionUnblocked):
+            log.info("the broker unblocked the connection")
+
+    def _on_channel_closed(self, event: ChannelClosed) -> None:
+        error = channel_error(event.reply_code, event.reply_text)
+        _fail(event.waiting, error)
+        if event.channel == PUBLISH_CHANNEL:
+            self._recover_publishes(event, error)
+            return
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.lease is None:
+            return
+        consumer.lease.alive = False
+        if consumer.state == ACTIVE and not any(t is not None for t in event.waiting):
+            log.error("the broker closed the channel of the consumer of %r (%s); restoring it", consumer.queue, error)
+            self._run(consumer.start, _RestoreToken(consumer, None))
+
+    def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
+        entries = event.unconfirmed
+        match = _MISSING_EXCHANGE.search(event.reply_text)
+        culprit = next((i for i, e in enumerate(entries) if match and e.exchange == match.group(1)), None)
+        if culprit is None:  # cannot tell which publish failed: all of them report why
+            _fail([e.token for e in entries], error)
+            return
+        unknown = ConnectionLost(f"the publish channel was closed before this publish was confirmed ({error})")
+        _fail([e.token for e in entries[:culprit]], unknown)
+        resend = []
+        for entry in entries[culprit:]:
+            if entry.exchange == match.group(1):  # type: ignore[union-attr]
+                _fail([entry.token], channel_error(event.reply_code, event.reply_text))
+            else:
+                resend.append(entry)
+        if resend:
+            self._run(self._resend, resend)
+
+    def _resend(self, conn: Connection, entries: list[PendingPublish]) -> None:
+        for e in entries:
+            self._publish(conn, e.exchange, e.routing_key, e.body, e.properties, e.mandatory, e.token, None)
+
+    def _on_consumer_cancelled(self, event: ConsumerCancelled) -> None:
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.state != ACTIVE:
+            return
+        log.warning("the broker cancelled the consumer of %r (queue deleted?); re-declaring and resuming", consumer.queue)
+        try:
+            self._run(lambda conn: consumer.start(conn, _RestoreToken(consumer, None), resume=True))
+        except BrokerError:
+            pass  # disconnected meanwhile: the reconnect restores it
+
+
+def _fail(tokens: Iterable[Any], error: BaseException) -> None:
+    for token in tokens:
+        if token is not None:
+            token.send_exception(error)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("shimeji")
+    except Exception:
+        return "unknown"

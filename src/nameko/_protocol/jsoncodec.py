@@ -93,9 +93,14 @@ def _object_hook(obj: dict[str, Any]) -> Any:
         raise DecodeError(f"invalid {obj[_TYPE]!r} value {obj[_VALUE]!r}: {exc}") from exc
 
 
+# Built once: json.dumps/loads with extra arguments build a fresh coder per call.
+_encoder = json.JSONEncoder(default=_default)
+_hooked_decoder = json.JSONDecoder(object_hook=_object_hook)
+
+
 def dumps(obj: Any) -> str:
     """``obj`` as kombu-compatible JSON text."""
-    return json.dumps(obj, default=_default)
+    return _encoder.encode(obj)
 
 
 def loads(text: str) -> Any:
@@ -104,7 +109,7 @@ def loads(text: str) -> Any:
     # present (an escaped key would contain a backslash-u sequence).
     if _TYPE not in text and "\\u" not in text:
         return json.loads(text)
-    return json.loads(text, object_hook=_object_hook)
+    return _hooked_decoder.decode(text)
 
 
 register_type(datetime.time, "time", datetime.time.isoformat, datetime.time.fromisoformat)

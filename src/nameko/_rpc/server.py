@@ -17,7 +17,6 @@ thread, because a confirmed publish must not run on the dispatch thread.
 from __future__ import annotations
 
 import logging
-import sys
 from functools import partial
 from typing import Any
 
@@ -25,7 +24,7 @@ from nameko._broker.base import Binding, Consumer, Delivery, Exchange, Propertie
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
-from nameko._protocol.envelopes import decode_request
+from nameko._protocol.envelopes import decode_request, encode_reply_body
 from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.names import (
     parse_routing_key,
@@ -39,8 +38,6 @@ from nameko.exceptions import (
     ContainerBeingKilled,
     MalformedRequest,
     MethodNotFound,
-    UnserializableValueError,
-    serialize,
 )
 
 __all__ = ["Rpc", "RpcConsumer", "rpc"]
@@ -139,26 +136,20 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         serializer = codecs.serializer_for(request.content_type)
         if serializer not in self.container.accept:  # don't answer in a format we refuse
             serializer = self.container.serializer
-        error = serialize(exc_info[1]) if exc_info is not None else None
-        try:
-            body, content_type, encoding = codecs.encode({"result": result, "error": error}, serializer)
-        except Exception:
-            exc = UnserializableValueError(result)
-            exc_info = (type(exc), exc, sys.exc_info()[2])
-            body, content_type, encoding = codecs.encode(
-                {"result": None, "error": serialize(exc)}, serializer
-            )
-            result = None
+        exc = exc_info[1] if exc_info is not None else None
+        reply = encode_reply_body(result, exc, serializer)
+        if reply.error is not exc:  # the result could not be serialised
+            exc_info = (type(reply.error), reply.error, reply.error.__traceback__)
         properties = Properties(
-            content_type=content_type,
-            content_encoding=encoding,
+            content_type=reply.content_type,
+            content_encoding=reply.content_encoding,
             headers={},
             delivery_mode=PERSISTENT,
             priority=0,
             correlation_id=request.correlation_id,
         )
-        publish(self.connection.broker, self.exchange_name, request.reply_to, body, properties)
-        return result, exc_info
+        publish(self.connection.broker, self.exchange_name, request.reply_to, reply.body, properties)
+        return reply.result, exc_info
 
 
 class Rpc(Entrypoint):

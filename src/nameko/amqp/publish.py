@@ -144,8 +144,10 @@ def as_exchange(exchange: Any) -> Exchange | None:
     """Our `Exchange` for an exchange description: ours, a kombu-like object
     (``.name``, ``.type``, ``.durable``, ``.auto_delete``, ``.arguments``) or
     a name. The default exchange (``""``) and None give None."""
-    if exchange is None or isinstance(exchange, Exchange):
-        return exchange or None
+    if exchange is None:
+        return None
+    if isinstance(exchange, Exchange):
+        return exchange if exchange.name else None
     if isinstance(exchange, str):
         return Exchange(exchange, type="direct") if exchange else None
     name = getattr(exchange, "name", "")
@@ -204,7 +206,9 @@ def _declares(exchange: Any) -> bool:
     return not getattr(exchange, "no_declare", False)
 
 
-def queue_entities(queue: Any, exchange: Any = None, routing_key: str | None = None) -> list[Entity]:
+def queue_entities(
+    queue: Any, exchange: Any = None, routing_key: str | None = None
+) -> list[Entity]:
     """Everything to declare for a queue description: its exchange(s), the
     queue, its binding(s). For our `Queue` (which carries no binding) or a
     name, ``exchange`` and ``routing_key`` give the binding."""
@@ -212,8 +216,13 @@ def queue_entities(queue: Any, exchange: Any = None, routing_key: str | None = N
     if isinstance(queue, (Queue, str)):
         links = [(exchange, routing_key or "", {})]
     else:
-        links = [(queue.exchange, queue.routing_key, getattr(queue, "binding_arguments", None))]
-        links = [link for link in links if link[0] is not None] + [
+        links = [
+            (
+                getattr(queue, "exchange", None),
+                getattr(queue, "routing_key", ""),
+                getattr(queue, "binding_arguments", None),
+            )
+        ] + [
             (b.exchange, b.routing_key, getattr(b, "arguments", None))
             for b in getattr(queue, "bindings", None) or ()
         ]
@@ -248,15 +257,23 @@ _declared: weakref.WeakKeyDictionary[Broker, set[str]] = weakref.WeakKeyDictiona
 _declared_lock = Lock()
 
 
-def declare_once(broker: Broker, entities: Iterable[Entity]) -> None:
-    """Declare the entities this connection has not declared yet."""
+def declare_once(broker: Broker, entities: Iterable[Entity], keys: Iterable[str] = ()) -> None:
+    """Declare the entities this connection has not declared yet.
+
+    ``keys`` are the entities' reprs when the caller has them already
+    (computing them is most of the cost of a publish that declares nothing).
+    """
+    entities = list(entities)
+    keys = list(keys) or [repr(entity) for entity in entities]
     with _declared_lock:
         done = _declared.setdefault(broker, set())
-        todo = [entity for entity in entities if repr(entity) not in done]
+        todo = [
+            (key, entity) for key, entity in zip(keys, entities, strict=True) if key not in done
+        ]
     if todo:
-        broker.declare(todo)
+        broker.declare([entity for _, entity in todo])
         with _declared_lock:
-            _declared.setdefault(broker, set()).update(repr(entity) for entity in todo)
+            _declared.setdefault(broker, set()).update(key for key, _ in todo)
 
 
 def forget_declared(broker: Broker) -> None:
@@ -277,7 +294,15 @@ _OPTIONS = (
     "retry",
     "retry_policy",
 )
-_PROPERTY_ARGS = ("correlation_id", "reply_to", "message_id", "timestamp", "type", "user_id", "app_id")
+_PROPERTY_ARGS = (
+    "correlation_id",
+    "reply_to",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
 _IGNORED_ARGS = ("immediate", "timeout", "confirm_timeout")
 _DELIVERY_MODES = {"transient": NON_PERSISTENT, "persistent": PERSISTENT}
 
@@ -358,6 +383,7 @@ class Publisher:
                 setattr(self, name, value)
         self.transport_options = dict(self.transport_options)
         self.declare = list(self.declare if declare is None else declare)
+        self._declare_cache: tuple[tuple[int, ...] | None, list[Entity], list[str]] = (None, [], [])
         self.broker: Broker | Callable[[], Broker] | None = publish_kwargs.pop("broker", None)
         self.publish_kwargs = publish_kwargs
 
@@ -370,7 +396,7 @@ class Publisher:
             **(kwargs.pop("extra_headers", None) or {}),
         }
         options = {name: kwargs.pop(name, getattr(self, name)) for name in _OPTIONS}
-        declare = entities_of([*self.declare, *(kwargs.pop("declare", None) or ())])
+        declare = self._declarations(kwargs.pop("declare", None))
         rest = {key: value for key, value in self.publish_kwargs.items() if key != "headers"}
         rest.update(kwargs)
         message = build_message(payload, headers, options, rest)
@@ -383,6 +409,19 @@ class Publisher:
         with self._connection() as broker:
             self._send(broker, message, declare, options)
 
+    def _declarations(self, extra: Iterable[Any] | None) -> tuple[list[Entity], list[str]]:
+        """Entities (and their cache keys) of the instance's ``declare`` list,
+        converted once per list content, plus a call's own ``declare``."""
+        ids = tuple(map(id, self.declare))  # the list holds them: ids stay unique
+        if self._declare_cache[0] != ids:
+            entities = entities_of(self.declare)
+            self._declare_cache = (ids, entities, [repr(entity) for entity in entities])
+        _, entities, keys = self._declare_cache
+        if extra:
+            more = entities_of(extra)
+            return [*entities, *more], [*keys, *map(repr, more)]
+        return entities, keys
+
     @contextmanager
     def _connection(self) -> Iterator[Broker]:
         if self.broker is None:
@@ -394,18 +433,22 @@ class Publisher:
             yield self.broker() if callable(self.broker) else self.broker
 
     def _send(
-        self, broker: Broker, message: _Message, declare: list[Entity], options: dict[str, Any]
+        self,
+        broker: Broker,
+        message: _Message,
+        declare: tuple[list[Entity], list[str]],
+        options: dict[str, Any],
     ) -> None:
-        declare_once(broker, declare)
+        declare_once(broker, *declare)
         try:
             try:
                 _publish(broker, message, options)
             except NotFound:
-                if not declare:
+                if not declare[0]:
                     raise
                 # e.g. an auto-delete exchange went away since we declared it
                 forget_declared(broker)
-                declare_once(broker, declare)
+                declare_once(broker, *declare)
                 _publish(broker, message, options)
         except Unroutable:
             raise UndeliverableMessage() from None

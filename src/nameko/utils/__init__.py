@@ -40,7 +40,7 @@ def get_redacted_args(entrypoint: Any, *args: Any, **kwargs: Any) -> dict[str, A
     assigned, so a missing dict key is *added*, while a bad index or a
     non-container is silently skipped; intermediate tokens are followed only
     if ``token in value`` (for lists that tests membership, not the index),
-    and an intermediate None raises ``TypeError``.
+    so a path that continues past a None value raises ``TypeError``.
     """
     method = getattr(entrypoint.container.service_cls, entrypoint.method_name)
     callargs = inspect.getcallargs(method, None, *args, **kwargs)
@@ -66,7 +66,7 @@ def _redact(callargs: dict[str, Any], tokens: list[str | int]) -> None:
         return
     data: Any = callargs
     for token in tokens[:-1]:
-        if token not in data:  # raises TypeError for None, as nameko does
+        if token not in data:  # ``x in None`` raises TypeError, as in nameko
             return
         data = data[token]
     try:

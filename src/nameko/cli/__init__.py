@@ -1,0 +1,1 @@
+"""The ``nameko`` command line (`nameko run`, `shell`, `show-config`, `test`)."""

@@ -1,0 +1,56 @@
+"""Argument parsing and error reporting for the ``nameko`` command.
+
+Unlike nameko 2.14 (SPEC 13.18), errors exit with a non-zero status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from nameko import __version__ as nameko_version
+from nameko._broker.base import BrokerError
+from nameko.exceptions import CommandError, ConfigurationError
+
+__all__ = ["main", "setup_parser"]
+
+DEFAULT_BROKER = "pyamqp://guest:guest@localhost"
+
+
+def _distribution_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shimeji")
+    except PackageNotFoundError:  # running from a source tree
+        return "unknown"
+
+
+def setup_parser() -> argparse.ArgumentParser:
+    from nameko.cli import run, shell, show_config, test
+
+    parser = argparse.ArgumentParser(prog="nameko")
+    parser.add_argument(
+        "-v", "--version", action="version",
+        version=f"{nameko_version} (shimeji {_distribution_version()})",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{run,shell,show-config,test}")
+    commands.required = True
+    for module in (run, shell, show_config, test):
+        module.init_parser(commands.add_parser(module.NAME, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Any:
+    parser = setup_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    try:
+        status = args.main(args)
+    except (CommandError, ConfigurationError, BrokerError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status or 0)

@@ -1,0 +1,137 @@
+"""``nameko run``: discover services in modules and run them until stopped.
+
+Stopping: SIGTERM or Ctrl-C stops gracefully (consumers cancelled, in-flight
+workers finish, replies sent and acked) and exits 0; a second signal kills
+the services (unacked messages go back to their queues) and exits at once
+with status 1. ``SHUTDOWN_TIMEOUT`` (seconds, optional) bounds the graceful
+stop: leftovers are then killed and requeued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import signal
+import sys
+from importlib import import_module
+from typing import Any
+
+from nameko._concurrency import Event, start_thread
+from nameko.cli.config import add_config_options, setup_config, setup_logging
+from nameko.cli.main import DEFAULT_BROKER
+from nameko.exceptions import CommandError
+from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
+from nameko.runners import ServiceRunner
+
+NAME = "run"
+HELP = "Run nameko services"
+SHUTDOWN_TIMEOUT_CONFIG_KEY = "SHUTDOWN_TIMEOUT"
+
+_log = logging.getLogger("nameko.cli.run")
+
+
+def init_parser(parser: Any) -> None:
+    parser.add_argument("services", nargs="+", metavar="module[:ServiceClass]", help="services to run")
+    add_config_options(parser, DEFAULT_BROKER)
+    parser.add_argument("--backdoor-port", type=int, help=argparse.SUPPRESS)
+    parser.set_defaults(main=main)
+
+
+def main(args: Any) -> int:
+    if args.backdoor_port is not None:
+        raise CommandError("--backdoor-port needs eventlet's backdoor, which shimeji does not have")
+    if "." not in sys.path:
+        sys.path.insert(0, ".")
+    config = setup_config(args)
+    setup_logging(config)
+    services = [cls for path in args.services for cls in import_services(path)]
+    return run(services, config)
+
+
+def import_services(path: str) -> list[type]:
+    module_name, _, class_name = path.partition(":")
+    if module_name.endswith(".py") and os.path.exists(module_name):
+        raise CommandError(f"Failed to find service, did you mean '{module_name[:-3].replace('/', '.')}'?")
+    module = _import(module_name)
+    if class_name:
+        try:
+            cls = getattr(module, class_name)
+        except AttributeError:
+            raise CommandError(f"Failed to find service class '{class_name}' in module '{module_name}'") from None
+        if not isinstance(cls, type):
+            raise CommandError("Service must be a class.")
+        return [cls]
+    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass) if _looks_like_service(cls)]
+    if not found:
+        raise CommandError(f"Failed to find anything that looks like a service in module '{module_name}'")
+    return found
+
+
+def _import(module_name: str) -> Any:
+    try:
+        return import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module_name == missing or module_name.startswith(missing + "."):
+            raise CommandError(str(exc)) from None
+        raise  # an import inside the module failed: show the traceback
+
+
+def _looks_like_service(cls: type) -> bool:
+    return any(hasattr(value, ENTRYPOINT_EXTENSIONS_ATTR) for _, value in inspect.getmembers(cls))
+
+
+class _ForcedExit(Exception):
+    pass
+
+
+class _Signals:
+    """First SIGTERM/SIGINT: graceful stop in the background. Second: force."""
+
+    def __init__(self, runner: ServiceRunner, shutdown_timeout: float | None) -> None:
+        self.runner = runner
+        self.shutdown_timeout = shutdown_timeout
+        self.received = 0
+        self.stopped = Event()
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.received += 1
+        if signum == signal.SIGINT:
+            print(file=sys.stderr)  # keep ^C on its own line
+        if self.received > 1:
+            raise _ForcedExit(signal.Signals(signum).name)
+        _log.info("%s received: stopping (send it again to exit at once)", signal.Signals(signum).name)
+        start_thread(self._stop, "graceful-stop")
+
+    def _stop(self) -> None:
+        start_thread(self._deadline, "shutdown-deadline")
+        self.runner.stop()
+        self.stopped.set()
+
+    def _deadline(self) -> None:
+        if self.shutdown_timeout is not None and not self.stopped.wait(self.shutdown_timeout):
+            _log.warning("graceful stop took over %ss: killing, unfinished messages are requeued", self.shutdown_timeout)
+            self.runner.kill()
+
+
+def run(services: list[type], config: dict[str, Any]) -> int:
+    runner = ServiceRunner(config)
+    for cls in services:
+        runner.add_service(cls)
+    signals = _Signals(runner, config.get(SHUTDOWN_TIMEOUT_CONFIG_KEY))
+    signals.install()
+    try:
+        runner.start()
+        runner.wait()
+    except _ForcedExit as forced:
+        _log.warning("%s received again: killing services", forced)
+        killer = start_thread(runner.kill, "kill")
+        killer.join(5)
+        os._exit(1)  # at once, whatever threads are still running
+    return 0

@@ -1,0 +1,27 @@
+"""Events: `EventDispatcher` and ``@event_handler`` (public nameko 2.x path).
+
+Wire format per nameko 2.14; what we do differently (and why) is described
+in `nameko._events.handler` and `nameko._events.dispatcher`.
+"""
+
+from nameko._events.dispatcher import EventDispatcher
+from nameko._events.exchange import get_event_exchange
+from nameko._events.handler import (
+    BROADCAST,
+    SERVICE_POOL,
+    SINGLETON,
+    EventHandler,
+    EventHandlerConfigurationError,
+    event_handler,
+)
+
+__all__ = [
+    "BROADCAST",
+    "SERVICE_POOL",
+    "SINGLETON",
+    "EventDispatcher",
+    "EventHandler",
+    "EventHandlerConfigurationError",
+    "event_handler",
+    "get_event_exchange",
+]

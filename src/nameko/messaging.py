@@ -1,0 +1,45 @@
+"""``@consume`` and the `Publisher` dependency (public nameko 2.x path).
+
+See `nameko._messaging.consume` for how queues are declared (kombu-style
+``Queue`` objects work when kombu is installed; our own
+`nameko._broker.base.Queue`/`Exchange`, or a queue name, work without it)
+and for what we do differently from nameko on errors, and
+`nameko._messaging.publisher` for publishing.
+
+`encode_to_headers` and `decode_from_headers` are nameko 3's helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nameko._messaging.consume import Consumer, HeaderDecoder, QueueConsumerStopped, consume
+from nameko._messaging.publisher import HeaderEncoder, Publisher
+from nameko._protocol.headers import decode_context_headers
+from nameko.constants import HEADER_PREFIX
+
+__all__ = [
+    "Consumer",
+    "HeaderDecoder",
+    "HeaderEncoder",
+    "Publisher",
+    "QueueConsumerStopped",
+    "consume",
+    "decode_from_headers",
+    "encode_to_headers",
+]
+
+
+def encode_to_headers(
+    context_data: Mapping[str, Any], prefix: str = HEADER_PREFIX
+) -> dict[str, Any]:
+    """``{"<prefix>.<key>": value}`` for the items whose value is not None."""
+    return {f"{prefix}.{key}": value for key, value in context_data.items() if value is not None}
+
+
+def decode_from_headers(
+    headers: Mapping[str, Any] | None, prefix: str = HEADER_PREFIX
+) -> dict[str, Any]:
+    """Context data from headers, ``<prefix>.`` stripped where present."""
+    return decode_context_headers(headers, prefix)

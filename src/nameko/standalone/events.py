@@ -1,0 +1,11 @@
+"""Dispatch events from code that is not a service (public nameko 2.x path).
+
+Unlike nameko 2.14, ``event_dispatcher`` declares the source service's event
+exchange (unless ``DECLARE_EVENT_EXCHANGES`` is false), so dispatching works
+before that service has ever started; see `nameko._events.dispatcher`.
+"""
+
+from nameko._events.dispatcher import event_dispatcher
+from nameko._events.exchange import get_event_exchange
+
+__all__ = ["event_dispatcher", "get_event_exchange"]

@@ -1,0 +1,36 @@
+"""A service for fault tests, run with `nameko run` in its own process."""
+
+import collections
+import time
+
+from nameko.rpc import rpc
+
+CALLS = collections.Counter()
+
+
+class FaultService:
+    name = "fault_service"
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @rpc
+    def spin(self, seconds):
+        """Hold the CPU in pure Python (no I/O, no sleep) for `seconds`."""
+        CALLS["spin"] += 1
+        deadline = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+        return CALLS["spin"]
+
+    @rpc
+    def slow(self, seconds, tag):
+        CALLS[tag] += 1
+        time.sleep(seconds)  # a worker doing blocking I/O
+        return tag
+
+    @rpc
+    def calls(self, tag):
+        return CALLS[tag]

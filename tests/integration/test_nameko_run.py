@@ -1,0 +1,174 @@
+"""Real `nameko run` processes on RabbitMQ: project layout, faults, graceful stop."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nameko._broker import connect
+from nameko._broker.base import Binding, Properties, Queue
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ClusterRpcProxy
+from tests.integration.conftest import NamekoProcess, wait_until_serving
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TIMEOUT = 30
+
+
+def test_seed_000_project_runs_with_nameko_run(tmp_path, rabbit_uri):
+    project = tmp_path / "project"
+    shutil.copytree(EXAMPLES / "seed000", project)
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["AMQP_URI"] = rabbit_uri  # the only change: this test's own vhost
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    # the seed's own command line
+    proc = NamekoProcess(project, ["--config", "config.yaml", "services:GreetingService"], project / "seed.log")
+    try:
+        with pytest.raises(RemoteError):  # answered, so the service is up
+            wait_until_serving({"AMQP_URI": rabbit_uri}, "greeting_service", "raise_exception")
+        with ClusterRpcProxy({"AMQP_URI": rabbit_uri}) as rpc:
+            assert rpc.greeting_service.hello("world") == "Hello, world!"
+            assert rpc.greeting_service.hello.call_async("world async").result() == "Hello, world async!"
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 0
+        output = proc.output()
+        assert "starting services: greeting_service" in output
+        assert "Worker greeting_service.hello starting" in output
+        assert "guest:guest@" not in output  # the password is masked everywhere
+    finally:
+        proc.close()
+
+
+def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(nameko_run, rabbit_config_uri):
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"], config={"HEARTBEAT": 1})
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        # three heartbeat intervals of pure-Python CPU on a worker thread
+        assert rpc.fault_service.spin(3.5) == 1
+        assert rpc.fault_service.calls("spin") == 1  # executed once: never redelivered
+    output = proc.output()
+    assert "Connection lost" not in output and "connection lost" not in output
+
+
+def publish_raw(uri, body, *, reply_to=True, content_type="application/json"):
+    broker = connect(uri)
+    got, replies = threading.Event(), []
+    queue = f"raw-{uuid.uuid4()}"
+
+    def on_reply(delivery):
+        replies.append(json.loads(delivery.body))
+        got.set()
+
+    broker.consume(queue, on_reply, no_ack=True, topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)])
+    props = Properties(
+        content_type=content_type, content_encoding="utf-8", correlation_id="raw",
+        reply_to=queue if reply_to else None, delivery_mode=2,
+    )
+    broker.publish("nameko-rpc", "fault_service.ping", body, props)
+    answered = got.wait(10 if reply_to else 1)
+    broker.close()
+    return replies[0] if answered else None
+
+
+def rabbit_queue_depth(vhost: str, queue: str, column: str = "messages") -> int:
+    """``messages`` (ready + unacked), ``messages_ready`` or ``messages_unacknowledged``."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", column],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    for line in out.splitlines():
+        name, _, count = line.partition("\t")
+        if name == queue:
+            return int(count)
+    raise AssertionError(f"no queue {queue} in {out!r}")
+
+
+@pytest.mark.parametrize(
+    "body,content_type,expected",
+    [
+        (b"{not json", "application/json", "MalformedRequest"),
+        (b"\xff\xfe\xfd", "application/json", "MalformedRequest"),
+        (b"[1, 2]", "application/json", None),
+        (b'{"args": []}', "application/json", "MalformedRequest"),
+        (b"\x80\x04K\x01.", "application/x-python-serialize", "MalformedRequest"),
+    ],
+)
+def test_bad_input_is_answered_and_the_service_stays_up(nameko_run, rabbit_config_uri, rabbit_vhost, body, content_type, expected):
+    nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    reply = publish_raw(rabbit_config_uri["AMQP_URI"], body, content_type=content_type)
+    assert reply["result"] is None and reply["error"]
+    if expected:
+        assert reply["error"]["exc_type"] == expected
+    assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
+    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0  # nothing stuck
+
+
+def test_request_without_reply_to_is_dropped_once_and_logged(nameko_run, rabbit_config_uri, rabbit_vhost):
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    assert publish_raw(rabbit_config_uri["AMQP_URI"], b'{"args": [], "kwargs": {}}', reply_to=False) is None
+    assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
+    assert proc.output().count("without reply_to") == 1
+    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0
+
+
+def test_sigterm_finishes_in_flight_work_then_exits_0(nameko_run, rabbit_config_uri, rabbit_vhost):
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        reply = rpc.fault_service.slow.call_async(2, "graceful")
+        assert_eventually(lambda: _unacked(rabbit_vhost) == 1)  # a worker has it
+        proc.signal(signal.SIGTERM)
+        assert reply.result() == "graceful"
+    assert proc.wait(TIMEOUT) == 0
+    # nothing left to be executed again by another instance
+    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0
+
+
+def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri, rabbit_vhost):
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        rpc.fault_service.slow.call_async(60, "forced")
+        assert_eventually(lambda: _unacked(rabbit_vhost) == 1)
+        proc.signal(signal.SIGTERM)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(10) == 1
+    # the unfinished request went back to the queue for another instance
+    assert_eventually(lambda: rabbit_queue_depth(rabbit_vhost, "rpc-fault_service", "messages_ready") == 1)
+
+
+def _unacked(vhost):
+    return rabbit_queue_depth(vhost, "rpc-fault_service", "messages_unacknowledged")
+
+
+def test_cli_errors_exit_non_zero(tmp_path):
+    result = subprocess.run(
+        [*_nameko(), "run", "no_such_module_xyz"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "Error: No module named 'no_such_module_xyz'" in result.stderr
+
+
+def _nameko():
+    import sys
+
+    return [sys.executable, "-m", "nameko"]
+
+
+def assert_eventually(predicate, timeout=TIMEOUT):
+    done = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        done.wait(0.05)
+    raise AssertionError("condition not met in time")
