@@ -45,7 +45,9 @@ T = TypeVar("T")
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 
 
-def start_thread(target: Callable[..., Any], name: str, *args: Any, daemon: bool = True) -> threading.Thread:
+def start_thread(
+    target: Callable[..., Any], name: str, *args: Any, daemon: bool = True
+) -> threading.Thread:
     thread = threading.Thread(target=target, name=name, args=args, daemon=daemon)
     thread.start()
     return thread

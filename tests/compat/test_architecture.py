@@ -96,7 +96,11 @@ def test_imports_go_down_the_layers(module, path):
 def test_protocol_layer_is_pure_and_threads_live_in_one_place(module, path):
     names = imports_of(path, module)
     if module.startswith(PURE):
-        io = sorted(n for n in names if n.split(".")[0] in IO_MODULES or n.startswith(("nameko._broker", "nameko._amqp")))
+        io = sorted(
+            n
+            for n in names
+            if n.split(".")[0] in IO_MODULES or n.startswith(("nameko._broker", "nameko._amqp"))
+        )
         assert not io, f"{module} must stay pure but imports {io}"
     if module not in THREADING_ALLOWED:
         assert "threading" not in names, f"{module} imports threading: use nameko._concurrency"

@@ -115,7 +115,7 @@ def test_seed_001_twenty_calls_run_ten_at_a_time(memory_config):
             release.wait(TIMEOUT)  # stands in for the seed's sleep(5)
             with lock:
                 running[0] -= 1
-            return "Hello, {}!".format(name)
+            return f"Hello, {name}!"
 
     config = dict(memory_config, max_workers=10)
     runner = run(config, GreetingService)

@@ -53,10 +53,21 @@ def nameko_python() -> Path:
 @pytest.fixture
 def both_sides(rabbit_uri, nameko_python, tmp_path):
     """nameko_side under nameko 2.14.1 (`nameko run`), shimeji_side under shimeji."""
-    log = open(tmp_path / "nameko-side.log", "wb")
+    log = open(tmp_path / "nameko-side.log", "wb")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(
-        [str(nameko_python), "-m", "nameko", "run", "--broker", rabbit_uri, "peer_services:NamekoSide"],
-        cwd=PEERS, stdout=log, stderr=subprocess.STDOUT, env=peer_env(nameko_python),
+        [
+            str(nameko_python),
+            "-m",
+            "nameko",
+            "run",
+            "--broker",
+            rabbit_uri,
+            "peer_services:NamekoSide",
+        ],
+        cwd=PEERS,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=peer_env(nameko_python),
     )
     sys.path.insert(0, str(PEERS))
     try:
@@ -86,7 +97,11 @@ def wait_for(uri: str, service: str) -> None:
 def run_client(python: Path, uri: str, service: str) -> dict:
     out = subprocess.run(
         [str(python), "nameko_client.py", uri, service],
-        cwd=PEERS, capture_output=True, text=True, timeout=TIMEOUT, env=peer_env(python),
+        cwd=PEERS,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=peer_env(python),
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -102,9 +117,15 @@ def normalise(results: dict, service: str) -> dict:
 def check_reference(r: dict) -> None:
     """What nameko 2.14.1 answers, pinned so that equality can't be vacuous."""
     assert r["hello"] == {"ok": "<self> says hello to nameko"}
-    assert r["echo"] == {"ok": {"args": [1, "two", [3]], "kwargs": {"k": {"nested": [None, True, 1.5]}}}}
-    assert r["async_results"] == {"ok": ["<self> says hello to 0", "<self> says hello to 1", "<self> says hello to 2"]}
-    assert r["boom"] == {"remote_error": ["ValueError", "('bad thing', 42)", "ValueError ('bad thing', 42)"]}
+    assert r["echo"] == {
+        "ok": {"args": [1, "two", [3]], "kwargs": {"k": {"nested": [None, True, 1.5]}}}
+    }
+    assert r["async_results"] == {
+        "ok": ["<self> says hello to 0", "<self> says hello to 1", "<self> says hello to 2"]
+    }
+    assert r["boom"] == {
+        "remote_error": ["ValueError", "('bad thing', 42)", "ValueError ('bad thing', 42)"]
+    }
     assert r["missing"] == {"error": ["MethodNotFound", ["no_such_method"]]}
     assert r["signature"]["error"][0] == "IncorrectSignature"
     assert r["context"]["ok"]["language"] == "fr" and r["context"]["ok"]["user_id"] == 7
@@ -112,12 +133,22 @@ def check_reference(r: dict) -> None:
     theirs = r["relay_context"]["ok"]["theirs"]
     assert (theirs["language"], theirs["user_id"]) == ("fr", 7)  # survives the hop
     assert theirs["stack"] == [
-        "standalone_rpc_proxy.call.<id>", "<self>.relay_context.<id>", "<other>.context.<id>",
+        "standalone_rpc_proxy.call.<id>",
+        "<self>.relay_context.<id>",
+        "<other>.context.<id>",
     ]
     assert r["relay_hello"] == {"ok": "<other> says hello to via"}
-    assert r["relay_boom"]["ok"] == {"type": "RemoteError", "str": "ValueError ('bad thing', 42)", "exc_type": "ValueError"}
+    assert r["relay_boom"]["ok"] == {
+        "type": "RemoteError",
+        "str": "ValueError ('bad thing', 42)",
+        "exc_type": "ValueError",
+    }
     assert r["relay_missing"]["ok"] == {"type": "MethodNotFound", "args": ["no_such_method"]}
-    assert r["relay_fanout"]["ok"] == ["<other> says hello to a", "<other> says hello to b", "<other> says hello to c"]
+    assert r["relay_fanout"]["ok"] == [
+        "<other> says hello to a",
+        "<other> says hello to b",
+        "<other> says hello to c",
+    ]
     assert r["unknown_service"] == {"error": ["UnknownService", ["no_such_service"]]}
 
 
@@ -135,8 +166,21 @@ def test_every_client_and_service_pairing_agrees(both_sides, rabbit_uri, nameko_
 def test_queues_are_declared_like_nameko(both_sides, rabbit_vhost):
     """Appendix B: our service and reply queues match nameko's declarations."""
     out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", rabbit_vhost, "name", "durable", "auto_delete", "exclusive", "arguments"],
-        capture_output=True, text=True, check=True,
+        [
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            rabbit_vhost,
+            "name",
+            "durable",
+            "auto_delete",
+            "exclusive",
+            "arguments",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     queues = {}
     for line in out.splitlines():

@@ -41,7 +41,11 @@ def test_consuming_a_missing_queue_fails(broker: Broker) -> None:
 
 
 def test_consume_declares_its_topology_first(broker: Broker) -> None:
-    topology = [Exchange("ex", "direct", durable=False), transient_queue("q"), Binding("q", "ex", "k")]
+    topology = [
+        Exchange("ex", "direct", durable=False),
+        transient_queue("q"),
+        Binding("q", "ex", "k"),
+    ]
     collector = Collector(ack=True)
     broker.consume("q", collector, topology=topology)
     broker.publish("ex", "k", b"routed", Properties(), mandatory=True)

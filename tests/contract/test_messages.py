@@ -21,7 +21,7 @@ def assert_identical(got: Any, expected: Any, path: str = "headers") -> None:
             assert_identical(got[key], expected[key], f"{path}[{key!r}]")
     elif isinstance(expected, list):
         assert len(got) == len(expected), path
-        for index, (g, e) in enumerate(zip(got, expected)):
+        for index, (g, e) in enumerate(zip(got, expected, strict=True)):
             assert_identical(g, e, f"{path}[{index}]")
     else:
         assert got == expected, path
@@ -78,7 +78,9 @@ def test_unset_properties_stay_unset(broker: Broker) -> None:
 
 def test_unicode_headers_round_trip(broker: Broker) -> None:
     headers = {"ключ": "значение", "emoji 🎉": "✓ snow ☃", "日本": "語", "empty": ""}
-    assert_identical(round_trip(broker, b"x", Properties(headers=headers)).properties.headers, headers)
+    assert_identical(
+        round_trip(broker, b"x", Properties(headers=headers)).properties.headers, headers
+    )
 
 
 NESTED_HEADERS: dict[str, Any] = {

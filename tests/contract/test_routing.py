@@ -77,13 +77,13 @@ def test_topic_wildcards(broker: Broker) -> None:
     queues = [f"q{i}" for i in range(len(patterns))]
     broker.declare([Exchange("ex", "topic", durable=False)])
     broker.declare([transient_queue(q) for q in queues])
-    broker.declare([Binding(q, "ex", p) for q, p in zip(queues, patterns)])
+    broker.declare([Binding(q, "ex", p) for q, p in zip(queues, patterns, strict=True)])
     collectors = consume_all(broker, queues)
     for key in TOPIC_KEYS:
         broker.publish("ex", key, key.encode(), Properties())
 
     got = bodies_before_fence(broker, collectors)
-    for queue, pattern in zip(queues, patterns):
+    for queue, pattern in zip(queues, patterns, strict=True):
         assert got[queue] == [k.encode() for k in TOPIC_TABLE[pattern]], pattern
 
 
@@ -133,13 +133,15 @@ def test_headers_exchange_matching(broker: Broker) -> None:
     queues = [f"q{i}" for i in range(len(HEADER_TABLE))]
     broker.declare([Exchange("ex", "headers", durable=False)])
     broker.declare([transient_queue(q) for q in queues])
-    broker.declare([Binding(q, "ex", "", args) for q, (args, _) in zip(queues, HEADER_TABLE)])
+    broker.declare(
+        [Binding(q, "ex", "", args) for q, (args, _) in zip(queues, HEADER_TABLE, strict=True)]
+    )
     collectors = consume_all(broker, queues)
     for index, headers in enumerate(HEADER_MESSAGES):
         broker.publish("ex", "ignored", str(index).encode(), Properties(headers=headers))
 
     got = bodies_before_fence(broker, collectors)
-    for queue, (arguments, expected) in zip(queues, HEADER_TABLE):
+    for queue, (arguments, expected) in zip(queues, HEADER_TABLE, strict=True):
         assert got[queue] == [str(i).encode() for i in expected], arguments
 
 

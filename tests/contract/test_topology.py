@@ -110,13 +110,14 @@ def test_binding_a_missing_queue_fails(broker: Broker) -> None:
         broker.declare([Binding("missing", "ex", "key")])
 
 
-def test_the_default_exchange_cannot_be_declared_or_bound(broker: Broker) -> None:
+def test_declaring_the_default_exchange_or_binding_to_it_does_nothing(broker: Broker) -> None:
+    """RabbitMQ refuses both (403); the seam skips them, so that topologies can
+    name the default exchange like any other."""
     broker.declare([transient_queue("q")])
-    with pytest.raises(ChannelError) as declared:
-        broker.declare([Exchange("", "direct")])
-    with pytest.raises(ChannelError) as bound:
-        broker.declare([Binding("q", "", "q")])
-    assert declared.value.reply_code == bound.value.reply_code == ACCESS_REFUSED
+    broker.declare([Exchange("", "direct"), Binding("q", "", "other-key")])
+    with pytest.raises(Unroutable):
+        broker.publish("", "other-key", b"not routed", Properties(), mandatory=True)
+    broker.publish("", "q", b"routed by queue name", Properties(), mandatory=True)
 
 
 @pytest.mark.parametrize(
@@ -142,11 +143,17 @@ def test_the_predeclared_exchanges_exist(
     broker: Broker, exchange: str, kind: str, routing_key: str, headers: dict
 ) -> None:
     broker.declare(
-        [Exchange(exchange, kind), transient_queue("q"), Binding("q", exchange, routing_key, headers)]
+        [
+            Exchange(exchange, kind),
+            transient_queue("q"),
+            Binding("q", exchange, routing_key, headers),
+        ]
     )
     collector = Collector(ack=True)
     broker.consume("q", collector)
-    broker.publish(exchange, "a.key" if kind == "topic" else "key", b"m", Properties(headers=headers))
+    broker.publish(
+        exchange, "a.key" if kind == "topic" else "key", b"m", Properties(headers=headers)
+    )
     assert collector.wait_for(1)[0].exchange == exchange
 
 

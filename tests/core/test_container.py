@@ -135,7 +135,10 @@ def test_expected_exception_is_logged_at_warning(log, caplog):
 def test_failing_setup_hook_becomes_the_workers_error_and_container_lives(log, hook):
     container = ServiceContainer(make_service(log, fail_in=hook), {})
     container.start()
-    with entrypoint_hook(container, "work") as work, pytest.raises(RuntimeError, match=f"{hook} failed"):
+    with (
+        entrypoint_hook(container, "work") as work,
+        pytest.raises(RuntimeError, match=f"{hook} failed"),
+    ):
         work(1)
     assert not any(isinstance(x, tuple) and x[0] == "method" for x in log)
     assert not container._died.ready()
@@ -185,7 +188,9 @@ def test_worker_context_default_stack_is_tracked_plus_one():
 
     container = ServiceContainer(Service, {})
     entrypoint = next(iter(container.entrypoints))
-    ctx = WorkerContext(container, None, entrypoint, data={"call_id_stack": [str(i) for i in range(20)]})
+    ctx = WorkerContext(
+        container, None, entrypoint, data={"call_id_stack": [str(i) for i in range(20)]}
+    )
     assert len(ctx.call_id_stack) == 11
     assert WorkerContext(container, None, entrypoint).origin_call_id is None
 
@@ -351,7 +356,9 @@ def test_method_is_looked_up_on_the_worker_at_call_time(log):
 def test_entrypoint_waiter_times_out_with_message(log):
     container = ServiceContainer(make_service(log), {})
     container.start()
-    with pytest.raises(entrypoint_waiter.Timeout, match=r"Timeout on recorded.work after 0.1 seconds"):
+    with pytest.raises(
+        entrypoint_waiter.Timeout, match=r"Timeout on recorded.work after 0.1 seconds"
+    ):
         with entrypoint_waiter(container, "work", timeout=0.1):
             pass
     container.stop()

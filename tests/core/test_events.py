@@ -9,7 +9,6 @@ import pytest
 
 from nameko._broker import connect
 from nameko._broker.base import Binding, Exchange, NotFound, Queue
-from nameko._concurrency import Condition
 from nameko.containers import ServiceContainer
 from nameko.events import (
     BROADCAST,
@@ -19,35 +18,9 @@ from nameko.events import (
     EventHandlerConfigurationError,
     event_handler,
 )
-from nameko.extensions import DependencyProvider
 from nameko.standalone.events import event_dispatcher, get_event_exchange
 from nameko.testing.services import dummy, entrypoint_hook, entrypoint_waiter
-
-TIMEOUT = 10
-
-
-class Recorder:
-    """Thread-safe list of what handlers saw, with a wait for the n-th item."""
-
-    def __init__(self) -> None:
-        self.items: list = []
-        self._changed = Condition()
-
-    def add(self, item) -> None:
-        with self._changed:
-            self.items.append(item)
-            self._changed.notify_all()
-
-    def wait_for(self, count: int) -> list:
-        with self._changed:
-            reached = self._changed.wait_for(lambda: len(self.items) >= count, TIMEOUT)
-        assert reached, f"saw {len(self.items)} of {count} expected items: {self.items}"
-        return list(self.items)
-
-
-class WorkerCtx(DependencyProvider):
-    def get_dependency(self, worker_ctx):
-        return worker_ctx
+from tests.core.helpers import TIMEOUT, Recorder, WorkerCtx
 
 
 class Source:

@@ -11,12 +11,12 @@ import pytest
 
 from nameko._broker import connect
 from nameko._broker.base import Binding, Exchange, Properties, Queue
+from nameko._messaging.entities import entities_of, queue_entities
 from nameko.amqp import UndeliverableMessage, get_connection, get_producer
 from nameko.amqp.publish import Publisher as CorePublisher
-from nameko.amqp.publish import entities_of, queue_entities
 from nameko.messaging import Publisher, consume, decode_from_headers, encode_to_headers
 from nameko.testing.services import dummy, entrypoint_hook, entrypoint_waiter
-from tests.core.test_events import Recorder, WorkerCtx
+from tests.core.helpers import Recorder, WorkerCtx
 
 # -- kombu look-alikes: user code written against kombu's Exchange/Queue ------------
 
@@ -176,6 +176,14 @@ def test_deprecated_queue_argument_gives_exchange_and_declaration(start):
     send(producer, "kept", routing_key="k")
     start(consumer_service(queue, seen))
     assert [body for body, _, _ in seen.wait_for(1)] == ["kept"]
+
+
+def test_publisher_of_a_killed_container_does_not_reconnect(start):
+    producer = start(producer_service())
+    dependency = next(d for d in producer.dependencies if d.attr_name == "publish")
+    producer.kill()
+    with pytest.raises(RuntimeError, match="stopped"):
+        dependency.publisher.publish("late", routing_key="q")
 
 
 def test_undecodable_message_is_rejected_and_the_service_lives_on(start, uri):

@@ -13,7 +13,6 @@ from nameko._broker.base import Properties
 from nameko.containers import ServiceContainer
 from nameko.exceptions import (
     IncorrectSignature,
-    MalformedRequest,
     MethodNotFound,
     RemoteError,
     RpcTimeout,
@@ -118,7 +117,9 @@ def test_remote_errors(client):
     assert str(raised.value) == "ValueError ('bad thing', 42)"
     with pytest.raises(Refused, match="no"):  # registered: rebuilt as itself
         client.echo.refuse()
-    with pytest.raises(RemoteError, match="UnserializableValueError Unserializable value: `<object"):
+    with pytest.raises(
+        RemoteError, match="UnserializableValueError Unserializable value: `<object"
+    ):
         client.echo.unserializable()
 
 
@@ -297,7 +298,9 @@ def test_service_rpc_proxy_and_nameko3_client(config, running):
         assert client.echo.hello("three") == "hi, three"
 
 
-def raw_request(config, body, *, reply_to=True, content_type="application/json", routing_key="echo.hello"):
+def raw_request(
+    config, body, *, reply_to=True, content_type="application/json", routing_key="echo.hello"
+):
     """Publish a hand-made request; return the decoded reply (or None)."""
     broker = connect(config["AMQP_URI"])
     replies = []
@@ -310,7 +313,10 @@ def raw_request(config, body, *, reply_to=True, content_type="application/json",
         got.set()
 
     broker.consume(
-        queue, on_reply, no_ack=True, topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)]
+        queue,
+        on_reply,
+        no_ack=True,
+        topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)],
     )
     props = Properties(
         content_type=content_type,
@@ -330,12 +336,19 @@ def raw_request(config, body, *, reply_to=True, content_type="application/json",
     [
         (b"{not json", "application/json", "MalformedRequest", "could not be decoded"),
         (b"\xff\xfe\x00", "application/json", "MalformedRequest", "could not be decoded"),
-        (b'{"args": []}', "application/json", "MalformedRequest", "Message missing `args` or `kwargs`"),
+        (
+            b'{"args": []}',
+            "application/json",
+            "MalformedRequest",
+            "Message missing `args` or `kwargs`",
+        ),
         (b'"a string"', "application/json", None, ""),
         (b"x", "application/x-python-serialize", "MalformedRequest", "could not be decoded"),
     ],
 )
-def test_bad_requests_get_error_replies_and_the_service_lives(config, running, client, body, content_type, exc_type, fragment):
+def test_bad_requests_get_error_replies_and_the_service_lives(
+    config, running, client, body, content_type, exc_type, fragment
+):
     reply = raw_request(config, body, content_type=content_type)
     assert reply["result"] is None
     if exc_type:

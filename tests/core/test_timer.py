@@ -14,7 +14,7 @@ import pytest
 
 from nameko._concurrency import Event, start_thread
 from nameko.timer import Timer, timer
-from tests.core.test_events import Recorder
+from tests.core.helpers import Recorder
 
 TIMEOUT = 10
 INTERVAL = 0.05

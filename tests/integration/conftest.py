@@ -19,7 +19,6 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 READY_TIMEOUT = 30
 
 
-
 class NamekoProcess:
     """A `nameko run` subprocess; its output goes to a log file."""
 
@@ -27,10 +26,13 @@ class NamekoProcess:
         self.log_path = log_path
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "nameko", "run", *args],
-            cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def output(self) -> str:
@@ -49,7 +51,9 @@ class NamekoProcess:
         self._log.close()
 
 
-def wait_until_serving(config: dict, service: str, method: str = "ping", timeout: float = READY_TIMEOUT):
+def wait_until_serving(
+    config: dict, service: str, method: str = "ping", timeout: float = READY_TIMEOUT
+):
     """Call ``service.method`` until its queue exists (UnknownService before)."""
     from nameko.testing.utils import assert_stops_raising
 
@@ -64,7 +68,9 @@ def nameko_run(tmp_path, rabbit_uri):
     """Start `nameko run` in a folder holding ``files`` and a config.yaml."""
     started: list[NamekoProcess] = []
 
-    def start(services: list[str], *, files=(), config: dict | None = None, folder: Path | None = None):
+    def start(
+        services: list[str], *, files=(), config: dict | None = None, folder: Path | None = None
+    ):
         cwd = folder or tmp_path / f"run{len(started)}"
         cwd.mkdir(exist_ok=True)
         for name in files:

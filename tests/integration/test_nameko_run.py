@@ -30,13 +30,18 @@ def test_seed_000_project_runs_with_nameko_run(tmp_path, rabbit_uri):
     config["AMQP_URI"] = rabbit_uri  # the only change: this test's own vhost
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     # the seed's own command line
-    proc = NamekoProcess(project, ["--config", "config.yaml", "services:GreetingService"], project / "seed.log")
+    proc = NamekoProcess(
+        project, ["--config", "config.yaml", "services:GreetingService"], project / "seed.log"
+    )
     try:
         with pytest.raises(RemoteError):  # answered, so the service is up
             wait_until_serving({"AMQP_URI": rabbit_uri}, "greeting_service", "raise_exception")
         with ClusterRpcProxy({"AMQP_URI": rabbit_uri}) as rpc:
             assert rpc.greeting_service.hello("world") == "Hello, world!"
-            assert rpc.greeting_service.hello.call_async("world async").result() == "Hello, world async!"
+            assert (
+                rpc.greeting_service.hello.call_async("world async").result()
+                == "Hello, world async!"
+            )
         proc.signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
         output = proc.output()
@@ -47,8 +52,12 @@ def test_seed_000_project_runs_with_nameko_run(tmp_path, rabbit_uri):
         proc.close()
 
 
-def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(nameko_run, rabbit_config_uri):
-    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"], config={"HEARTBEAT": 1})
+def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(
+    nameko_run, rabbit_config_uri
+):
+    proc = nameko_run(
+        ["fault_service:FaultService"], files=["fault_service.py"], config={"HEARTBEAT": 1}
+    )
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         # three heartbeat intervals of pure-Python CPU on a worker thread
@@ -67,10 +76,18 @@ def publish_raw(uri, body, *, reply_to=True, content_type="application/json"):
         replies.append(json.loads(delivery.body))
         got.set()
 
-    broker.consume(queue, on_reply, no_ack=True, topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)])
+    broker.consume(
+        queue,
+        on_reply,
+        no_ack=True,
+        topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)],
+    )
     props = Properties(
-        content_type=content_type, content_encoding="utf-8", correlation_id="raw",
-        reply_to=queue if reply_to else None, delivery_mode=2,
+        content_type=content_type,
+        content_encoding="utf-8",
+        correlation_id="raw",
+        reply_to=queue if reply_to else None,
+        delivery_mode=2,
     )
     broker.publish("nameko-rpc", "fault_service.ping", body, props)
     answered = got.wait(10 if reply_to else 1)
@@ -82,7 +99,9 @@ def rabbit_queue_depth(vhost: str, queue: str, column: str = "messages") -> int:
     """``messages`` (ready + unacked), ``messages_ready`` or ``messages_unacknowledged``."""
     out = subprocess.run(
         ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", column],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     for line in out.splitlines():
         name, _, count = line.partition("\t")
@@ -101,7 +120,9 @@ def rabbit_queue_depth(vhost: str, queue: str, column: str = "messages") -> int:
         (b"\x80\x04K\x01.", "application/x-python-serialize", "MalformedRequest"),
     ],
 )
-def test_bad_input_is_answered_and_the_service_stays_up(nameko_run, rabbit_config_uri, rabbit_vhost, body, content_type, expected):
+def test_bad_input_is_answered_and_the_service_stays_up(
+    nameko_run, rabbit_config_uri, rabbit_vhost, body, content_type, expected
+):
     nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
     reply = publish_raw(rabbit_config_uri["AMQP_URI"], body, content_type=content_type)
@@ -112,10 +133,15 @@ def test_bad_input_is_answered_and_the_service_stays_up(nameko_run, rabbit_confi
     assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0  # nothing stuck
 
 
-def test_request_without_reply_to_is_dropped_once_and_logged(nameko_run, rabbit_config_uri, rabbit_vhost):
+def test_request_without_reply_to_is_dropped_once_and_logged(
+    nameko_run, rabbit_config_uri, rabbit_vhost
+):
     proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
-    assert publish_raw(rabbit_config_uri["AMQP_URI"], b'{"args": [], "kwargs": {}}', reply_to=False) is None
+    assert (
+        publish_raw(rabbit_config_uri["AMQP_URI"], b'{"args": [], "kwargs": {}}', reply_to=False)
+        is None
+    )
     assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
     assert proc.output().count("without reply_to") == 1
     assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0
@@ -144,7 +170,9 @@ def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri,
         proc.signal(signal.SIGTERM)
         assert proc.wait(10) == 1
     # the unfinished request went back to the queue for another instance
-    assert_eventually(lambda: rabbit_queue_depth(rabbit_vhost, "rpc-fault_service", "messages_ready") == 1)
+    assert_eventually(
+        lambda: rabbit_queue_depth(rabbit_vhost, "rpc-fault_service", "messages_ready") == 1
+    )
 
 
 def _unacked(vhost):
@@ -153,7 +181,11 @@ def _unacked(vhost):
 
 def test_cli_errors_exit_non_zero(tmp_path):
     result = subprocess.run(
-        [*_nameko(), "run", "no_such_module_xyz"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+        [*_nameko(), "run", "no_such_module_xyz"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "Error: No module named 'no_such_module_xyz'" in result.stderr

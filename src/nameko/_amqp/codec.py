@@ -108,7 +108,11 @@ def encode_publish(
     ``properties`` is the output of `encode_properties`. Returns the frames as
     one or more chunks, ready to be written in order.
     """
-    names = encode_shortstr(exchange) + encode_shortstr(routing_key) + (b"\x01" if mandatory else b"\x00")
+    names = (
+        encode_shortstr(exchange)
+        + encode_shortstr(routing_key)
+        + (b"\x01" if mandatory else b"\x00")
+    )
     size = len(body)
     head = [
         _PUBLISH_HEAD.pack(FRAME_METHOD, channel, 6 + len(names), 60, 40, 0),
@@ -132,11 +136,17 @@ def encode_publish(
 
 
 def encode_ack(channel: int, delivery_tag: int, multiple: bool = False) -> bytes:
-    return _TAG_BIT.pack(FRAME_METHOD, channel, _TAG_BIT_SIZE, 60, 80, delivery_tag, multiple) + FRAME_END_BYTE
+    return (
+        _TAG_BIT.pack(FRAME_METHOD, channel, _TAG_BIT_SIZE, 60, 80, delivery_tag, multiple)
+        + FRAME_END_BYTE
+    )
 
 
 def encode_reject(channel: int, delivery_tag: int, requeue: bool) -> bytes:
-    return _TAG_BIT.pack(FRAME_METHOD, channel, _TAG_BIT_SIZE, 60, 90, delivery_tag, requeue) + FRAME_END_BYTE
+    return (
+        _TAG_BIT.pack(FRAME_METHOD, channel, _TAG_BIT_SIZE, 60, 90, delivery_tag, requeue)
+        + FRAME_END_BYTE
+    )
 
 
 # -- hot path: incoming ----------------------------------------------------
@@ -325,7 +335,9 @@ def _encode_headers(value: Mapping[str, Any]) -> bytes:
 
 # (attribute of `Properties`, flag bit, encoder, decoder); the order is the
 # wire order. cluster-id (bit 2) is deprecated: skipped when decoding.
-_PROPERTIES: tuple[tuple[str, int, Callable[[Any], bytes], Callable[[bytes, int], tuple[Any, int]]], ...] = (
+_PROPERTIES: tuple[
+    tuple[str, int, Callable[[Any], bytes], Callable[[bytes, int], tuple[Any, int]]], ...
+] = (
     ("content_type", 0x8000, encode_shortstr, decodeencode_shortstr),
     ("content_encoding", 0x4000, encode_shortstr, decodeencode_shortstr),
     ("headers", 0x2000, _encode_headers, decode_table),
@@ -372,4 +384,3 @@ def decode_properties(buf: bytes, offset: int) -> Properties:
             values[name], offset = decode(buf, offset)
     values.pop("cluster_id", None)
     return Properties(**values)
-

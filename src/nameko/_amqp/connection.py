@@ -100,7 +100,9 @@ class Connection:
         properties: dict[str, Any] | None = None,
     ) -> None:
         if login_method.upper() not in LOGIN_METHODS:
-            raise ValueError(f"unsupported login method {login_method!r} (use one of {LOGIN_METHODS})")
+            raise ValueError(
+                f"unsupported login method {login_method!r} (use one of {LOGIN_METHODS})"
+            )
         self._credentials = (username, password)
         self._vhost = vhost
         self._login_method = login_method.upper()
@@ -130,7 +132,9 @@ class Connection:
         self._last_recv = now
         buf = self._rbuf + data if self._rbuf else data
         if self.state == AWAIT_START and buf[:4] == b"AMQP":
-            raise ProtocolError(f"the server refused our protocol version (it speaks {bytes(buf[:8])!r})")
+            raise ProtocolError(
+                f"the server refused our protocol version (it speaks {bytes(buf[:8])!r})"
+            )
         events = self._events = []
         offset, size = 0, len(buf)
         unpack, method = codec.HEADER.unpack_from, codec.FRAME_METHOD
@@ -224,7 +228,9 @@ class Connection:
         self._expect(AWAIT_START, method)
         offered = str(method.mechanisms).split()
         if self._login_method not in offered:
-            raise ProtocolError(f"the server does not offer login method {self._login_method} (only {offered})")
+            raise ProtocolError(
+                f"the server does not offer login method {self._login_method} (only {offered})"
+            )
         self.server_properties = dict(method.server_properties or {})
         self._out.append(self._start_ok())
         self.state = AWAIT_TUNE
@@ -242,7 +248,9 @@ class Connection:
                 b"\x05en_US",
             )
         )
-        return codec.HEADER.pack(codec.FRAME_METHOD, 0, len(payload)) + payload + codec.FRAME_END_BYTE
+        return (
+            codec.HEADER.pack(codec.FRAME_METHOD, 0, len(payload)) + payload + codec.FRAME_END_BYTE
+        )
 
     def _login_response(self) -> bytes:
         username, password = self._credentials
@@ -253,7 +261,9 @@ class Connection:
         return b""  # EXTERNAL: the identity comes from the TLS client certificate
 
     def _on_secure(self, method: Any) -> None:
-        raise ProtocolError("the server asked for a SASL challenge-response, which is not supported")
+        raise ProtocolError(
+            "the server asked for a SASL challenge-response, which is not supported"
+        )
 
     def _on_tune(self, method: commands.Connection.Tune) -> None:
         self._expect(AWAIT_TUNE, method)
@@ -269,14 +279,18 @@ class Connection:
     def _on_open_ok(self, method: Any) -> None:
         self._expect(AWAIT_OPEN_OK, method)
         self.state = READY
-        ready = ConnectionReady(self.channel_max, self.frame_max, self.heartbeat, self.server_properties)
+        ready = ConnectionReady(
+            self.channel_max, self.frame_max, self.heartbeat, self.server_properties
+        )
         self._events.append(ready)
 
     def _on_close(self, method: commands.Connection.Close) -> None:
         self._send_method(0, commands.Connection.CloseOk())
         self.state = CLOSED
         text = method.reply_text or ""
-        self._events.append(ConnectionClosed(method.reply_code, text, True, method.class_id, method.method_id))
+        self._events.append(
+            ConnectionClosed(method.reply_code, text, True, method.class_id, method.method_id)
+        )
 
     def _on_close_ok(self, method: Any) -> None:
         self.state = CLOSED
@@ -306,7 +320,9 @@ class Connection:
         text = method.reply_text or ""
         code = method.reply_code
         self._events.append(
-            ChannelClosed(channel.number, code, text, method.class_id, method.method_id, waiting, unconfirmed)
+            ChannelClosed(
+                channel.number, code, text, method.class_id, method.method_id, waiting, unconfirmed
+            )
         )
 
     def _on_channel_close_ok(self, channel: ChannelState, method: Any) -> None:
@@ -317,12 +333,19 @@ class Connection:
         self._send_method(channel.number, commands.Channel.FlowOk(active=method.active))
 
     def _on_return(self, channel: ChannelState, method: commands.Basic.Return) -> None:
-        args = (method.reply_code, method.reply_text or "", method.exchange or "", method.routing_key or "")
+        args = (
+            method.reply_code,
+            method.reply_text or "",
+            method.exchange or "",
+            method.routing_key or "",
+        )
         channel.begin_content(Returned, args)
 
     def _on_server_cancel(self, channel: ChannelState, method: commands.Basic.Cancel) -> None:
         if not method.nowait:
-            self._send_method(channel.number, commands.Basic.CancelOk(consumer_tag=method.consumer_tag))
+            self._send_method(
+                channel.number, commands.Basic.CancelOk(consumer_tag=method.consumer_tag)
+            )
         self._events.append(ConsumerCancelled(channel.number, method.consumer_tag))
 
     # -- commands in -------------------------------------------------------
@@ -356,7 +379,12 @@ class Connection:
         channel = self._channel(number)
         channel.state = CLOSING
         channel.expect_reply(token)
-        self._send_method(number, commands.Channel.Close(reply_code=200, reply_text="Normal shutdown", class_id=0, method_id=0))
+        self._send_method(
+            number,
+            commands.Channel.Close(
+                reply_code=200, reply_text="Normal shutdown", class_id=0, method_id=0
+            ),
+        )
 
     def send_method(self, number: int, method: Any, token: Any = None) -> None:
         """Send a method; if it has a reply, ``token`` comes back with it."""
@@ -381,11 +409,19 @@ class Connection:
     ) -> int:
         """Publish; on a confirm channel returns the sequence number (else 0)."""
         channel = self._channel(number)
-        props = encoded_properties if encoded_properties is not None else codec.encode_properties(properties)
-        self._out += codec.encode_publish(number, exchange, routing_key, mandatory, props, body, self.frame_max)
+        props = (
+            encoded_properties
+            if encoded_properties is not None
+            else codec.encode_properties(properties)
+        )
+        self._out += codec.encode_publish(
+            number, exchange, routing_key, mandatory, props, body, self.frame_max
+        )
         if not channel.confirming:
             return 0
-        return channel.track(PendingPublish(token, exchange, routing_key, body, properties, mandatory))
+        return channel.track(
+            PendingPublish(token, exchange, routing_key, body, properties, mandatory)
+        )
 
     def ack(self, number: int, delivery_tag: int, multiple: bool = False) -> None:
         self._channel(number)
@@ -399,7 +435,12 @@ class Connection:
         """Start closing; a `ConnectionClosed` event follows the server's Close-Ok."""
         if self.state in (CLOSING_CONN, CLOSED):
             return
-        self._send_method(0, commands.Connection.Close(reply_code=reply_code, reply_text=reply_text, class_id=0, method_id=0))
+        self._send_method(
+            0,
+            commands.Connection.Close(
+                reply_code=reply_code, reply_text=reply_text, class_id=0, method_id=0
+            ),
+        )
         self.state = CLOSING_CONN
 
     def abandon(self) -> tuple[list[Any], list[PendingPublish]]:

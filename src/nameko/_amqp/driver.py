@@ -64,7 +64,9 @@ class Handler(Protocol):
 
     def on_events(self, events: list[Event]) -> None: ...
 
-    def on_disconnected(self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None) -> None: ...
+    def on_disconnected(
+        self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None
+    ) -> None: ...
 
     def retry_delay(self, failures: int, exc: BaseException, ever_connected: bool) -> float | None:
         """Seconds to wait before the next attempt; None gives up."""
@@ -89,7 +91,10 @@ def tls_context(options: bool | dict[str, Any] | ssl.SSLContext) -> ssl.SSLConte
         context.verify_mode = ssl.VerifyMode(cert_reqs)
     if opts.get("ciphers"):
         context.set_ciphers(opts["ciphers"])
-    for key, attribute in (("tls_minimum_version", "minimum_version"), ("tls_maximum_version", "maximum_version")):
+    for key, attribute in (
+        ("tls_minimum_version", "minimum_version"),
+        ("tls_maximum_version", "maximum_version"),
+    ):
         if opts.get(key) is not None:
             setattr(context, attribute, opts[key])
     return context
@@ -111,7 +116,9 @@ class Driver:
         self.lock = threading.Lock()
         self._handler = handler
         self._tls = tls_context(ssl_options) if (ssl_options or params.tls) else None
-        self._server_hostname = (ssl_options.get("server_hostname") if isinstance(ssl_options, dict) else None) or params.host
+        self._server_hostname = (
+            ssl_options.get("server_hostname") if isinstance(ssl_options, dict) else None
+        ) or params.host
         self._connect_timeout = connect_timeout
         self._conn: Connection | None = None  # set while the connection is ready
         self._dirty = False  # frames queued and the loop already knows (or will look)
@@ -204,8 +211,9 @@ class Driver:
                 except Exception as exc:
                     if self._stop.is_set():
                         return
-                    if self._was_ready:
+                    if self._was_ready:  # an established connection dropped: retry at once
                         failures, ever_connected = 0, True
+                        continue
                     delay = self._handler.retry_delay(failures, exc, ever_connected)
                     if delay is None:
                         return
@@ -229,7 +237,9 @@ class Driver:
         finally:
             self._end_session(sock, conn, error)
 
-    def _end_session(self, sock: socket.socket, conn: Connection, error: BaseException | None) -> None:
+    def _end_session(
+        self, sock: socket.socket, conn: Connection, error: BaseException | None
+    ) -> None:
         try:
             sock.close()
         except OSError:
@@ -278,7 +288,11 @@ class Driver:
                 now = time.monotonic()
                 if not self._was_ready and now > handshake_deadline:
                     raise TimeoutError("timed out during the AMQP handshake")
-                timeout = 0.0 if more or self._calls else self._select_timeout(conn, now, handshake_deadline)
+                timeout = (
+                    0.0
+                    if more or self._calls
+                    else self._select_timeout(conn, now, handshake_deadline)
+                )
                 more = False
                 for key, mask in selector.select(timeout):
                     if key.fileobj is self._wake_r:
@@ -289,7 +303,9 @@ class Driver:
                     if mask & selectors.EVENT_WRITE:
                         self._flush(sock, selector, conn)
 
-    def _select_timeout(self, conn: Connection, now: float, handshake_deadline: float) -> float | None:
+    def _select_timeout(
+        self, conn: Connection, now: float, handshake_deadline: float
+    ) -> float | None:
         candidates = [conn.next_tick(now)]
         if not self._was_ready:
             candidates.append(handshake_deadline - now)
@@ -354,9 +370,13 @@ class Driver:
         with self.lock:
             dead = conn.tick(time.monotonic())
         if dead is not None:
-            raise TimeoutError(f"missed heartbeats from the broker ({dead.silent_for:.1f}s of silence)")
+            raise TimeoutError(
+                f"missed heartbeats from the broker ({dead.silent_for:.1f}s of silence)"
+            )
 
-    def _flush(self, sock: socket.socket, selector: selectors.BaseSelector, conn: Connection) -> None:
+    def _flush(
+        self, sock: socket.socket, selector: selectors.BaseSelector, conn: Connection
+    ) -> None:
         with self.lock:
             self._dirty = False
             done = self._write_locked(sock, conn)

@@ -29,4 +29,6 @@ def connect(uri: str, **options: Any) -> Broker:
         from nameko._broker.rabbit import RabbitBroker
 
         return RabbitBroker(uri, **options)
-    raise ValueError(f"unsupported broker URI scheme {scheme!r} (use amqp://, amqps://, pyamqp:// or memory://)")
+    raise ValueError(
+        f"unsupported broker URI scheme {scheme!r} (use amqp://, amqps://, pyamqp:// or memory://)"
+    )

@@ -207,6 +207,9 @@ class Server:
     # topology
 
     def declare(self, conn: MemoryBroker, entities: Iterable[Entity]) -> None:
+        """Declare in order. Unlike RabbitMQ (403 ACCESS_REFUSED), the seam
+        accepts and ignores the default exchange and bindings to it, so that
+        callers can declare generic topologies; the rabbit broker does the same."""
         with self.lock:
             conn.require_open()
             for entity in entities:
@@ -221,7 +224,7 @@ class Server:
 
     def _declare_exchange(self, decl: Exchange) -> None:
         if decl.name == "":
-            raise _access_refused("operation not permitted on the default exchange")
+            return  # the seam's choice: the default exchange is always there (see declare)
         if decl.type not in EXCHANGE_TYPES:
             raise ChannelError(
                 f"COMMAND_INVALID - unknown exchange type '{decl.type}'", COMMAND_INVALID
@@ -260,7 +263,7 @@ class Server:
 
     def _bind(self, conn: MemoryBroker, binding: Binding) -> None:
         if binding.exchange == "":
-            raise _access_refused("operation not permitted on the default exchange")
+            return  # the default exchange binds every queue by its name already
         exchange = self._exchange(binding.exchange)
         self._queue(conn, binding.queue)
         if exchange.decl.type == "headers" and (problem := check_x_match(binding.arguments)):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "Binding",
@@ -141,7 +141,7 @@ class Binding:
     arguments: Mapping[str, Any] = field(default_factory=dict)  # headers exchanges
 
 
-Entity = Union[Exchange, Queue, Binding]
+Entity = Exchange | Queue | Binding
 
 
 @dataclass(frozen=True)

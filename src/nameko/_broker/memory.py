@@ -24,6 +24,8 @@ Deliberate differences from RabbitMQ:
 * A confirmed publish from the dispatch thread raises `BrokerError` even
   though nothing here would deadlock: the seam says so, and a fake that
   allowed it would hide a bug that hangs against RabbitMQ.
+* Declaring the default exchange, or binding to it, is accepted and ignored
+  (RabbitMQ says 403); the rabbit broker skips them the same way.
 * An unconfirmed publish never raises for routing problems (missing
   exchange, unroutable, refused by a full queue): like RabbitMQ, the failure
   is only logged.

@@ -74,7 +74,12 @@ log = logging.getLogger(__name__)
 
 PUBLISH_CHANNEL, CONTROL_CHANNEL, FIRST_CONSUMER_CHANNEL = 1, 2, 3
 CALL_TIMEOUT = 60.0  # a broker that answers nothing for this long is not coming back
-DEFAULT_TRANSPORT_OPTIONS = {"max_retries": 3, "interval_start": 2, "interval_step": 1, "interval_max": 5}
+DEFAULT_TRANSPORT_OPTIONS = {
+    "max_retries": 3,
+    "interval_start": 2,
+    "interval_step": 1,
+    "interval_max": 5,
+}
 _MISSING_EXCHANGE = re.compile(r"exchange '(.*)' in vhost")
 
 
@@ -116,7 +121,8 @@ def _declarations(entities: Iterable[Entity]) -> list[Any]:
     return [
         declare_method(e)
         for e in entities
-        if not (isinstance(e, Exchange) and e.name == "") and not (isinstance(e, Binding) and e.exchange == "")
+        if not (isinstance(e, Exchange) and e.name == "")
+        and not (isinstance(e, Binding) and e.exchange == "")
     ]
 
 
@@ -155,7 +161,16 @@ STARTING, ACTIVE, CANCELLED, CLOSED = "starting", "active", "cancelled", "closed
 class RabbitConsumer(Consumer):
     """One consumer on its own channel."""
 
-    def __init__(self, broker: RabbitBroker, queue: str, on_message: OnMessage, prefetch: int, topology: tuple[Entity, ...], no_ack: bool, channel: int) -> None:
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        queue: str,
+        on_message: OnMessage,
+        prefetch: int,
+        topology: tuple[Entity, ...],
+        no_ack: bool,
+        channel: int,
+    ) -> None:
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
         self.queue = queue
@@ -172,18 +187,19 @@ class RabbitConsumer(Consumer):
     def __repr__(self) -> str:
         return f"<RabbitConsumer queue={self.queue!r} channel={self.channel} {self.state}>"
 
-    def start(self, conn: Connection, token: Any, *, resume: bool = False) -> None:
-        """Queue everything that (re)starts this consumer; ``token`` gets the
-        Consume-Ok. ``resume``: the channel is still open (server cancel)."""
+    def start(self, conn: Connection, token: Any) -> None:
+        """Queue everything that (re)starts this consumer on a fresh channel,
+        pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
-        if not resume:
-            self.lease = _Lease(self._broker._driver, conn, ch)
-            conn.open_channel(ch)
+        self.lease = _Lease(self._broker._driver, conn, ch)
+        conn.open_channel(ch)
         for method in self.declarations:
             conn.send_method(ch, method)
-        if not resume:
-            conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
-        conn.send_method(ch, commands.Basic.Consume(queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack), token)
+        conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
+        consume = commands.Basic.Consume(
+            queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack
+        )
+        conn.send_method(ch, consume, token)
 
     def settle_function(self) -> Callable[[int, bool, bool], None]:
         return _no_settle if self.no_ack or self.lease is None else self.lease.settle
@@ -333,14 +349,20 @@ class RabbitBroker(Broker):
                 "a confirmed publish from the broker's dispatch thread would wait for a confirm "
                 "only that thread can read: publish with confirm=False or from another thread"
             )
-        encoded = codec.encode_properties(properties)  # outside the lock: publishers encode in parallel
+        encoded = codec.encode_properties(
+            properties
+        )  # outside the lock: publishers encode in parallel
         waiter = _concurrency.OneShot() if confirm else None
-        self._run(self._publish, exchange, routing_key, body, properties, mandatory, waiter, encoded)
+        self._run(
+            self._publish, exchange, routing_key, body, properties, mandatory, waiter, encoded
+        )
         if waiter is not None:
             try:
                 waiter.get(timeout)
             except TimeoutError:
-                raise PublishTimeout(f"no confirm for a publish to {exchange!r}/{routing_key!r} within {timeout}s") from None
+                raise PublishTimeout(
+                    f"no confirm for a publish to {exchange!r}/{routing_key!r} within {timeout}s"
+                ) from None
 
     def consume(
         self,
@@ -354,7 +376,9 @@ class RabbitBroker(Broker):
         self._not_on_io_thread("consume")
         with self._state_lock:
             channel = self._allocate_channel()
-            consumer = RabbitConsumer(self, queue, on_message, prefetch, tuple(topology), no_ack, channel)
+            consumer = RabbitConsumer(
+                self, queue, on_message, prefetch, tuple(topology), no_ack, channel
+            )
             self._consumers[channel] = consumer
         try:
             self._call(consumer.start)
@@ -384,7 +408,9 @@ class RabbitBroker(Broker):
         except NotConnected:
             if self._closed:
                 raise BrokerClosed(f"the connection to {self._params.display} was closed") from None
-            raise ConnectionLost(f"not connected to {self._params.display} (reconnecting)") from None
+            raise ConnectionLost(
+                f"not connected to {self._params.display} (reconnecting)"
+            ) from None
 
     def _not_on_io_thread(self, what: str) -> None:
         if self._driver.on_io_thread():
@@ -397,9 +423,13 @@ class RabbitBroker(Broker):
         try:
             return waiter.get(CALL_TIMEOUT)
         except TimeoutError:
-            raise ConnectionLost(f"no answer from {self._params.display} within {CALL_TIMEOUT}s") from None
+            raise ConnectionLost(
+                f"no answer from {self._params.display} within {CALL_TIMEOUT}s"
+            ) from None
 
-    def _channel_call(self, consumer: RabbitConsumer, send: Callable[[Connection, Any], None]) -> None:
+    def _channel_call(
+        self, consumer: RabbitConsumer, send: Callable[[Connection, Any], None]
+    ) -> None:
         """Cancel or close a consumer: wait for the answer unless we are on
         the I/O thread (then just send); a dead connection has nothing to undo."""
         try:
@@ -440,7 +470,14 @@ class RabbitBroker(Broker):
             conn.open_channel(PUBLISH_CHANNEL)
             conn.send_method(PUBLISH_CHANNEL, commands.Confirm.Select())
         conn.publish(
-            PUBLISH_CHANNEL, exchange, routing_key, body, properties, mandatory=mandatory, token=token, encoded_properties=encoded
+            PUBLISH_CHANNEL,
+            exchange,
+            routing_key,
+            body,
+            properties,
+            mandatory=mandatory,
+            token=token,
+            encoded_properties=encoded,
         )
 
     def _allocate_channel(self) -> int:
@@ -490,14 +527,20 @@ class RabbitBroker(Broker):
             except Exception:
                 log.exception("error in a reconnect listener")
 
-    def on_disconnected(self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None) -> None:
+    def on_disconnected(
+        self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None
+    ) -> None:
         for consumer in list(self._consumers.values()):
             if consumer.lease is not None:
                 consumer.lease.alive = False
         if exc is None or self._closed:
-            error: BrokerError = BrokerClosed(f"the connection to {self._params.display} was closed")
+            error: BrokerError = BrokerClosed(
+                f"the connection to {self._params.display} was closed"
+            )
         else:
-            log.warning("Connection to broker at %s lost (%s); reconnecting", self._params.display, exc)
+            log.warning(
+                "Connection to broker at %s lost (%s); reconnecting", self._params.display, exc
+            )
             error = ConnectionLost(f"connection to {self._params.display} lost: {exc}")
         _fail(waiting, error)
         _fail([entry.token for entry in unconfirmed], error)
@@ -506,11 +549,22 @@ class RabbitBroker(Broker):
         if self._closed:
             return None
         opts = self._options
-        if not ever_connected and opts["max_retries"] is not None and failures >= opts["max_retries"]:
-            self._first.send_exception(BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}"))
+        if (
+            not ever_connected
+            and opts["max_retries"] is not None
+            and failures >= opts["max_retries"]
+        ):
+            self._first.send_exception(
+                BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}")
+            )
             return None
         delay = min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
-        log.warning("Error connecting to broker at %s (%s).\nRetrying in %s seconds.", self._params.display, exc, delay)
+        log.warning(
+            "Error connecting to broker at %s (%s).\nRetrying in %s seconds.",
+            self._params.display,
+            exc,
+            delay,
+        )
         return delay
 
     def on_events(self, events: list[Event]) -> None:
@@ -549,9 +603,13 @@ class RabbitBroker(Broker):
         for entry in event.entries:
             token = entry.token
             if entry.returned is not None:
-                exc: BrokerError = Unroutable(entry.exchange, entry.routing_key, entry.returned.reply_text)
+                exc: BrokerError = Unroutable(
+                    entry.exchange, entry.routing_key, entry.returned.reply_text
+                )
             elif not event.ack:
-                exc = PublishNacked(f"the broker nacked a publish to {entry.exchange!r}/{entry.routing_key!r}")
+                exc = PublishNacked(
+                    f"the broker nacked a publish to {entry.exchange!r}/{entry.routing_key!r}"
+                )
             else:
                 if token is not None:
                     token.send(None)
@@ -567,7 +625,9 @@ class RabbitBroker(Broker):
         elif isinstance(event, ConsumerCancelled):
             self._on_consumer_cancelled(event)
         elif isinstance(event, Returned):
-            log.warning("message to %r/%r returned: %s", event.exchange, event.routing_key, event.reply_text)
+            log.warning(
+                "message to %r/%r returned: %s", event.exchange, event.routing_key, event.reply_text
+            )
         elif isinstance(event, ConnectionBlocked):
             log.warning("the broker blocked the connection: %s", event.reason)
         elif isinstance(event, ConnectionUnblocked):
@@ -584,17 +644,25 @@ class RabbitBroker(Broker):
             return
         consumer.lease.alive = False
         if consumer.state == ACTIVE and not any(t is not None for t in event.waiting):
-            log.error("the broker closed the channel of the consumer of %r (%s); restoring it", consumer.queue, error)
+            log.error(
+                "the broker closed the channel of the consumer of %r (%s); restoring it",
+                consumer.queue,
+                error,
+            )
             self._run(consumer.start, _RestoreToken(consumer, None))
 
     def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
         entries = event.unconfirmed
         match = _MISSING_EXCHANGE.search(event.reply_text)
-        culprit = next((i for i, e in enumerate(entries) if match and e.exchange == match.group(1)), None)
+        culprit = next(
+            (i for i, e in enumerate(entries) if match and e.exchange == match.group(1)), None
+        )
         if culprit is None:  # cannot tell which publish failed: all of them report why
             _fail([e.token for e in entries], error)
             return
-        unknown = ConnectionLost(f"the publish channel was closed before this publish was confirmed ({error})")
+        unknown = ConnectionLost(
+            f"the publish channel was closed before this publish was confirmed ({error})"
+        )
         _fail([e.token for e in entries[:culprit]], unknown)
         resend = []
         for entry in entries[culprit:]:
@@ -607,17 +675,20 @@ class RabbitBroker(Broker):
 
     def _resend(self, conn: Connection, entries: list[PendingPublish]) -> None:
         for e in entries:
-            self._publish(conn, e.exchange, e.routing_key, e.body, e.properties, e.mandatory, e.token, None)
+            self._publish(
+                conn, e.exchange, e.routing_key, e.body, e.properties, e.mandatory, e.token, None
+            )
 
     def _on_consumer_cancelled(self, event: ConsumerCancelled) -> None:
+        """The queue was deleted (or failed over): the consumer ends, as on the
+        memory broker. Its channel stays open so that unsettled deliveries
+        can still be settled; `Consumer.close` closes it."""
         consumer = self._consumers.get(event.channel)
-        if consumer is None or consumer.state != ACTIVE:
-            return
-        log.warning("the broker cancelled the consumer of %r (queue deleted?); re-declaring and resuming", consumer.queue)
-        try:
-            self._run(lambda conn: consumer.start(conn, _RestoreToken(consumer, None), resume=True))
-        except BrokerError:
-            pass  # disconnected meanwhile: the reconnect restores it
+        if consumer is not None and consumer.state in (STARTING, ACTIVE):
+            consumer.state = CANCELLED
+            log.warning(
+                "the broker cancelled the consumer of queue %r (was it deleted?)", consumer.queue
+            )
 
 
 def _fail(tokens: Iterable[Any], error: BaseException) -> None:

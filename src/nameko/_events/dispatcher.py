@@ -25,8 +25,8 @@ from typing import Any
 from nameko import serialization
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri
+from nameko._messaging.core_publisher import Publisher as CorePublisher
 from nameko._messaging.publisher import Publisher
-from nameko.amqp.publish import Publisher as CorePublisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
 __all__ = ["EventDispatcher", "event_dispatcher"]
@@ -63,7 +63,8 @@ def event_dispatcher(
     config = dict(nameko_config or {})
     if "uri" in kwargs:
         config[AMQP_URI_CONFIG_KEY] = kwargs.pop("uri")
-    serializer = kwargs.pop("serializer", None) or serialization.setup(config).serializer
+    serializer = serialization.setup(config).serializer  # also registers SERIALIZERS
+    serializer = kwargs.pop("serializer", None) or serializer
     kwargs.setdefault("ssl", config.get(AMQP_SSL_CONFIG_KEY))
     kwargs.setdefault("login_method", config.get(LOGIN_METHOD_CONFIG_KEY))
     publisher = CorePublisher(amqp_uri(config), serializer=serializer, **kwargs)

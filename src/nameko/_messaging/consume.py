@@ -50,10 +50,10 @@ from typing import Any
 from nameko._broker.base import Consumer as BrokerConsumer
 from nameko._broker.base import Delivery, Entity
 from nameko._messaging.connection import BrokerConnection
+from nameko._messaging.entities import as_queue, queue_entities
 from nameko._protocol import codecs
 from nameko._protocol.headers import decode_context_headers
 from nameko._runtime.extensions import Entrypoint
-from nameko.amqp.publish import as_queue, queue_entities
 from nameko.constants import HEADER_PREFIX
 from nameko.exceptions import ContainerBeingKilled
 

@@ -1,7 +1,8 @@
 """The `Publisher` dependency: ``self.publish(msg, **kwargs)`` from a worker.
 
 It publishes on the container's shared broker connection through the core
-`nameko.amqp.publish.Publisher`, so per-call options (``routing_key``,
+`nameko._messaging.core_publisher.Publisher` (public as
+`nameko.amqp.publish.Publisher`), so per-call options (``routing_key``,
 ``exchange``, ``headers``, ``priority``, ``expiration``, ``mandatory``,
 ``use_confirms``, ...) mean what they mean there. The exchange and the
 ``declare`` list are declared once at setup. ``publish`` returns once the
@@ -21,10 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nameko._messaging.connection import BrokerConnection, amqp_uri
+from nameko._messaging.core_publisher import Publisher as CorePublisher
+from nameko._messaging.entities import declare_once, entities_of
 from nameko._protocol.headers import encode_context_headers
 from nameko._runtime.extensions import DependencyProvider
-from nameko.amqp.publish import Publisher as CorePublisher
-from nameko.amqp.publish import declare_once, entities_of
 from nameko.constants import AMQP_SSL_CONFIG_KEY, HEADER_PREFIX, LOGIN_METHOD_CONFIG_KEY
 
 __all__ = ["HeaderEncoder", "Publisher"]
@@ -77,6 +78,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
             self.declare.append(self.exchange)
         self.options = options
         self.publisher: CorePublisher | None = None
+        self._stopped = False
 
     @property
     def amqp_uri(self) -> str:
@@ -87,6 +89,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
         return self.options.get("serializer") or self.container.serializer
 
     def setup(self) -> None:
+        self._stopped = False
         self.connection.register_provider(self)
         declare_once(self.connection.broker, entities_of(self.declare))
         config = self.container.config
@@ -104,12 +107,17 @@ class Publisher(DependencyProvider, HeaderEncoder):
         )
 
     def _broker(self) -> Any:
+        if self._stopped:
+            # e.g. a worker abandoned by `kill`: don't reopen the connection
+            raise RuntimeError(f"{self!r} is stopped and can no longer publish")
         return self.connection.broker
 
     def stop(self) -> None:
+        self._stopped = True
         self.connection.unregister_provider(self)
 
     def kill(self) -> None:
+        self._stopped = True
         self.connection.unregister_provider(self)
 
     def get_dependency(self, worker_ctx: Any) -> Callable[..., None]:

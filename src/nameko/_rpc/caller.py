@@ -28,7 +28,9 @@ class RpcCaller:
     ``expiration``, ``timeout`` (seconds to wait for a reply; None: forever).
     """
 
-    def __init__(self, broker: Broker, replies: ReplyQueue, serializer: str, **options: Any) -> None:
+    def __init__(
+        self, broker: Broker, replies: ReplyQueue, serializer: str, **options: Any
+    ) -> None:
         self.broker = broker
         self.replies = replies
         self.exchange = replies.exchange

@@ -31,7 +31,12 @@ class MethodProxy:
     """``proxy.service.method``: call it, or `call_async` it."""
 
     def __init__(
-        self, worker_ctx: Any, service_name: str, method_name: str, caller: RpcCaller, **options: Any
+        self,
+        worker_ctx: Any,
+        service_name: str,
+        method_name: str,
+        caller: RpcCaller,
+        **options: Any,
     ) -> None:
         self.worker_ctx = worker_ctx
         self.service_name = service_name
@@ -67,7 +72,9 @@ class MethodProxy:
 class ServiceProxy:
     """``proxy.service``: attribute access gives a new `MethodProxy` each time."""
 
-    def __init__(self, worker_ctx: Any, service_name: str, caller: RpcCaller, **options: Any) -> None:
+    def __init__(
+        self, worker_ctx: Any, service_name: str, caller: RpcCaller, **options: Any
+    ) -> None:
         self.worker_ctx = worker_ctx
         self.service_name = service_name
         self.caller = caller
@@ -100,7 +107,9 @@ class ClusterProxy:
             raise AttributeError(name)
         proxy = self._proxies.get(name)
         if proxy is None:
-            proxy = self._proxies.setdefault(name, ServiceProxy(self._worker_ctx, name, self._caller))
+            proxy = self._proxies.setdefault(
+                name, ServiceProxy(self._worker_ctx, name, self._caller)
+            )
         return proxy
 
     def __getitem__(self, name: str) -> ServiceProxy:

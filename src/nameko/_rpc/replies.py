@@ -81,7 +81,9 @@ class ReplyRouter:
         with self._lock:
             self._pending.pop(correlation_id, None)
 
-    def deliver(self, correlation_id: str | None, body: Any = None, error: BaseException | None = None) -> None:
+    def deliver(
+        self, correlation_id: str | None, body: Any = None, error: BaseException | None = None
+    ) -> None:
         with self._lock:
             pending = self._pending.pop(correlation_id, None) if correlation_id else None
         if pending is None:
@@ -131,7 +133,9 @@ class ReplyQueue:
     def _on_reply(self, delivery: Delivery) -> None:
         props = delivery.properties
         try:
-            body = codecs.decode(delivery.body, props.content_type, props.content_encoding, self.accept)
+            body = codecs.decode(
+                delivery.body, props.content_type, props.content_encoding, self.accept
+            )
         except Exception as exc:  # the caller gets a clear error instead of hanging
             _log.error("undecodable RPC reply for %s: %s", props.correlation_id, exc)
             self.router.deliver(props.correlation_id, error=exc)

@@ -148,7 +148,9 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             priority=0,
             correlation_id=request.correlation_id,
         )
-        publish(self.connection.broker, self.exchange_name, request.reply_to, reply.body, properties)
+        publish(
+            self.connection.broker, self.exchange_name, request.reply_to, reply.body, properties
+        )
         return reply.result, exc_info
 
 
@@ -176,7 +178,11 @@ class Rpc(Entrypoint):
         self.check_signature(args, kwargs)
         context_data = decode_context_headers(props.headers)
         self.container.spawn_worker(
-            self, args, kwargs, context_data=context_data, handle_result=partial(self.handle_result, delivery)
+            self,
+            args,
+            kwargs,
+            context_data=context_data,
+            handle_result=partial(self.handle_result, delivery),
         )
 
     def handle_result(

@@ -108,7 +108,9 @@ class StandaloneProxyBase:
         except BaseException:
             self._broker.close()
             raise
-        caller = RpcCaller(self._broker, self._replies, serializer, timeout=self.timeout, **self._options)
+        caller = RpcCaller(
+            self._broker, self._replies, serializer, timeout=self.timeout, **self._options
+        )
         return self._make_proxy(caller)
 
     def _make_proxy(self, caller: RpcCaller) -> Any:
@@ -172,7 +174,13 @@ def _config_from(config: dict[str, Any] | None, uri: str | None) -> dict[str, An
 class ClusterRpcClient(ClusterRpcProxy):
     """nameko 3 name; also takes ``uri=`` instead of a config dict."""
 
-    def __init__(self, config: dict[str, Any] | None = None, *args: Any, uri: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        *args: Any,
+        uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(_config_from(config, uri), *args, **kwargs)
 
 
@@ -180,6 +188,11 @@ class ServiceRpcClient(ServiceRpcProxy):
     """nameko 3 name; also takes ``uri=`` instead of a config dict."""
 
     def __init__(
-        self, service_name: str, config: dict[str, Any] | None = None, *args: Any, uri: str | None = None, **kwargs: Any
+        self,
+        service_name: str,
+        config: dict[str, Any] | None = None,
+        *args: Any,
+        uri: str | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(service_name, _config_from(config, uri), *args, **kwargs)

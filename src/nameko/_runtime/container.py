@@ -194,7 +194,7 @@ class ServiceContainer:
         if alive:
             _log.warning("killing %d managed thread(s)", len(alive))
             for thread in alive:
-                _log.warning("killing managed thread `%s`", self._managed_threads.get(thread))
+                _log.warning("killing managed thread `%s`", thread.name)
 
     # -- workers -----------------------------------------------------------
 
@@ -259,7 +259,9 @@ class ServiceContainer:
         except Exception as exc:
             expected = worker_ctx.entrypoint.expected_exceptions
             if expected and isinstance(exc, expected):
-                _log.warning("(expected) error handling worker %s: %s", worker_ctx, exc, exc_info=True)
+                _log.warning(
+                    "(expected) error handling worker %s: %s", worker_ctx, exc, exc_info=True
+                )
             else:
                 _log.error("error handling worker %s: %s", worker_ctx, exc, exc_info=True)
             return None, sys.exc_info()
@@ -289,7 +291,10 @@ class ServiceContainer:
         if identifier is None:
             identifier = getattr(fn, "__name__", "<unknown>")
         thread = ManagedThread(
-            fn, identifier, on_error=self._managed_thread_crashed, on_exit=self._managed_thread_exited
+            fn,
+            identifier,
+            on_error=self._managed_thread_crashed,
+            on_exit=self._managed_thread_exited,
         )
         self._managed_threads[thread] = identifier
         return thread.start()

@@ -64,7 +64,9 @@ class WorkerContext:
     def call_id_stack(self) -> list[str]:
         if self._call_id_stack is None:
             tracked = self.config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
-            self._call_id_stack = extend_call_id_stack(self.parent_call_stack, self.call_id, tracked)
+            self._call_id_stack = extend_call_id_stack(
+                self.parent_call_stack, self.call_id, tracked
+            )
         return self._call_id_stack
 
     @property

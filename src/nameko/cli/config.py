@@ -16,7 +16,9 @@ __all__ = ["add_config_options", "setup_config", "setup_logging"]
 def add_config_options(parser: Any, default_broker: str) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML configuration file")
     parser.add_argument(
-        "--broker", default=None, metavar="URL",
+        "--broker",
+        default=None,
+        metavar="URL",
         help=f"AMQP broker URL, used when the config gives no AMQP_URI (default {default_broker})",
     )
     parser.set_defaults(default_broker=default_broker)
@@ -39,6 +41,8 @@ def setup_config(args: Any) -> dict[str, Any]:
 
 def setup_logging(config: dict[str, Any]) -> None:
     if "LOGGING" in config:
-        logging.config.dictConfig(config["LOGGING"])
+        # dictConfig would silence every logger that exists already, i.e.
+        # all of the framework's; keep them unless the user says otherwise.
+        logging.config.dictConfig({"disable_existing_loggers": False, **config["LOGGING"]})
     else:
         logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -32,13 +32,17 @@ def setup_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="nameko")
     parser.add_argument(
-        "-v", "--version", action="version",
+        "-v",
+        "--version",
+        action="version",
         version=f"{nameko_version} (shimeji {_distribution_version()})",
     )
     commands = parser.add_subparsers(dest="command", metavar="{run,shell,show-config,test}")
     commands.required = True
     for module in (run, shell, show_config, test):
-        module.init_parser(commands.add_parser(module.NAME, help=module.HELP, description=module.HELP))
+        module.init_parser(
+            commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        )
     return parser
 
 

@@ -33,7 +33,9 @@ _log = logging.getLogger("nameko.cli.run")
 
 
 def init_parser(parser: Any) -> None:
-    parser.add_argument("services", nargs="+", metavar="module[:ServiceClass]", help="services to run")
+    parser.add_argument(
+        "services", nargs="+", metavar="module[:ServiceClass]", help="services to run"
+    )
     add_config_options(parser, DEFAULT_BROKER)
     parser.add_argument("--backdoor-port", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(main=main)
@@ -53,19 +55,27 @@ def main(args: Any) -> int:
 def import_services(path: str) -> list[type]:
     module_name, _, class_name = path.partition(":")
     if module_name.endswith(".py") and os.path.exists(module_name):
-        raise CommandError(f"Failed to find service, did you mean '{module_name[:-3].replace('/', '.')}'?")
+        raise CommandError(
+            f"Failed to find service, did you mean '{module_name[:-3].replace('/', '.')}'?"
+        )
     module = _import(module_name)
     if class_name:
         try:
             cls = getattr(module, class_name)
         except AttributeError:
-            raise CommandError(f"Failed to find service class '{class_name}' in module '{module_name}'") from None
+            raise CommandError(
+                f"Failed to find service class '{class_name}' in module '{module_name}'"
+            ) from None
         if not isinstance(cls, type):
             raise CommandError("Service must be a class.")
         return [cls]
-    found = [cls for _, cls in inspect.getmembers(module, inspect.isclass) if _looks_like_service(cls)]
+    found = [
+        cls for _, cls in inspect.getmembers(module, inspect.isclass) if _looks_like_service(cls)
+    ]
     if not found:
-        raise CommandError(f"Failed to find anything that looks like a service in module '{module_name}'")
+        raise CommandError(
+            f"Failed to find anything that looks like a service in module '{module_name}'"
+        )
     return found
 
 
@@ -106,7 +116,9 @@ class _Signals:
             print(file=sys.stderr)  # keep ^C on its own line
         if self.received > 1:
             raise _ForcedExit(signal.Signals(signum).name)
-        _log.info("%s received: stopping (send it again to exit at once)", signal.Signals(signum).name)
+        _log.info(
+            "%s received: stopping (send it again to exit at once)", signal.Signals(signum).name
+        )
         start_thread(self._stop, "graceful-stop")
 
     def _stop(self) -> None:
@@ -116,7 +128,10 @@ class _Signals:
 
     def _deadline(self) -> None:
         if self.shutdown_timeout is not None and not self.stopped.wait(self.shutdown_timeout):
-            _log.warning("graceful stop took over %ss: killing, unfinished messages are requeued", self.shutdown_timeout)
+            _log.warning(
+                "graceful stop took over %ss: killing, unfinished messages are requeued",
+                self.shutdown_timeout,
+            )
             self.runner.kill()
 
 

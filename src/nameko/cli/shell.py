@@ -24,7 +24,9 @@ HELP = "Interactive Python shell connected to the services"
 
 def init_parser(parser: Any) -> None:
     add_config_options(parser, DEFAULT_BROKER)
-    parser.add_argument("--interface", choices=["bpython", "ipython", "plain"], help="preferred shell")
+    parser.add_argument(
+        "--interface", choices=["bpython", "ipython", "plain"], help="preferred shell"
+    )
     parser.set_defaults(main=main)
 
 
@@ -76,7 +78,9 @@ def _interactive(namespace: dict[str, Any], banner: str, preferred: str | None) 
         with open(startup) as f:
             exec(compile(f.read(), startup, "exec"), namespace)
     for name in [preferred] if preferred else ["bpython", "ipython", "plain"]:
-        if name == "bpython" and _try(lambda: __import__("bpython").embed(namespace, banner=banner)):
+        if name == "bpython" and _try(
+            lambda: __import__("bpython").embed(namespace, banner=banner)
+        ):
             return
         if name == "ipython" and _try(lambda: _ipython(namespace, banner)):
             return

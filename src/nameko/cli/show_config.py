@@ -13,7 +13,9 @@ HELP = "Print the configuration, with environment variables substituted"
 
 
 def init_parser(parser: Any) -> None:
-    parser.add_argument("--config", default="config.yaml", metavar="FILE", help="YAML configuration file")
+    parser.add_argument(
+        "--config", default="config.yaml", metavar="FILE", help="YAML configuration file"
+    )
     parser.set_defaults(main=main, broker=None, default_broker=None)
 
 

@@ -10,6 +10,7 @@ import os
 import queue
 import secrets
 import subprocess
+
 from nameko._concurrency import start_thread
 
 AMQP_HOST = os.environ.get("SHIMEJI_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672")  # no vhost

@@ -78,9 +78,9 @@ def entrypoint_waiter(
     original_teardown = container._worker_teardown
 
     def worker_result(worker_ctx: Any, result: Any = None, exc_info: Any = None) -> Any:
-        if worker_ctx.entrypoint.method_name == method_name:
-            if callback is None or callback(worker_ctx, result, exc_info):
-                matched[worker_ctx] = (result, exc_info)
+        ours = worker_ctx.entrypoint.method_name == method_name
+        if ours and (callback is None or callback(worker_ctx, result, exc_info)):
+            matched[worker_ctx] = (result, exc_info)
         return original_result(worker_ctx, result, exc_info)
 
     def worker_teardown(worker_ctx: Any) -> Any:
@@ -106,14 +106,19 @@ entrypoint_waiter.Timeout = EntrypointWaiterTimeout  # type: ignore[attr-defined
 
 @contextmanager
 def entrypoint_hook(
-    container: Any, method_name: str, context_data: dict[str, Any] | None = None, timeout: float | None = 30
+    container: Any,
+    method_name: str,
+    context_data: dict[str, Any] | None = None,
+    timeout: float | None = 30,
 ) -> Iterator[Callable[..., Any]]:
     """Yield a function that runs ``method_name`` in a real worker of
     ``container`` (dependencies injected, no transport) and returns its
     result or raises its exception."""
     entrypoint = get_extension(container, Entrypoint, method_name=method_name)
     if entrypoint is None:
-        raise ExtensionNotFound(f"No entrypoint for '{method_name}' found on container {container}.")
+        raise ExtensionNotFound(
+            f"No entrypoint for '{method_name}' found on container {container}."
+        )
 
     def hook(*args: Any, **kwargs: Any) -> Any:
         ours: set[Any] = set()
@@ -133,7 +138,9 @@ def entrypoint_hook(
     yield hook
 
 
-def _wait_or_die(container: Any, waiter: WaitResult, method_name: str, timeout: float | None) -> None:
+def _wait_or_die(
+    container: Any, waiter: WaitResult, method_name: str, timeout: float | None
+) -> None:
     """Wait for ``waiter``; re-raise the container's error if it dies first."""
     deadline = deadline_after(timeout)
     while not waiter.has_result:
@@ -171,7 +178,10 @@ def replace_dependencies(container: Any, *dependencies: str, **dependency_map: A
         raise ExtensionNotFound(f"Dependency(s) '{missing}' not found on {container}.")
     replacements = {name: MockDependencyProvider(name) for name in dependencies}
     replacements.update(
-        {name: MockDependencyProvider(name, dependency=value) for name, value in dependency_map.items()}
+        {
+            name: MockDependencyProvider(name, dependency=value)
+            for name, value in dependency_map.items()
+        }
     )
     for name, replacement in replacements.items():
         container.dependencies.remove(found[name])
@@ -196,10 +206,18 @@ def restrict_entrypoints(container: Any, *entrypoints: str) -> None:
 class Once(Entrypoint):
     """Fires one worker with the given arguments when the container starts."""
 
-    def __init__(self, *args: Any, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        expected_exceptions: Any = (),
+        sensitive_arguments: Any = (),
+        **kwargs: Any,
+    ) -> None:
         self.args = args
         self.kwargs = kwargs
-        super().__init__(expected_exceptions=expected_exceptions, sensitive_arguments=sensitive_arguments)
+        super().__init__(
+            expected_exceptions=expected_exceptions, sensitive_arguments=sensitive_arguments
+        )
 
     def start(self) -> None:
         self.container.spawn_worker(self, self.args, self.kwargs)

@@ -67,7 +67,10 @@ def wait_for_worker_idle(container: Any, timeout: float = 10) -> None:
 
 
 def assert_stops_raising(
-    fn: Callable[[], Any], exception_type: type[BaseException] = Exception, timeout: float = 10, interval: float = 0.1
+    fn: Callable[[], Any],
+    exception_type: type[BaseException] = Exception,
+    timeout: float = 10,
+    interval: float = 0.1,
 ) -> Any:
     """Call ``fn`` every ``interval`` seconds until it stops raising."""
     deadline = time.monotonic() + timeout

@@ -58,7 +58,9 @@ def wait_for_call(
             raise
         finally:
             with lock:
-                if not matched.ready() and (callback is None or callback(args, kwargs, res, exc_info)):
+                if not matched.ready() and (
+                    callback is None or callback(args, kwargs, res, exc_info)
+                ):
                     result.send(res, exc_info)
                     matched.send(None)
 

@@ -26,7 +26,10 @@ with ClusterRpcProxy(config, context_data={"language": "fr", "user_id": 7}, time
     record("hello", lambda: svc.hello("nameko"))
     record("echo", lambda: svc.echo(1, "two", [3], k={"nested": [None, True, 1.5]}))
     record("async", lambda: [svc.hello.call_async(str(i)) for i in range(3)] and None)
-    record("async_results", lambda: [r.result() for r in [svc.hello.call_async(str(i)) for i in range(3)]])
+    record(
+        "async_results",
+        lambda: [r.result() for r in [svc.hello.call_async(str(i)) for i in range(3)]],
+    )
     record("boom", svc.boom)
     record("missing", lambda: svc.no_such_method())
     record("signature", lambda: svc.hello(1, 2, 3))

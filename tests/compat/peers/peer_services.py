@@ -4,8 +4,8 @@ This module is imported by both implementations (it only uses the nameko 2.x
 public API), so what one side sees, the other must see too.
 """
 
-from nameko.extensions import DependencyProvider
 from nameko.contextdata import Language, UserId
+from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 
 
@@ -21,7 +21,7 @@ class Peer:
 
     @rpc
     def hello(self, name):
-        return "{} says hello to {}".format(self.name, name)
+        return f"{self.name} says hello to {name}"
 
     @rpc
     def echo(self, *args, **kwargs):
@@ -48,7 +48,11 @@ class Peer:
         try:
             self.other.boom()
         except Exception as exc:
-            return {"type": type(exc).__name__, "str": str(exc), "exc_type": getattr(exc, "exc_type", None)}
+            return {
+                "type": type(exc).__name__,
+                "str": str(exc),
+                "exc_type": getattr(exc, "exc_type", None),
+            }
 
     @rpc
     def relay_missing(self):

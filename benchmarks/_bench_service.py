@@ -1,0 +1,34 @@
+"""Services hosted by ``nameko run`` for ``bench_rpc.py``.
+
+The same module runs under shimeji and under nameko 2.14.1. Service names
+end with ``$BENCH_SUFFIX``: both implementations share one vhost without
+sharing queues, and every startup trial gets queues that do not exist yet
+(a durable queue left by an earlier trial would hold the first call instead of
+raising UnknownService).
+"""
+
+import os
+import time
+
+from nameko.rpc import rpc
+
+SUFFIX = os.environ.get("BENCH_SUFFIX", "")
+
+
+class EchoService:
+    name = "bench_echo" + SUFFIX
+
+    @rpc
+    def echo(self, value):
+        return value
+
+
+class GreetingService:
+    """Seed 001: a one-second method, run with ``max_workers: 10``."""
+
+    name = "greeting_service" + SUFFIX
+
+    @rpc
+    def hello(self, name):
+        time.sleep(1)
+        return f"Hello, {name}!"

@@ -1,0 +1,108 @@
+"""Lost connections: services and clients reconnect, calls end instead of hanging."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+
+from nameko.standalone.rpc import ClusterRpcProxy
+from tests.integration.conftest import wait_until_serving
+
+TIMEOUT = 30
+
+
+def connections(vhost: str) -> dict[str, str]:
+    """connection_name (client property) -> Erlang pid of the connection, in ``vhost``."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {}
+    marker = '{"connection_name","'
+    for line in out.splitlines():
+        name, _, rest = line.partition("\t")
+        line_vhost, _, props = rest.partition("\t")
+        if line_vhost == vhost and marker in props:
+            found[props.split(marker, 1)[1].split('"', 1)[0]] = name
+    return found
+
+
+def close_connection(vhost: str, connection_name: str) -> None:
+    name = connections(vhost)[connection_name]
+    subprocess.run(["rabbitmqctl", "-q", "close_connection", name, "test: go away"], check=True)
+
+
+def test_service_reconnects_after_its_connection_is_closed(
+    nameko_run, rabbit_config_uri, rabbit_vhost
+):
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    close_connection(rabbit_vhost, "nameko:fault_service")
+    # calls made while the service reconnects are queued and answered
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        assert rpc.fault_service.ping() == "pong"
+        assert rpc.fault_service.slow(0, "after") == "after"
+    assert "nameko:fault_service" in connections(rabbit_vhost)
+    assert proc.proc.poll() is None  # still running
+
+
+def test_call_in_flight_when_the_service_connection_drops(
+    nameko_run, rabbit_config_uri, rabbit_vhost
+):
+    nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        reply = rpc.fault_service.slow.call_async(1, "dropped")
+        assert_eventually(lambda: rpc.fault_service.calls("dropped") == 1)
+        close_connection(rabbit_vhost, "nameko:fault_service")
+        # The worker can't ack on a dead channel: the request is redelivered
+        # and runs again (at-least-once). The caller sees exactly one outcome.
+        assert reply.result() == "dropped"
+
+
+def test_client_reconnects_and_pending_call_completes(nameko_run, rabbit_config_uri, rabbit_vhost):
+    nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        reply = rpc.fault_service.slow.call_async(1, "client")
+        close_connection(rabbit_vhost, "nameko:standalone_rpc_proxy")
+        assert reply.result() == "client"  # the reply waited in our durable reply queue
+        assert rpc.fault_service.ping() == "pong"  # and the client works again
+
+
+def test_call_on_a_lost_connection_ends_within_its_timeout(
+    nameko_run, rabbit_config_uri, rabbit_vhost
+):
+    """Nobody will ever answer (the service is gone): the caller gets a typed
+    error when its timeout expires, whatever the connection did meanwhile."""
+    from nameko.exceptions import RpcTimeout
+
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=3) as rpc:
+        proc.proc.kill()  # the service dies without a word; its request stays queued
+        proc.wait()
+        outcome = []
+
+        def call():
+            try:
+                rpc.fault_service.ping()
+            except RpcTimeout as exc:
+                outcome.append(exc)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        close_connection(rabbit_vhost, "nameko:standalone_rpc_proxy")
+        caller.join(TIMEOUT)
+        assert not caller.is_alive() and isinstance(outcome[0], RpcTimeout)
+
+
+def assert_eventually(predicate, timeout=TIMEOUT):
+    tick = threading.Event()
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        tick.wait(0.05)
+    raise AssertionError("condition not met in time")
