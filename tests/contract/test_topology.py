@@ -80,7 +80,7 @@ def test_redeclaring_a_queue_differently_fails(broker: Broker, changed: dict) ->
     assert info.value.reply_code == 406
 
 
-def test_queue_arguments_rabbitmq_does_not_know_are_not_compared(broker: Broker) -> None:
+def test_queue_arguments_the_broker_does_not_know_are_not_compared(broker: Broker) -> None:
     broker.declare([transient_queue("q", custom="a")])
     broker.declare([transient_queue("q", custom="b")])
     broker.declare([transient_queue("q")])

@@ -409,3 +409,17 @@ def _wait_for(predicate, timeout=TIMEOUT):
             return True
         done.wait(0.01)
     return False
+
+
+def test_pipelined_call_to_a_vanished_service_raises_from_result(config, running, client):
+    """Calls to a service seen alive are pipelined (call_async doesn't wait
+    for the broker's confirm); if it has vanished since, `.result()` says so."""
+    assert client.echo.hello("seen") == "hi, seen"
+    broker = connect(config["AMQP_URI"])
+    broker.delete_queue("rpc-echo")
+    broker.close()
+    reply = client.echo.hello.call_async("gone")
+    with pytest.raises(UnknownService, match="echo"):
+        reply.result()
+    with pytest.raises(UnknownService):  # known to be gone: raised at call time again
+        client.echo.hello.call_async("still gone")

@@ -328,7 +328,8 @@ def test_a_killed_connection_is_restored(
 
     inbox = Inbox(hook=hold_the_io_thread)
     broker.consume("q", inbox, topology=[queue("q")], prefetch=5)
-    broker.publish("", "q", b"block", Properties())
+    # unconfirmed: its confirm could be read after the delivery, which blocks the reader
+    broker.publish("", "q", b"block", Properties(), confirm=False)
     assert stuck.wait(WAIT)
 
     outcome: list[BaseException | None] = []
@@ -423,7 +424,11 @@ def tls_proxy(certificate: Path) -> int:
     def serve() -> None:
         with listener:
             client, _ = listener.accept()
-            secure = context.wrap_socket(client, server_side=True)
+            try:
+                secure = context.wrap_socket(client, server_side=True)
+            except ssl.SSLError:  # the client refused our certificate
+                client.close()
+                return
             upstream = socket.create_connection(("127.0.0.1", 5672))
             threading.Thread(target=pump, args=(upstream, secure), daemon=True).start()
             pump(secure, upstream)
@@ -456,3 +461,95 @@ def test_amqps_refuses_an_unknown_certificate(certificate: Path, rabbit_vhost: s
             ssl=True,
             transport_options={"max_retries": 0},
         )
+
+
+# -- heartbeats against a broker that goes silent --------------------------------
+
+
+class SilentBroker:
+    """A fake AMQP server: completes the handshake with heartbeat=1, then
+    reads and never answers. Counts the heartbeats each connection sends."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.heartbeats: list[int] = []
+        self.accepted = threading.Semaphore(0)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self.heartbeats.append(0)
+            self.accepted.release()
+            threading.Thread(
+                target=self._talk, args=(client, len(self.heartbeats) - 1), daemon=True
+            ).start()
+
+    def _talk(self, client: Any, index: int) -> None:
+        from pamqp import commands, frame
+        from pamqp.exceptions import UnmarshalingException
+        from pamqp.heartbeat import Heartbeat
+
+        buffer = b""
+
+        def next_frame() -> Any:
+            nonlocal buffer
+            while True:
+                try:
+                    used, _, obj = frame.unmarshal(buffer)
+                except UnmarshalingException:  # incomplete
+                    data = client.recv(65536)
+                    if not data:
+                        raise EOFError() from None
+                    buffer += data
+                    continue
+                buffer = buffer[used:]
+                if isinstance(obj, Heartbeat):
+                    self.heartbeats[index] += 1
+                return obj
+
+        def expect(kind: type) -> None:
+            while not isinstance(next_frame(), kind):
+                pass
+
+        with client:
+            client.recv(8)  # protocol header
+            client.sendall(frame.marshal(commands.Connection.Start(mechanisms="PLAIN"), 0))
+            expect(commands.Connection.StartOk)
+            client.sendall(frame.marshal(commands.Connection.Tune(2047, 131072, 1), 0))
+            expect(commands.Connection.Open)
+            client.sendall(frame.marshal(commands.Connection.OpenOk(), 0))
+            try:
+                while True:  # count heartbeats until the client hangs up
+                    next_frame()
+            except (EOFError, OSError):
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_silent_broker_is_declared_dead_and_reconnected(caplog: pytest.LogCaptureFixture) -> None:
+    server = SilentBroker()
+    reconnected = threading.Event()
+    try:
+        with caplog.at_level(logging.WARNING, logger="nameko._broker.rabbit"):
+            broker = RabbitBroker(f"amqp://guest:guest@127.0.0.1:{server.port}/", heartbeat=1)
+            broker.add_reconnect_listener(reconnected.set)
+            assert server.accepted.acquire(timeout=WAIT)
+            started = time.monotonic()
+            assert server.accepted.acquire(timeout=WAIT)  # the client gave up and came back
+            silent_for = time.monotonic() - started
+            assert reconnected.wait(WAIT)
+            broker.close()
+    finally:
+        server.close()
+    assert 1.5 < silent_for < 4.0  # dead after 2 heartbeat intervals of silence
+    assert server.heartbeats[0] >= 2  # it sent ours every half interval meanwhile
+    assert any("missed heartbeats" in r.getMessage() for r in caplog.records)

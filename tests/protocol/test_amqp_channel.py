@@ -8,11 +8,13 @@ from hypothesis import strategies as st
 from pamqp import commands, header
 from pamqp.body import ContentBody
 
+from nameko._amqp.channel import triage_unconfirmed
 from nameko._amqp.events import (
     ChannelClosed,
     ConsumerCancelled,
     Delivered,
     MethodReply,
+    PendingPublish,
     ProtocolError,
     PublishSettled,
     Returned,
@@ -386,3 +388,50 @@ def test_frames_for_unknown_channels_are_ignored() -> None:
     conn = open_connection()
     assert conn.receive_data(_deliver(1, b"nobody listens"), 0.0) == []
     assert decode(conn.data_to_send(0.0)) == []
+
+
+def _entry(token: str, exchange: str) -> PendingPublish:
+    return PendingPublish(token, exchange, "rk", b"", Properties(), False)
+
+
+def test_triage_after_a_missing_exchange() -> None:
+    entries = [
+        _entry("a", "good"),
+        _entry("b", "missing"),
+        _entry("c", "good"),
+        _entry("d", "missing"),
+    ]
+    text = "NOT_FOUND - no exchange 'missing' in vhost '/'"
+    unknown, failed, resend = triage_unconfirmed(entries, text)
+    assert [e.token for e in unknown] == ["a"]  # routed, but its confirm is lost
+    assert [e.token for e in failed] == ["b", "d"]
+    assert [e.token for e in resend] == ["c"]  # never looked at by the broker
+
+
+def test_triage_without_a_culprit_fails_everything() -> None:
+    entries = [_entry("a", "x"), _entry("b", "y")]
+    assert triage_unconfirmed(entries, "PRECONDITION_FAILED - message too large") == (
+        [],
+        entries,
+        [],
+    )
+
+
+def test_publishes_the_server_discarded_are_resent_on_a_reopened_channel() -> None:
+    conn = open_connection()
+    open_channel(conn, 1, confirm=True)
+    for token, exchange in (("a", "good"), ("b", "missing"), ("c", "good"), ("d", "other")):
+        conn.publish(1, exchange, "rk", token.encode(), Properties(), token=token)
+    conn.data_to_send(0.0)
+    close = commands.Channel.Close(404, "NOT_FOUND - no exchange 'missing' in vhost '/'", 60, 40)
+    [event] = conn.receive_data(encode((1, close)), 0.0)
+    assert [e.token for e in event.unconfirmed] == ["a", "b"]  # unknown, failed
+    assert [e.token for e in event.resent] == ["c", "d"]
+    frames = sent(conn)
+    assert [type(obj).__name__ for _, obj in frames if not isinstance(obj, (header.ContentHeader, ContentBody))] == [
+        "CloseOk", "Open", "Select", "Publish", "Publish"
+    ]  # fmt: skip
+    assert [obj.value for _, obj in frames if isinstance(obj, ContentBody)] == [b"c", b"d"]
+    conn.receive_data(encode((1, commands.Channel.OpenOk()), (1, commands.Confirm.SelectOk())), 0.0)
+    [settled] = conn.receive_data(encode((1, commands.Basic.Ack(2, multiple=True))), 0.0)
+    assert [e.token for e in settled.entries] == ["c", "d"]  # numbered afresh from 1

@@ -50,3 +50,11 @@ def test_bad_uris_are_refused_without_showing_the_password(uri: str) -> None:
     with pytest.raises(ValueError) as info:
         parse_uri(uri)
     assert "hunter2" not in str(info.value)
+
+
+def test_an_ssl_option_turns_tls_on_with_the_amqps_port() -> None:
+    assert (
+        parse_uri("amqp://u:p@rabbit/v", tls=True).tls,
+        parse_uri("amqp://u:p@rabbit/v", tls=True).port,
+    ) == (True, 5671)
+    assert parse_uri("amqp://u:p@rabbit:5672/v", tls=True).port == 5672  # an explicit port stays

@@ -5,15 +5,17 @@ Pure data structures driven by `nameko._amqp.connection.Connection`.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict, deque
 from typing import Any
 
 from nameko._amqp.events import Event, PendingPublish, ProtocolError, Returned
 from nameko._broker.base import Properties
 
-__all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState"]
+__all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState", "triage_unconfirmed"]
 
 OPENING, OPEN, CLOSING = "opening", "open", "closing"
+_MISSING_EXCHANGE = re.compile(r"exchange '(.*)' in vhost")
 
 
 class ChannelState:
@@ -149,3 +151,27 @@ class ChannelState:
         self._content = self._properties = None
         self._received = 0
         return kind(self.number, *args, properties, body)  # type: ignore[call-arg]
+
+
+def triage_unconfirmed(
+    entries: list[PendingPublish], reply_text: str
+) -> tuple[list[PendingPublish], list[PendingPublish], list[PendingPublish]]:
+    """Sort the publishes in flight on a channel the broker closed because one
+    of them named a missing (or forbidden) exchange: ``(unknown, failed, resend)``.
+
+    The broker handles a channel's frames in order and ignores everything
+    after the failing one. So the publishes before the culprit were routed
+    but their confirms are lost (outcome unknown); the culprit and later ones
+    to the same exchange fail alike; later ones to other exchanges were never
+    looked at and can be sent again. The culprit is the first publish to the
+    exchange the reply text names; when there is none, all of them fail.
+    """
+    match = _MISSING_EXCHANGE.search(reply_text)
+    name = match.group(1) if match else None
+    culprit = next((i for i, e in enumerate(entries) if e.exchange == name), None)
+    if culprit is None:
+        return [], list(entries), []
+    later = entries[culprit:]
+    failed = [e for e in later if e.exchange == name]
+    resend = [e for e in later if e.exchange != name]
+    return entries[:culprit], failed, resend

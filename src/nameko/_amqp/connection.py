@@ -32,7 +32,7 @@ from typing import Any
 from pamqp import commands, frame
 
 from nameko._amqp import codec
-from nameko._amqp.channel import CLOSING, OPEN, ChannelState
+from nameko._amqp.channel import CLOSING, OPEN, ChannelState, triage_unconfirmed
 from nameko._amqp.events import (
     ChannelClosed,
     ConnectionBlocked,
@@ -314,16 +314,38 @@ class Connection:
         self._on_reply(channel, method)
 
     def _on_channel_close(self, channel: ChannelState, method: commands.Channel.Close) -> None:
-        self._send_method(channel.number, commands.Channel.CloseOk())
-        del self.channels[channel.number]
+        number, text = channel.number, method.reply_text or ""
+        self._send_method(number, commands.Channel.CloseOk())
+        del self.channels[number]
         waiting, unconfirmed = channel.drain()
-        text = method.reply_text or ""
-        code = method.reply_code
-        self._events.append(
-            ChannelClosed(
-                channel.number, code, text, method.class_id, method.method_id, waiting, unconfirmed
-            )
+        resent: list[PendingPublish] = []
+        if unconfirmed:
+            unconfirmed, resent = self._resend(number, unconfirmed, text)
+        closed = ChannelClosed(
+            number, method.reply_code, text, method.class_id, method.method_id, waiting
         )
+        closed.unconfirmed, closed.resent = unconfirmed, resent
+        self._events.append(closed)
+
+    def _resend(
+        self, number: int, entries: list[PendingPublish], reply_text: str
+    ) -> tuple[list[PendingPublish], list[PendingPublish]]:
+        """Reopen a confirm channel the server closed and publish again what
+        it discarded unseen, right here: no publish queued meanwhile by
+        another caller can overtake them. Returns (not resent, resent)."""
+        unknown, failed, resend = triage_unconfirmed(entries, reply_text)
+        if not resend:
+            return entries, []
+        self.open_channel(number)
+        self.send_method(number, commands.Confirm.Select())
+        channel = self.channels[number]
+        for e in resend:
+            props = codec.encode_properties(e.properties)
+            self._out += codec.encode_publish(
+                number, e.exchange, e.routing_key, e.mandatory, props, e.body, self.frame_max
+            )
+            channel.track(e)
+        return unknown + failed, resend
 
     def _on_channel_close_ok(self, channel: ChannelState, method: Any) -> None:
         del self.channels[channel.number]

@@ -9,9 +9,12 @@ then loops on a selector over the socket and a wakeup socketpair:
 * reads feed the state machine; the events it returns are handed to the
   handler on this thread (so ``on_message`` callbacks run here);
 * other threads change the state machine under `Driver.lock` through
-  `Driver.run`, which wakes the loop (one byte on the socketpair, only when
-  no wakeup is already pending); the loop then writes everything ready with
-  one ``send``;
+  `Driver.run`. Every write is one non-blocking ``send`` of everything
+  queued, made under the lock (so frames never interleave). Over plain TCP
+  an uncontended caller makes that send itself, saving a thread handoff per
+  call; otherwise (a flush already pending, a full socket buffer, TLS whose
+  objects must not be used from two threads) it wakes the loop with one byte
+  on the socketpair and the loop writes the batch;
 * heartbeats are sent and checked here and nowhere else: a user thread
   spinning the CPU only delays this thread by the interpreter's switch
   interval, it cannot starve it.
@@ -44,6 +47,7 @@ T = TypeVar("T")
 RECV_SIZE = 256 * 1024
 READS_PER_TURN = 32  # then let writes, timers and wakeups have a turn
 CLOSE_GRACE = 3.0  # seconds to wait for the broker's Close-Ok
+MIN_UPTIME = 1.0  # a connection dropped sooner is retried with back-off, not at once
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
@@ -135,6 +139,7 @@ class Driver:
         self._direct: socket.socket | None = None  # the socket callers may write to
         self._close_deadline: float | None = None
         self._was_ready = False
+        self._ready_since = 0.0
         self._closed_reason: str | None = None
 
     # -- any thread --------------------------------------------------------
@@ -153,12 +158,17 @@ class Driver:
         """Call ``fn(connection, *args)`` under the lock, then make sure what
         it queued is sent. Raises `NotConnected`.
 
-        Over plain TCP, when no flush is pending and the socket accepts it,
-        the calling thread writes the queued frames itself (still one
-        batched, non-blocking send under the lock): that saves a thread
-        handoff per call. Otherwise the I/O thread is woken to send them.
+        A caller that got the lock without waiting, over plain TCP, with no
+        flush pending, writes the queued frames itself (one non-blocking send,
+        still under the lock): that saves a thread handoff per call when
+        calls are sparse. Otherwise (other threads queueing too, a full
+        socket buffer, TLS) it wakes the I/O thread, which sends everything
+        queued meanwhile as one batch.
         """
-        with self.lock:
+        uncontended = self.lock.acquire(blocking=False)
+        if not uncontended:
+            self.lock.acquire()
+        try:
             conn = self._conn
             if conn is None:
                 raise NotConnected()
@@ -166,13 +176,15 @@ class Driver:
             if self._dirty:
                 return result  # a flush is coming anyway: batch with it
             io_thread = threading.get_ident() == self._io_ident
-            if not io_thread and self._direct is not None and self._unsent is None:
+            if uncontended and not io_thread and self._direct is not None and self._unsent is None:
                 try:
                     if self._write_locked(self._direct, conn):
                         return result
                 except OSError:
                     pass  # the I/O thread finds out from the socket itself
             self._dirty = True
+        finally:
+            self.lock.release()
         if not io_thread:
             self._wake()
         return result
@@ -211,9 +223,10 @@ class Driver:
                 except Exception as exc:
                     if self._stop.is_set():
                         return
-                    if self._was_ready:  # an established connection dropped: retry at once
+                    if self._was_ready:
                         failures, ever_connected = 0, True
-                        continue
+                        if time.monotonic() - self._ready_since > MIN_UPTIME:
+                            continue  # an established connection dropped: retry at once
                     delay = self._handler.retry_delay(failures, exc, ever_connected)
                     if delay is None:
                         return
@@ -341,6 +354,7 @@ class Driver:
             events = conn.receive_data(data, time.monotonic())
         if not self._was_ready and conn.is_ready:
             self._was_ready = True
+            self._ready_since = time.monotonic()
             with self.lock:
                 self._conn = conn
                 # TLS objects must not be read and written from two threads

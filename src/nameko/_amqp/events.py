@@ -114,7 +114,10 @@ class ChannelClosed(Event):
     """The server closed a channel (we already answered Close-Ok).
 
     ``waiting``: tokens of the synchronous methods left without a reply, the
-    one that failed first. ``unconfirmed``: publishes in flight, in order.
+    one that failed first. ``unconfirmed``: publishes in flight, in order,
+    that failed or whose outcome is unknown. ``resent``: publishes the server
+    never looked at, already published again on the reopened channel (see
+    `nameko._amqp.channel.triage_unconfirmed`).
     """
 
     channel: int
@@ -124,6 +127,7 @@ class ChannelClosed(Event):
     method_id: int
     waiting: list[Any] = field(default_factory=list)
     unconfirmed: list[PendingPublish] = field(default_factory=list)
+    resent: list[PendingPublish] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -26,14 +26,17 @@ class AmqpParams:
         return f"AmqpParams({self.display!r})"
 
 
-def parse_uri(uri: str) -> AmqpParams:
+def parse_uri(uri: str, *, tls: bool = False) -> AmqpParams:
     """Parse an AMQP URI. The vhost is URL-decoded (``%2F`` is ``/``); an
-    empty path means ``/``. Missing credentials default to guest/guest."""
+    empty path means ``/``. Missing credentials default to guest/guest.
+    ``tls`` (an ``ssl`` option was given) turns TLS on for ``amqp://`` too,
+    with the amqps default port unless the URI names one, as kombu does."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
         raise ValueError(f"not an AMQP URI: {sanitize_url(uri)}")
-    tls, default_port = SCHEMES[scheme]
+    tls = tls or SCHEMES[scheme][0]
+    default_port = SCHEMES["amqps" if tls else "amqp"][1]
     try:
         port = parts.port or default_port
     except ValueError as exc:  # the message of urllib's error holds no password

@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nameko._concurrency import OneShot
+
 __all__ = [
     "Binding",
     "Broker",
@@ -277,6 +279,32 @@ class Broker(abc.ABC):
         Without ``confirm`` it returns once the message is handed to the
         transport; a return or nack is then only logged.
         """
+
+    def publish_async(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+    ) -> OneShot[None]:
+        """Start a confirmed publish without waiting for its confirm.
+
+        Returns a `OneShot` that is sent ``None`` once the broker confirms,
+        or the exception `publish` would have raised (`Unroutable`,
+        `PublishNacked`, `NotFound`, `ConnectionLost`...). Lets a caller keep
+        several publishes in flight. This default publishes synchronously;
+        implementations override it to pipeline.
+        """
+        outcome: OneShot[None] = OneShot()
+        try:
+            self.publish(exchange, routing_key, body, properties, mandatory=mandatory)
+        except BrokerError as exc:
+            outcome.send_exception(exc)
+        else:
+            outcome.send(None)
+        return outcome
 
     @abc.abstractmethod
     def consume(

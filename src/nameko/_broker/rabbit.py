@@ -23,7 +23,6 @@ channel and their callers never notice.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,7 +30,18 @@ from pamqp import commands
 
 from nameko import _concurrency
 from nameko._amqp import codec
+from nameko._amqp.channel import triage_unconfirmed
 from nameko._amqp.connection import Connection, client_properties
+from nameko._amqp.consumer import (
+    ACTIVE,
+    CANCELLED,
+    CLOSED,
+    STARTING,
+    Countdown,
+    RabbitConsumer,
+    RestoreToken,
+    declarations,
+)
 from nameko._amqp.driver import Driver, NotConnected
 from nameko._amqp.events import (
     ChannelClosed,
@@ -47,7 +57,6 @@ from nameko._amqp.events import (
 )
 from nameko._amqp.uri import parse_uri
 from nameko._broker.base import (
-    Binding,
     Broker,
     BrokerClosed,
     BrokerError,
@@ -57,14 +66,12 @@ from nameko._broker.base import (
     Consumer,
     Delivery,
     Entity,
-    Exchange,
     NotFound,
     OnMessage,
     PreconditionFailed,
     Properties,
     PublishNacked,
     PublishTimeout,
-    Queue,
     Unroutable,
 )
 
@@ -80,187 +87,12 @@ DEFAULT_TRANSPORT_OPTIONS = {
     "interval_step": 1,
     "interval_max": 5,
 }
-_MISSING_EXCHANGE = re.compile(r"exchange '(.*)' in vhost")
 
 
 def channel_error(reply_code: int, reply_text: str) -> ChannelError:
     """The typed error for a channel the broker closed."""
     kind = {404: NotFound, 406: PreconditionFailed}.get(reply_code, ChannelError)
     return kind(reply_text, reply_code)
-
-
-def declare_method(entity: Entity) -> Any:
-    if isinstance(entity, Exchange):
-        return commands.Exchange.Declare(
-            exchange=entity.name,
-            exchange_type=entity.type,
-            durable=entity.durable,
-            auto_delete=entity.auto_delete,
-            arguments=dict(entity.arguments),
-        )
-    if isinstance(entity, Queue):
-        return commands.Queue.Declare(
-            queue=entity.name,
-            durable=entity.durable,
-            exclusive=entity.exclusive,
-            auto_delete=entity.auto_delete,
-            arguments=dict(entity.arguments),
-        )
-    if isinstance(entity, Binding):
-        return commands.Queue.Bind(
-            queue=entity.queue,
-            exchange=entity.exchange,
-            routing_key=entity.routing_key,
-            arguments=dict(entity.arguments),
-        )
-    raise TypeError(f"cannot declare {entity!r}")
-
-
-def _declarations(entities: Iterable[Entity]) -> list[Any]:
-    # the default exchange exists, cannot be declared and binds every queue by name
-    return [
-        declare_method(e)
-        for e in entities
-        if not (isinstance(e, Exchange) and e.name == "")
-        and not (isinstance(e, Binding) and e.exchange == "")
-    ]
-
-
-class _Lease:
-    """One incarnation of a consumer's channel. Settling through it is a
-    no-op once that channel (or its connection) is gone: the broker has
-    already requeued those deliveries."""
-
-    __slots__ = ("driver", "conn", "channel", "alive")
-
-    def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
-        self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
-
-    def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> None:
-        if self.alive:
-            try:
-                self.driver.run(self._send, delivery_tag, ack, requeue)
-            except NotConnected:
-                pass
-
-    def _send(self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool) -> None:
-        if self.alive and conn is self.conn and conn.has_channel(self.channel):
-            if ack:
-                conn.ack(self.channel, delivery_tag)
-            else:
-                conn.reject(self.channel, delivery_tag, requeue)
-
-
-def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> None:
-    """Deliveries of a ``no_ack`` consumer are settled already."""
-
-
-STARTING, ACTIVE, CANCELLED, CLOSED = "starting", "active", "cancelled", "closed"
-
-
-class RabbitConsumer(Consumer):
-    """One consumer on its own channel."""
-
-    def __init__(
-        self,
-        broker: RabbitBroker,
-        queue: str,
-        on_message: OnMessage,
-        prefetch: int,
-        topology: tuple[Entity, ...],
-        no_ack: bool,
-        channel: int,
-    ) -> None:
-        if not 0 <= prefetch <= 0xFFFF:
-            raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
-        self.queue = queue
-        self.on_message = on_message
-        self.prefetch = prefetch
-        self.no_ack = no_ack
-        self.channel = channel
-        self.tag = f"shimeji.{channel}.{id(self):x}"
-        self.declarations = _declarations(topology)
-        self.state = STARTING
-        self.lease: _Lease | None = None
-        self._broker = broker
-
-    def __repr__(self) -> str:
-        return f"<RabbitConsumer queue={self.queue!r} channel={self.channel} {self.state}>"
-
-    def start(self, conn: Connection, token: Any) -> None:
-        """Queue everything that (re)starts this consumer on a fresh channel,
-        pipelined; ``token`` gets the Consume-Ok (or the error)."""
-        ch = self.channel
-        self.lease = _Lease(self._broker._driver, conn, ch)
-        conn.open_channel(ch)
-        for method in self.declarations:
-            conn.send_method(ch, method)
-        conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
-        consume = commands.Basic.Consume(
-            queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack
-        )
-        conn.send_method(ch, consume, token)
-
-    def settle_function(self) -> Callable[[int, bool, bool], None]:
-        return _no_settle if self.no_ack or self.lease is None else self.lease.settle
-
-    def cancel(self) -> None:
-        if self.state not in (STARTING, ACTIVE):
-            return
-        self.state = CANCELLED
-        self._broker._channel_call(self, self._send_cancel)
-
-    def _send_cancel(self, conn: Connection, token: Any) -> None:
-        if self.lease is not None and self.lease.conn is conn and conn.has_channel(self.channel):
-            conn.send_method(self.channel, commands.Basic.Cancel(consumer_tag=self.tag), token)
-        else:
-            token.send(None)
-
-    def close(self) -> None:
-        if self.state == CLOSED:
-            return
-        self.state = CLOSED
-        if self.lease is not None:
-            self.lease.alive = False  # the broker requeues what is unsettled
-        try:
-            self._broker._channel_call(self, self._send_close)
-        finally:
-            self._broker._forget(self)
-
-    def _send_close(self, conn: Connection, token: Any) -> None:
-        if self.lease is not None and self.lease.conn is conn and conn.has_channel(self.channel):
-            conn.close_channel(self.channel, token)
-        else:
-            token.send(None)
-
-
-class _Countdown:
-    """Token for restoring consumers after a reconnect: runs ``done`` once
-    every consumer answered (successfully or not)."""
-
-    def __init__(self, count: int, done: Callable[[], None]) -> None:
-        self.count, self.done = count, done
-
-    def one_done(self) -> None:
-        self.count -= 1
-        if self.count == 0:
-            self.done()
-
-
-class _RestoreToken:
-    __slots__ = ("consumer", "countdown")
-
-    def __init__(self, consumer: RabbitConsumer, countdown: _Countdown | None) -> None:
-        self.consumer, self.countdown = consumer, countdown
-
-    def send(self, value: Any) -> None:
-        if self.countdown is not None:
-            self.countdown.one_done()
-
-    def send_exception(self, exc: BaseException) -> None:
-        log.error("could not restore the consumer of queue %r: %s", self.consumer.queue, exc)
-        if self.countdown is not None:
-            self.countdown.one_done()
 
 
 class RabbitBroker(Broker):
@@ -285,7 +117,7 @@ class RabbitBroker(Broker):
         connection_name: str | None = None,
     ) -> None:
         self.uri = uri
-        self._params = parse_uri(uri)
+        self._params = parse_uri(uri, tls=bool(ssl))
         self._options = {**DEFAULT_TRANSPORT_OPTIONS, **(transport_options or {})}
         self._heartbeat = int(heartbeat or 0)
         self._login_method = (login_method or "PLAIN").upper()
@@ -323,7 +155,7 @@ class RabbitBroker(Broker):
     # -- the Broker API ----------------------------------------------------
 
     def declare(self, entities: Iterable[Entity]) -> None:
-        methods = _declarations(entities)
+        methods = declarations(entities)
         if methods:
             self._control(methods)
 
@@ -344,7 +176,31 @@ class RabbitBroker(Broker):
         confirm: bool = True,
         timeout: float | None = None,
     ) -> None:
-        if confirm and self._driver.on_io_thread():
+        if not confirm:
+            encoded = codec.encode_properties(properties)  # outside the lock
+            self._run(
+                self._publish, exchange, routing_key, body, properties, mandatory, None, encoded
+            )
+            return
+        waiter = self.publish_async(exchange, routing_key, body, properties, mandatory=mandatory)
+        try:
+            waiter.get(timeout)
+        except TimeoutError:
+            raise PublishTimeout(
+                f"no confirm for a publish to {exchange!r}/{routing_key!r} within {timeout}s"
+            ) from None
+
+    def publish_async(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Properties,
+        *,
+        mandatory: bool = False,
+    ) -> _concurrency.OneShot[None]:
+        """Pipelined: the frames go out now; the confirm fills the `OneShot` later."""
+        if self._driver.on_io_thread():
             raise BrokerError(
                 "a confirmed publish from the broker's dispatch thread would wait for a confirm "
                 "only that thread can read: publish with confirm=False or from another thread"
@@ -352,17 +208,11 @@ class RabbitBroker(Broker):
         encoded = codec.encode_properties(
             properties
         )  # outside the lock: publishers encode in parallel
-        waiter = _concurrency.OneShot() if confirm else None
+        waiter: _concurrency.OneShot[None] = _concurrency.OneShot()
         self._run(
             self._publish, exchange, routing_key, body, properties, mandatory, waiter, encoded
         )
-        if waiter is not None:
-            try:
-                waiter.get(timeout)
-            except TimeoutError:
-                raise PublishTimeout(
-                    f"no confirm for a publish to {exchange!r}/{routing_key!r} within {timeout}s"
-                ) from None
+        return waiter
 
     def consume(
         self,
@@ -377,13 +227,22 @@ class RabbitBroker(Broker):
         with self._state_lock:
             channel = self._allocate_channel()
             consumer = RabbitConsumer(
-                self, queue, on_message, prefetch, tuple(topology), no_ack, channel
+                self._driver,
+                queue,
+                on_message,
+                prefetch,
+                tuple(topology),
+                no_ack,
+                channel,
+                call=self._channel_call,
+                forget=self._forget,
             )
             self._consumers[channel] = consumer
         try:
             self._call(consumer.start)
         except BaseException:
             consumer.state = CLOSED
+            self._abandon_channel(channel)
             self._forget(consumer)
             raise
         consumer.state = ACTIVE
@@ -490,6 +349,13 @@ class RabbitBroker(Broker):
                 return channel
         raise BrokerError(f"all {channel_max} channels are in use")
 
+    def _abandon_channel(self, channel: int) -> None:
+        """Close a consumer channel we gave up waiting on (if it is open)."""
+        try:
+            self._run(lambda conn: conn.has_channel(channel) and conn.close_channel(channel))
+        except BrokerError:
+            pass
+
     def _forget(self, consumer: RabbitConsumer) -> None:
         with self._state_lock:
             if self._consumers.get(consumer.channel) is consumer:
@@ -514,9 +380,9 @@ class RabbitBroker(Broker):
             return
         log.info("Reconnected to broker at %s", self._params.display)
         consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
-        countdown = _Countdown(len(consumers), self._notify_reconnected)
+        countdown = Countdown(len(consumers), self._notify_reconnected)
         for consumer in consumers:
-            consumer.start(conn, _RestoreToken(consumer, countdown))
+            self._run(consumer.start, RestoreToken(consumer, countdown))
         if not consumers:
             self._notify_reconnected()
 
@@ -649,35 +515,18 @@ class RabbitBroker(Broker):
                 consumer.queue,
                 error,
             )
-            self._run(consumer.start, _RestoreToken(consumer, None))
+            self._run(consumer.start, RestoreToken(consumer, None))
 
     def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
-        entries = event.unconfirmed
-        match = _MISSING_EXCHANGE.search(event.reply_text)
-        culprit = next(
-            (i for i, e in enumerate(entries) if match and e.exchange == match.group(1)), None
+        """Fail what the broker refused or may have lost (the state machine
+        already re-sent what it discarded unseen)."""
+        unknown, failed, _ = triage_unconfirmed(event.unconfirmed, event.reply_text)
+        lost = ConnectionLost(
+            f"the publish channel closed before this publish was confirmed ({error})"
         )
-        if culprit is None:  # cannot tell which publish failed: all of them report why
-            _fail([e.token for e in entries], error)
-            return
-        unknown = ConnectionLost(
-            f"the publish channel was closed before this publish was confirmed ({error})"
-        )
-        _fail([e.token for e in entries[:culprit]], unknown)
-        resend = []
-        for entry in entries[culprit:]:
-            if entry.exchange == match.group(1):  # type: ignore[union-attr]
-                _fail([entry.token], channel_error(event.reply_code, event.reply_text))
-            else:
-                resend.append(entry)
-        if resend:
-            self._run(self._resend, resend)
-
-    def _resend(self, conn: Connection, entries: list[PendingPublish]) -> None:
-        for e in entries:
-            self._publish(
-                conn, e.exchange, e.routing_key, e.body, e.properties, e.mandatory, e.token, None
-            )
+        _fail([e.token for e in unknown], lost)
+        for entry in failed:  # one exception object per waiter: each raises its own
+            _fail([entry.token], channel_error(event.reply_code, event.reply_text))
 
     def _on_consumer_cancelled(self, event: ConsumerCancelled) -> None:
         """The queue was deleted (or failed over): the consumer ends, as on the

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from nameko._broker.base import Broker, Properties, Unroutable
+from nameko._broker.base import Broker, ConnectionLost, Properties, Unroutable
+from nameko._concurrency import OneShot
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import encode_request
@@ -40,6 +42,12 @@ class RpcCaller:
         self._delivery_mode = options.get("delivery_mode", PERSISTENT)
         self._priority = options.get("priority", 0)
         self._expiration = options.get("expiration")
+        # Services whose request queue we have seen confirmed. Requests to
+        # them are pipelined: call_async returns without waiting for the
+        # broker's confirm, which is checked by `.result()` instead. The first
+        # call to a service always waits, so calling a service that does not
+        # exist raises UnknownService at call time, as in nameko.
+        self._routable: set[str] = set()
 
     def call_async(
         self,
@@ -65,20 +73,51 @@ class RpcCaller:
         )
         wait = self.timeout if timeout is None else timeout
         pending = self.replies.router.register(correlation_id, wait)
+        request = (self.exchange, rpc_routing_key(service, method), body, properties)
         try:
-            publish(
-                self.broker,
-                self.exchange,
-                rpc_routing_key(service, method),
-                body,
-                properties,
-                mandatory=True,
-                confirm=self.use_confirms,
-            )
-        except Unroutable:
-            self.replies.router.discard(correlation_id)
-            raise UnknownService(service) from None
+            if self.use_confirms and service in self._routable:
+                self._publish_pipelined(service, request, pending)
+            else:
+                self._publish(service, request)
         except BaseException:
-            self.replies.router.discard(correlation_id)
+            pending.discard()
             raise
         return pending
+
+    def _publish(self, service: str, request: tuple[Any, ...]) -> None:
+        """Publish and wait for the confirm: `UnknownService` at call time."""
+        try:
+            publish(self.broker, *request, mandatory=True, confirm=self.use_confirms)
+        except Unroutable:
+            self._routable.discard(service)
+            raise UnknownService(service) from None
+        if self.use_confirms:
+            self._routable.add(service)
+
+    def _publish_pipelined(
+        self, service: str, request: tuple[Any, ...], pending: PendingReply
+    ) -> None:
+        try:
+            confirmation = self.broker.publish_async(*request, mandatory=True)
+        except ConnectionLost:  # reconnecting: the retrying path waits for it
+            self._publish(service, request)
+        else:
+            pending.confirming = partial(self._settle, service, confirmation, request)
+
+    def _settle(
+        self,
+        service: str,
+        confirmation: OneShot[None],
+        request: tuple[Any, ...],
+        timeout: float | None,
+    ) -> None:
+        """The confirm of a pipelined request, checked before its reply is awaited."""
+        try:
+            confirmation.get(timeout)
+        except TimeoutError:
+            return  # no confirm in time: the wait for the reply times out next
+        except Unroutable:  # the service went away since we last saw it
+            self._routable.discard(service)
+            raise UnknownService(service) from None
+        except ConnectionLost:
+            self._publish(service, request)  # outcome unknown: send it again

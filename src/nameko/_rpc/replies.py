@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nameko._broker.base import Binding, Broker, Consumer, Delivery, Exchange, Queue
-from nameko._concurrency import Lock, OneShot
+from nameko._concurrency import Lock, OneShot, deadline_after, remaining
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import decode_reply
 from nameko._protocol.names import RPC_REPLY_QUEUE_TTL, reply_queue_name
@@ -40,23 +41,40 @@ _log = logging.getLogger("nameko.rpc")
 
 
 class PendingReply:
-    """The outcome of one RPC call, once its reply has arrived."""
+    """The outcome of one RPC call, once its reply has arrived.
 
-    __slots__ = ("correlation_id", "_slot", "_router", "timeout")
+    ``confirming``, when set by the caller, is called with the time left
+    before the reply is awaited: it settles a request publish whose confirm
+    was not waited for at call time (and may raise, e.g. `UnknownService`).
+    """
+
+    __slots__ = ("correlation_id", "_slot", "_router", "timeout", "confirming")
 
     def __init__(self, correlation_id: str, router: ReplyRouter, timeout: float | None) -> None:
         self.correlation_id = correlation_id
         self._slot: OneShot[Any] = OneShot()
         self._router = router
         self.timeout = timeout
+        self.confirming: Callable[[float | None], None] | None = None
 
     def body(self) -> Any:
         """The decoded reply body; `RpcTimeout` after ``timeout`` seconds."""
+        deadline = deadline_after(self.timeout)
+        if self.confirming is not None and not self._slot.ready():
+            try:
+                self.confirming(remaining(deadline))
+            except BaseException:
+                self.discard()
+                raise
         try:
-            return self._slot.get(self.timeout)
+            return self._slot.get(remaining(deadline))
         except TimeoutError:
-            self._router.discard(self.correlation_id)
+            self.discard()
             raise RpcTimeout(self.timeout) from None
+
+    def discard(self) -> None:
+        """Stop waiting: a reply arriving later is dropped."""
+        self._router.discard(self.correlation_id)
 
     def result(self) -> Any:
         """The call's result, or raise the remote error."""

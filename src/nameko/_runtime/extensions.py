@@ -12,6 +12,8 @@ so building a container never runs an extension's property code.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import types
 import warnings
 import weakref
@@ -230,9 +232,14 @@ class Entrypoint(Extension):
         """Raise `IncorrectSignature` if the method can't take these arguments."""
         method = getattr(self.container.service_cls, self.method_name)
         try:
-            getcallargs(method, None, *args, **kwargs)
-        except TypeError as exc:
-            raise IncorrectSignature(str(exc))
+            _signature(method).bind(None, *args, **kwargs)
+        except TypeError:
+            # getcallargs words the error as nameko users know it (it counts
+            # `self`); it is slow, so it only runs once binding has failed.
+            try:
+                getcallargs(method, None, *args, **kwargs)
+            except TypeError as exc:
+                raise IncorrectSignature(str(exc))
 
     @classmethod
     def decorator(cls, *args: Any, **kwargs: Any) -> Any:
@@ -252,6 +259,11 @@ class Entrypoint(Extension):
             return super().__repr__()
         service = _service_name(self.container)
         return f"<{type(self).__name__} [{service}.{self.method_name}] at 0x{id(self):x}>"
+
+
+@functools.lru_cache(maxsize=4096)
+def _signature(method: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(method)
 
 
 def is_extension(obj: Any) -> bool:

@@ -1,0 +1,212 @@
+"""Consumers of the RabbitMQ broker: one channel each, and their topology.
+
+`RabbitConsumer` is the `Consumer` handle `RabbitBroker.consume` returns. Its
+deliveries are settled through a `Lease` on the channel incarnation that
+delivered them, so that acks from before a reconnect never reach the new
+connection (where the same delivery tags mean other messages).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pamqp import commands
+
+from nameko._amqp.connection import Connection
+from nameko._amqp.driver import Driver, NotConnected
+from nameko._broker.base import Binding, Consumer, Entity, Exchange, OnMessage, Queue
+
+__all__ = [
+    "ACTIVE",
+    "CANCELLED",
+    "CLOSED",
+    "STARTING",
+    "Countdown",
+    "RabbitConsumer",
+    "RestoreToken",
+    "declarations",
+    "declare_method",
+]
+
+log = logging.getLogger("nameko._broker.rabbit")
+
+
+def declare_method(entity: Entity) -> Any:
+    if isinstance(entity, Exchange):
+        return commands.Exchange.Declare(
+            exchange=entity.name,
+            exchange_type=entity.type,
+            durable=entity.durable,
+            auto_delete=entity.auto_delete,
+            arguments=dict(entity.arguments),
+        )
+    if isinstance(entity, Queue):
+        return commands.Queue.Declare(
+            queue=entity.name,
+            durable=entity.durable,
+            exclusive=entity.exclusive,
+            auto_delete=entity.auto_delete,
+            arguments=dict(entity.arguments),
+        )
+    if isinstance(entity, Binding):
+        return commands.Queue.Bind(
+            queue=entity.queue,
+            exchange=entity.exchange,
+            routing_key=entity.routing_key,
+            arguments=dict(entity.arguments),
+        )
+    raise TypeError(f"cannot declare {entity!r}")
+
+
+def declarations(entities: Iterable[Entity]) -> list[Any]:
+    # the default exchange exists, cannot be declared and binds every queue by name
+    return [
+        declare_method(e)
+        for e in entities
+        if not (isinstance(e, Exchange) and e.name == "")
+        and not (isinstance(e, Binding) and e.exchange == "")
+    ]
+
+
+class Lease:
+    """One incarnation of a consumer's channel. Settling through it is a
+    no-op once that channel (or its connection) is gone: the broker has
+    already requeued those deliveries."""
+
+    __slots__ = ("driver", "conn", "channel", "alive")
+
+    def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
+        self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
+
+    def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> None:
+        if self.alive:
+            try:
+                self.driver.run(self._send, delivery_tag, ack, requeue)
+            except NotConnected:
+                pass
+
+    def _send(self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool) -> None:
+        if self.alive and conn is self.conn and conn.has_channel(self.channel):
+            if ack:
+                conn.ack(self.channel, delivery_tag)
+            else:
+                conn.reject(self.channel, delivery_tag, requeue)
+
+
+def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> None:
+    """Deliveries of a ``no_ack`` consumer are settled already."""
+
+
+STARTING, ACTIVE, CANCELLED, CLOSED = "starting", "active", "cancelled", "closed"
+
+
+class RabbitConsumer(Consumer):
+    """One consumer on its own channel."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        queue: str,
+        on_message: OnMessage,
+        prefetch: int,
+        topology: tuple[Entity, ...],
+        no_ack: bool,
+        channel: int,
+        *,
+        call: Callable[[RabbitConsumer, Callable[[Connection, Any], None]], None],
+        forget: Callable[[RabbitConsumer], None],
+    ) -> None:
+        if not 0 <= prefetch <= 0xFFFF:
+            raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
+        self.queue = queue
+        self.on_message = on_message
+        self.prefetch = prefetch
+        self.no_ack = no_ack
+        self.channel = channel
+        self.tag = f"shimeji.{channel}.{id(self):x}"
+        self.declarations = declarations(topology)
+        self.state = STARTING
+        self.lease: Lease | None = None
+        self._driver = driver
+        self._call = call  # send a command and wait for its answer (see RabbitBroker)
+        self._forget = forget
+
+    def __repr__(self) -> str:
+        return f"<RabbitConsumer queue={self.queue!r} channel={self.channel} {self.state}>"
+
+    def start(self, conn: Connection, token: Any) -> None:
+        """Queue everything that (re)starts this consumer on a fresh channel,
+        pipelined; ``token`` gets the Consume-Ok (or the error)."""
+        ch = self.channel
+        self.lease = Lease(self._driver, conn, ch)
+        conn.open_channel(ch)
+        for method in self.declarations:
+            conn.send_method(ch, method)
+        conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
+        consume = commands.Basic.Consume(
+            queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack
+        )
+        conn.send_method(ch, consume, token)
+
+    def settle_function(self) -> Callable[[int, bool, bool], None]:
+        return _no_settle if self.no_ack or self.lease is None else self.lease.settle
+
+    def cancel(self) -> None:
+        if self.state not in (STARTING, ACTIVE):
+            return
+        self.state = CANCELLED
+        self._call(self, self._send_cancel)
+
+    def _send_cancel(self, conn: Connection, token: Any) -> None:
+        if self.lease is not None and self.lease.conn is conn and conn.has_channel(self.channel):
+            conn.send_method(self.channel, commands.Basic.Cancel(consumer_tag=self.tag), token)
+        else:
+            token.send(None)
+
+    def close(self) -> None:
+        if self.state == CLOSED:
+            return
+        self.state = CLOSED
+        if self.lease is not None:
+            self.lease.alive = False  # the broker requeues what is unsettled
+        try:
+            self._call(self, self._send_close)
+        finally:
+            self._forget(self)
+
+    def _send_close(self, conn: Connection, token: Any) -> None:
+        if self.lease is not None and self.lease.conn is conn and conn.has_channel(self.channel):
+            conn.close_channel(self.channel, token)
+        else:
+            token.send(None)
+
+
+class Countdown:
+    """Token for restoring consumers after a reconnect: runs ``done`` once
+    every consumer answered (successfully or not)."""
+
+    def __init__(self, count: int, done: Callable[[], None]) -> None:
+        self.count, self.done = count, done
+
+    def one_done(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.done()
+
+
+class RestoreToken:
+    __slots__ = ("consumer", "countdown")
+
+    def __init__(self, consumer: RabbitConsumer, countdown: Countdown | None) -> None:
+        self.consumer, self.countdown = consumer, countdown
+
+    def send(self, value: Any) -> None:
+        if self.countdown is not None:
+            self.countdown.one_done()
+
+    def send_exception(self, exc: BaseException) -> None:
+        log.error("could not restore the consumer of queue %r: %s", self.consumer.queue, exc)
+        if self.countdown is not None:
+            self.countdown.one_done()
