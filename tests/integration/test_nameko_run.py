@@ -167,8 +167,11 @@ def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri,
         rpc.fault_service.slow.call_async(60, "forced")
         assert_eventually(lambda: _unacked(rabbit_vhost) == 1)
         proc.signal(signal.SIGTERM)
+        # signals sent together are merged into one: wait for the first to land
+        assert_eventually(lambda: "SIGTERM received: stopping" in proc.output())
         proc.signal(signal.SIGTERM)
         assert proc.wait(10) == 1
+        assert "SIGTERM received again: killing services" in proc.output()
     # the unfinished request went back to the queue for another instance
     assert_eventually(
         lambda: rabbit_queue_depth(rabbit_vhost, "rpc-fault_service", "messages_ready") == 1
