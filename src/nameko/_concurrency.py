@@ -71,31 +71,52 @@ def remaining(deadline: float | None) -> float | None:
 
 
 class OneShot(Generic[T]):
-    """A result delivered once (value or exception); later sends are ignored."""
+    """A result delivered once (value or exception); later sends are ignored.
 
-    __slots__ = ("_event", "_value", "_exc")
+    `add_done_callback` callbacks run in the thread that delivers the result
+    (often a broker's I/O thread: keep them short and non-blocking), or at
+    once in the caller's thread if the result is already there.
+    """
+
+    __slots__ = ("_event", "_value", "_exc", "_callbacks", "_lock")
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self._value: T | None = None
         self._exc: BaseException | None = None
+        self._callbacks: list[Callable[[OneShot[T]], None]] | None = None
+        self._lock = threading.Lock()
 
     def send(self, value: T) -> bool:
-        if self._event.is_set():
-            return False
-        self._value = value
-        self._event.set()
-        return True
+        return self._deliver(value, None)
 
     def send_exception(self, exc: BaseException) -> bool:
-        if self._event.is_set():
-            return False
-        self._exc = exc
-        self._event.set()
+        return self._deliver(None, exc)
+
+    def _deliver(self, value: T | None, exc: BaseException | None) -> bool:
+        with self._lock:
+            if self._event.is_set():
+                return False
+            self._value, self._exc = value, exc
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback(self)
         return True
+
+    def add_done_callback(self, callback: Callable[[OneShot[T]], None]) -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks = [*(self._callbacks or ()), callback]
+                return
+        callback(self)
 
     def ready(self) -> bool:
         return self._event.is_set()
+
+    def exception(self) -> BaseException | None:
+        """The exception delivered, if any (call once ready)."""
+        return self._exc
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._event.wait(timeout)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import signal
 import subprocess
 import threading
-import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
-from nameko._broker import connect
-from nameko._broker.base import Binding, Properties, Queue
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 from tests.integration.conftest import NamekoProcess, wait_until_serving
+from tests.raw_rpc import raw_rpc_request
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 30
@@ -67,34 +64,6 @@ def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(
     assert "Connection lost" not in output and "connection lost" not in output
 
 
-def publish_raw(uri, body, *, reply_to=True, content_type="application/json"):
-    broker = connect(uri)
-    got, replies = threading.Event(), []
-    queue = f"raw-{uuid.uuid4()}"
-
-    def on_reply(delivery):
-        replies.append(json.loads(delivery.body))
-        got.set()
-
-    broker.consume(
-        queue,
-        on_reply,
-        no_ack=True,
-        topology=[Queue(queue, exclusive=True), Binding(queue, "nameko-rpc", queue)],
-    )
-    props = Properties(
-        content_type=content_type,
-        content_encoding="utf-8",
-        correlation_id="raw",
-        reply_to=queue if reply_to else None,
-        delivery_mode=2,
-    )
-    broker.publish("nameko-rpc", "fault_service.ping", body, props)
-    answered = got.wait(10 if reply_to else 1)
-    broker.close()
-    return replies[0] if answered else None
-
-
 def rabbit_queue_depth(vhost: str, queue: str, column: str = "messages") -> int:
     """``messages`` (ready + unacked), ``messages_ready`` or ``messages_unacknowledged``."""
     out = subprocess.run(
@@ -125,7 +94,9 @@ def test_bad_input_is_answered_and_the_service_stays_up(
 ):
     nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
-    reply = publish_raw(rabbit_config_uri["AMQP_URI"], body, content_type=content_type)
+    reply = raw_rpc_request(
+        rabbit_config_uri["AMQP_URI"], "fault_service.ping", body, content_type=content_type
+    )
     assert reply["result"] is None and reply["error"]
     if expected:
         assert reply["error"]["exc_type"] == expected
@@ -138,9 +109,11 @@ def test_request_without_reply_to_is_dropped_once_and_logged(
 ):
     proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
-    assert (
-        publish_raw(rabbit_config_uri["AMQP_URI"], b'{"args": [], "kwargs": {}}', reply_to=False)
-        is None
+    raw_rpc_request(
+        rabbit_config_uri["AMQP_URI"],
+        "fault_service.ping",
+        b'{"args": [], "kwargs": {}}',
+        reply_to=False,
     )
     assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
     assert proc.output().count("without reply_to") == 1

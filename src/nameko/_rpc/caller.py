@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
 from nameko._broker.base import Broker, ConnectionLost, Properties, Unroutable
-from nameko._concurrency import OneShot
+from nameko._concurrency import OneShot, start_thread
+from nameko._ids import new_id
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import encode_request
@@ -44,7 +44,8 @@ class RpcCaller:
         self._expiration = options.get("expiration")
         # Services whose request queue we have seen confirmed. Requests to
         # them are pipelined: call_async returns without waiting for the
-        # broker's confirm, which is checked by `.result()` instead. The first
+        # broker's confirm; a failed confirm is delivered to the waiting call
+        # instead of its reply. The first
         # call to a service always waits, so calling a service that does not
         # exist raises UnknownService at call time, as in nameko.
         self._routable: set[str] = set()
@@ -59,7 +60,7 @@ class RpcCaller:
         timeout: float | None = None,
     ) -> PendingReply:
         """Publish a request; raise `UnknownService` if nobody consumes it."""
-        correlation_id = str(uuid.uuid4())
+        correlation_id = new_id()
         body, content_type, encoding = codecs.encode(encode_request(args, kwargs), self.serializer)
         properties = Properties(
             content_type=content_type,
@@ -102,22 +103,36 @@ class RpcCaller:
         except ConnectionLost:  # reconnecting: the retrying path waits for it
             self._publish(service, request)
         else:
-            pending.confirming = partial(self._settle, service, confirmation, request)
+            confirmation.add_done_callback(
+                partial(self._confirmed, service, request, pending.correlation_id)
+            )
 
-    def _settle(
+    def _confirmed(
         self,
         service: str,
-        confirmation: OneShot[None],
         request: tuple[Any, ...],
-        timeout: float | None,
+        correlation_id: str,
+        confirmation: OneShot[None],
     ) -> None:
-        """The confirm of a pipelined request, checked before its reply is awaited."""
-        try:
-            confirmation.get(timeout)
-        except TimeoutError:
-            return  # no confirm in time: the wait for the reply times out next
-        except Unroutable:  # the service went away since we last saw it
+        """A pipelined request's confirm arrived (on the broker's I/O thread:
+        must not block). A failure goes to the waiting call instead of its
+        reply; the reply itself is never held up by the confirm, which
+        RabbitMQ only sends once the service has acked the request."""
+        exc = confirmation.exception()
+        if exc is None:
+            return
+        router = self.replies.router
+        if isinstance(exc, Unroutable):  # the service went away since we last saw it
             self._routable.discard(service)
-            raise UnknownService(service) from None
-        except ConnectionLost:
-            self._publish(service, request)  # outcome unknown: send it again
+            router.deliver(correlation_id, error=UnknownService(service))
+        elif isinstance(exc, ConnectionLost):  # outcome unknown: send it again
+            if router.is_waiting(correlation_id):
+                start_thread(self._republish, "rpc-republish", service, request, correlation_id)
+        else:
+            router.deliver(correlation_id, error=exc)
+
+    def _republish(self, service: str, request: tuple[Any, ...], correlation_id: str) -> None:
+        try:
+            self._publish(service, request)
+        except Exception as exc:
+            self.replies.router.deliver(correlation_id, error=exc)

@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from nameko._broker.base import Binding, Broker, Consumer, Delivery, Exchange, Queue
-from nameko._concurrency import Lock, OneShot, deadline_after, remaining
+from nameko._concurrency import Lock, OneShot
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import decode_reply
 from nameko._protocol.names import RPC_REPLY_QUEUE_TTL, reply_queue_name
@@ -41,33 +40,21 @@ _log = logging.getLogger("nameko.rpc")
 
 
 class PendingReply:
-    """The outcome of one RPC call, once its reply has arrived.
+    """The outcome of one RPC call: its reply, or an error delivered instead
+    (e.g. `UnknownService` when a pipelined request turns out unroutable)."""
 
-    ``confirming``, when set by the caller, is called with the time left
-    before the reply is awaited: it settles a request publish whose confirm
-    was not waited for at call time (and may raise, e.g. `UnknownService`).
-    """
-
-    __slots__ = ("correlation_id", "_slot", "_router", "timeout", "confirming")
+    __slots__ = ("correlation_id", "_slot", "_router", "timeout")
 
     def __init__(self, correlation_id: str, router: ReplyRouter, timeout: float | None) -> None:
         self.correlation_id = correlation_id
         self._slot: OneShot[Any] = OneShot()
         self._router = router
         self.timeout = timeout
-        self.confirming: Callable[[float | None], None] | None = None
 
     def body(self) -> Any:
         """The decoded reply body; `RpcTimeout` after ``timeout`` seconds."""
-        deadline = deadline_after(self.timeout)
-        if self.confirming is not None and not self._slot.ready():
-            try:
-                self.confirming(remaining(deadline))
-            except BaseException:
-                self.discard()
-                raise
         try:
-            return self._slot.get(remaining(deadline))
+            return self._slot.get(self.timeout)
         except TimeoutError:
             self.discard()
             raise RpcTimeout(self.timeout) from None
@@ -110,6 +97,9 @@ class ReplyRouter:
             pending._slot.send_exception(error)
         else:
             pending._slot.send(body)
+
+    def is_waiting(self, correlation_id: str) -> bool:
+        return correlation_id in self._pending
 
     def close(self, error: BaseException) -> None:
         """Fail every waiting call with ``error``, and every later one."""

@@ -3,9 +3,10 @@
 One `RpcConsumer` per container consumes ``rpc-<service>`` (prefetch =
 ``max_workers``). On the broker's dispatch thread it only does cheap, pure
 work: find the method, decode and check the request, then `spawn_worker`
-(which never blocks). The worker thread publishes the reply, waits for the
-broker's confirm, and only then acks the request, so a request is never
-lost between "done" and "answered" (at-least-once).
+(which never blocks). The worker thread publishes the reply and moves on; the
+request is acked when the broker confirms the reply (the confirm callback
+runs on the I/O thread), so a request is never lost between "done" and
+"answered" (at-least-once), and no worker is parked waiting for a confirm.
 
 Bad input never hurts the service (SPEC 13.6/13.7 are nameko bugs we fix):
 a request we can't handle is answered with the matching error when it has a
@@ -20,7 +21,16 @@ import logging
 from functools import partial
 from typing import Any
 
-from nameko._broker.base import Binding, Consumer, Delivery, Exchange, Properties, Queue
+from nameko._broker.base import (
+    Binding,
+    ConnectionLost,
+    Consumer,
+    Delivery,
+    Exchange,
+    Properties,
+    Queue,
+)
+from nameko._concurrency import OneShot
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
@@ -125,13 +135,13 @@ class RpcConsumer(SharedExtension, ProviderCollector):
 
     def _answer_with_error(self, delivery: Delivery, exc: BaseException) -> None:
         self.send_reply(delivery, None, (type(exc), exc, exc.__traceback__))
-        delivery.ack()
 
     # -- on a worker thread --------------------------------------------------
 
     def send_reply(self, delivery: Delivery, result: Any, exc_info: Any) -> tuple[Any, Any]:
-        """Publish the reply (confirmed) in the request's serializer; an
-        unserializable result is replaced by an `UnserializableValueError`."""
+        """Publish the reply in the request's serializer (an unserializable
+        result is replaced by an `UnserializableValueError`); the request is
+        acked once the broker has confirmed the reply."""
         request = delivery.properties
         serializer = codecs.serializer_for(request.content_type)
         if serializer not in self.container.accept:  # don't answer in a format we refuse
@@ -148,10 +158,30 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             priority=0,
             correlation_id=request.correlation_id,
         )
-        publish(
-            self.connection.broker, self.exchange_name, request.reply_to, reply.body, properties
-        )
+        reply_args = (self.exchange_name, request.reply_to, reply.body, properties)
+        broker = self.connection.broker
+        try:
+            confirmation = broker.publish_async(*reply_args)
+        except ConnectionLost:
+            # Reconnecting: this delivery can no longer be acked and will be
+            # redelivered; still answer, so this caller needn't wait for that.
+            publish(broker, *reply_args)
+        else:
+            # The worker moves on; the ack follows the confirm (I/O thread).
+            confirmation.add_done_callback(partial(_settle_request, delivery))
         return reply.result, exc_info
+
+
+def _settle_request(delivery: Delivery, confirmation: OneShot[None]) -> None:
+    """Ack a request once its reply is confirmed. Runs on the broker's I/O thread."""
+    exc = confirmation.exception()
+    if exc is None:
+        delivery.ack()
+    elif isinstance(exc, ConnectionLost):
+        pass  # the broker requeued the request already; it will be answered again
+    else:  # nacked or refused: the caller has no answer, so run the request again
+        _log.error("reply to %s not accepted by the broker (%s): requeued", delivery, exc)
+        delivery.reject(requeue=True)
 
 
 class Rpc(Entrypoint):
@@ -188,9 +218,7 @@ class Rpc(Entrypoint):
     def handle_result(
         self, delivery: Delivery, worker_ctx: Any, result: Any, exc_info: Any
     ) -> tuple[Any, Any]:
-        result, exc_info = self.rpc_consumer.send_reply(delivery, result, exc_info)
-        delivery.ack()
-        return result, exc_info
+        return self.rpc_consumer.send_reply(delivery, result, exc_info)
 
 
 rpc = Rpc.decorator

@@ -8,11 +8,11 @@ the first attribute access starts it.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from nameko import serialization
 from nameko._concurrency import Lock
+from nameko._ids import new_id
 from nameko._messaging.connection import open_broker
 from nameko._protocol.calls import make_call_id
 from nameko._protocol.names import rpc_exchange_name
@@ -45,7 +45,7 @@ class _CallerContext:
     @property
     def context_data(self) -> dict[str, Any]:
         data = dict(self.data)
-        call_id = make_call_id(self.container.service_name, "call", str(uuid.uuid4()))
+        call_id = make_call_id(self.container.service_name, "call", new_id())
         data[CALL_ID_STACK_CONTEXT_KEY] = [call_id]
         return data
 

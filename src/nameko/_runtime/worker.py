@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from typing import TYPE_CHECKING, Any
 
+from nameko._ids import new_id
 from nameko._protocol.calls import extend_call_id_stack, make_call_id
 from nameko.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
@@ -20,7 +20,7 @@ __all__ = ["WorkerContext", "new_call_id"]
 
 
 def new_call_id() -> str:
-    return str(uuid.uuid4())
+    return new_id()
 
 
 class WorkerContext:
