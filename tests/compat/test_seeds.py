@@ -130,7 +130,14 @@ def test_seed_001_twenty_calls_run_ten_at_a_time(memory_config):
     assert peak[0] == 10
 
 
-def test_seed_004_module_level_client_shared_by_request_threads(memory_config):
+@pytest.fixture(params=["memory", pytest.param("rabbit", marks=pytest.mark.rabbit)])
+def any_broker_config(request):
+    if request.param == "memory":
+        return request.getfixturevalue("memory_config")
+    return {"AMQP_URI": request.getfixturevalue("rabbit_uri")}
+
+
+def test_seed_004_module_level_client_shared_by_request_threads(any_broker_config):
     """Seed 004's FastAPI pattern: one `ClusterRpcProxy(config).start()` at
     import time, used by every request thread, with no pool around it."""
 
@@ -141,8 +148,8 @@ def test_seed_004_module_level_client_shared_by_request_threads(memory_config):
         def add(self, a, b):
             return a + b
 
-    runner = run(memory_config, AddService)
-    _rpc_proxy = ClusterRpcProxy(memory_config)  # as in the seed's rpc.py
+    runner = run(any_broker_config, AddService)
+    _rpc_proxy = ClusterRpcProxy(any_broker_config)  # as in the seed's rpc.py
     rpc_proxy = _rpc_proxy.start()
     answers: dict[int, int] = {}
 
