@@ -25,6 +25,7 @@ from typing import Any, Generic, TypeVar
 __all__ = [
     "Condition",
     "Event",
+    "InFlight",
     "Lock",
     "ManagedThread",
     "OneShot",
@@ -128,6 +129,31 @@ class OneShot(Generic[T]):
         if self._exc is not None:
             raise self._exc
         return self._value  # type: ignore[return-value]
+
+
+class InFlight:
+    """Counts operations under way; `wait_idle` blocks until none is left."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self) -> None:
+        with self._cond:
+            self._count += 1
+
+    def done(self) -> None:
+        with self._cond:
+            self._count -= 1
+            if not self._count:
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._count, timeout)
 
 
 class ManagedThread:

@@ -30,7 +30,7 @@ from nameko._broker.base import (
     Properties,
     Queue,
 )
-from nameko._concurrency import OneShot
+from nameko._concurrency import InFlight, OneShot
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
@@ -54,6 +54,8 @@ __all__ = ["Rpc", "RpcConsumer", "rpc"]
 
 _log = logging.getLogger("nameko.rpc")
 
+ACK_DRAIN_TIMEOUT = 30  # seconds a graceful stop waits for the last replies' confirms
+
 
 class RpcConsumer(SharedExtension, ProviderCollector):
     connection = BrokerConnection()
@@ -62,6 +64,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         super().__init__()
         self._by_routing_key: dict[str, Rpc] = {}
         self._consumer: Consumer | None = None
+        self._unacked = InFlight()  # requests answered, waiting for the reply's confirm
 
     def setup(self) -> None:
         config = self.container.config
@@ -94,10 +97,17 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         if not self._providers and self._consumer is not None:
             # the last @rpc entrypoint stopped: no more requests for us
             self._consumer.cancel()
-            self.connection.unregister_provider(self)
 
     def stop(self) -> None:
+        """After the workers finished: let the last replies' confirms arrive
+        and their requests be acked, then give up the connection (closing it
+        earlier would requeue requests that were answered)."""
         self.wait_for_providers()
+        if not self._unacked.wait_idle(ACK_DRAIN_TIMEOUT):
+            _log.warning(
+                "%d answered request(s) not acked in time: they will be redelivered",
+                len(self._unacked),
+            )
         self.connection.unregister_provider(self)
 
     def kill(self) -> None:
@@ -168,20 +178,21 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             publish(broker, *reply_args)
         else:
             # The worker moves on; the ack follows the confirm (I/O thread).
-            confirmation.add_done_callback(partial(_settle_request, delivery))
+            self._unacked.add()
+            confirmation.add_done_callback(partial(self._settle_request, delivery))
         return reply.result, exc_info
 
-
-def _settle_request(delivery: Delivery, confirmation: OneShot[None]) -> None:
-    """Ack a request once its reply is confirmed. Runs on the broker's I/O thread."""
-    exc = confirmation.exception()
-    if exc is None:
-        delivery.ack()
-    elif isinstance(exc, ConnectionLost):
-        pass  # the broker requeued the request already; it will be answered again
-    else:  # nacked or refused: the caller has no answer, so run the request again
-        _log.error("reply to %s not accepted by the broker (%s): requeued", delivery, exc)
-        delivery.reject(requeue=True)
+    def _settle_request(self, delivery: Delivery, confirmation: OneShot[None]) -> None:
+        """Ack a request once its reply is confirmed. Runs on the broker's I/O thread."""
+        exc = confirmation.exception()
+        if exc is None:
+            delivery.ack()
+        elif isinstance(exc, ConnectionLost):
+            pass  # the broker requeued the request already; it will be answered again
+        else:  # nacked or refused: the caller has no answer, so run the request again
+            _log.error("reply to %s not accepted by the broker (%s): requeued", delivery, exc)
+            delivery.reject(requeue=True)
+        self._unacked.done()
 
 
 class Rpc(Entrypoint):
