@@ -32,21 +32,6 @@ class Source:
         self.dispatch(event_type, data)
 
 
-@pytest.fixture
-def config(memory_config):
-    return memory_config
-
-
-@pytest.fixture
-def start(config, container_factory):
-    def start(service_cls, **overrides):
-        container = container_factory(service_cls, {**config, **overrides})
-        container.start()
-        return container
-
-    return start
-
-
 def send(container, event_type, data, context_data=None):
     with entrypoint_hook(container, "send", context_data=context_data) as hook:
         hook(event_type, data)

@@ -58,23 +58,8 @@ class KombuQueue:
 
 
 @pytest.fixture
-def config(memory_config):
-    return memory_config
-
-
-@pytest.fixture
 def uri(config):
     return config["AMQP_URI"]
-
-
-@pytest.fixture
-def start(config, container_factory):
-    def start(service_cls, **overrides):
-        container = container_factory(service_cls, {**config, **overrides})
-        container.start()
-        return container
-
-    return start
 
 
 @pytest.fixture

@@ -84,11 +84,6 @@ class Front:
 
 
 @pytest.fixture
-def config(memory_config):
-    return memory_config
-
-
-@pytest.fixture
 def running(config):
     with run_services(config, Echo, Front) as runner:
         yield runner
