@@ -83,7 +83,7 @@ class Lease:
     def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> None:
         if self.alive:
             try:
-                self.driver.run(self._send, delivery_tag, ack, requeue)
+                self.driver.submit(self._send, delivery_tag, ack, requeue, on_error=_ignore)
             except NotConnected:
                 pass
 
@@ -93,6 +93,10 @@ class Lease:
                 conn.ack(self.channel, delivery_tag)
             else:
                 conn.reject(self.channel, delivery_tag, requeue)
+
+
+def _ignore(exc: Exception) -> None:
+    """A settle that found no connection: the broker requeued the delivery."""
 
 
 def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> None:

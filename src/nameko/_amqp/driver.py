@@ -127,6 +127,8 @@ class Driver:
         self._conn: Connection | None = None  # set while the connection is ready
         self._dirty = False  # frames queued and the loop already knows (or will look)
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        # `submit` calls that found the lock busy: (fn, args, on_error)
+        self._submitted: collections.deque[tuple[Any, ...]] = collections.deque()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -168,6 +170,31 @@ class Driver:
         uncontended = self.lock.acquire(blocking=False)
         if not uncontended:
             self.lock.acquire()
+        return self._run_held(fn, args, uncontended)
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, on_error: Callable[[Exception], None]
+    ) -> None:
+        """Like `run` for calls whose result nobody needs (publishes, acks),
+        but never waits for the lock: when another thread holds it, the call
+        is queued for the I/O thread. ``on_error(NotConnected())`` reports a
+        queued call that found no connection.
+
+        Order per thread is kept: queued calls are taken and run under the
+        lock in one go, and a caller holding the lock queues behind any."""
+        if self.lock.acquire(blocking=False):
+            if not self._submitted:
+                self._run_held(fn, args, True)
+                return
+            self._submitted.append((fn, args, on_error))
+            self.lock.release()
+        else:
+            self._submitted.append((fn, args, on_error))
+        if threading.get_ident() != self._io_ident:
+            self._wake()
+
+    def _run_held(self, fn: Callable[..., T], args: tuple[Any, ...], uncontended: bool) -> T:
+        """`run`, the lock already held (released here)."""
         try:
             conn = self._conn
             if conn is None:
@@ -294,6 +321,7 @@ class Driver:
             more = False
             while True:
                 self._run_calls()
+                self._run_submitted()
                 self._tick(conn)
                 self._flush(sock, selector, conn)
                 if self._finished(conn):
@@ -303,7 +331,7 @@ class Driver:
                     raise TimeoutError("timed out during the AMQP handshake")
                 timeout = (
                     0.0
-                    if more or self._calls
+                    if more or self._calls or self._submitted
                     else self._select_timeout(conn, now, handshake_deadline)
                 )
                 more = False
@@ -369,6 +397,27 @@ class Driver:
         for event in events:
             if type(event) is ConnectionClosed and event.by_server:
                 self._closed_reason = f"closed by the broker: {event.reply_code} {event.reply_text}"
+
+    def _run_submitted(self) -> None:
+        """Run the queued `submit` calls, in order, in one hold of the lock."""
+        if not self._submitted:
+            return
+        failed: list[tuple[Callable[[Exception], None], Exception]] = []
+        with self.lock:
+            conn = self._conn
+            while self._submitted:
+                fn, args, on_error = self._submitted.popleft()
+                try:
+                    if conn is None:
+                        raise NotConnected()
+                    fn(conn, *args)
+                except Exception as exc:
+                    failed.append((on_error, exc))
+        for on_error, exc in failed:  # outside the lock: callers' code
+            try:
+                on_error(exc)
+            except Exception:
+                log.exception("error reporting a failed submit")
 
     def _run_calls(self) -> None:
         while self._calls:

@@ -205,12 +205,12 @@ class RabbitBroker(Broker):
                 "a confirmed publish from the broker's dispatch thread would wait for a confirm "
                 "only that thread can read: publish with confirm=False or from another thread"
             )
-        encoded = codec.encode_properties(
-            properties
-        )  # outside the lock: publishers encode in parallel
+        encoded = codec.encode_properties(properties)  # outside the lock: encode in parallel
         waiter: _concurrency.OneShot[None] = _concurrency.OneShot()
-        self._run(
-            self._publish, exchange, routing_key, body, properties, mandatory, waiter, encoded
+        self._submit(
+            waiter.send_exception,
+            self._publish,
+            *(exchange, routing_key, body, properties, mandatory, waiter, encoded),
         )
         return waiter
 
@@ -265,11 +265,25 @@ class RabbitBroker(Broker):
         try:
             return self._driver.run(fn, *args)
         except NotConnected:
-            if self._closed:
-                raise BrokerClosed(f"the connection to {self._params.display} was closed") from None
-            raise ConnectionLost(
-                f"not connected to {self._params.display} (reconnecting)"
-            ) from None
+            raise self._lost_error() from None
+
+    def _submit(
+        self, on_error: Callable[[BaseException], Any], fn: Callable[..., Any], *args: Any
+    ) -> None:
+        """`Driver.submit`, a lost connection reported as `ConnectionLost`."""
+
+        def report(exc: Exception) -> None:
+            on_error(self._lost_error() if isinstance(exc, NotConnected) else exc)
+
+        try:
+            self._driver.submit(fn, *args, on_error=report)
+        except NotConnected:
+            raise self._lost_error() from None
+
+    def _lost_error(self) -> BrokerError:
+        if self._closed:
+            return BrokerClosed(f"the connection to {self._params.display} was closed")
+        return ConnectionLost(f"not connected to {self._params.display} (reconnecting)")
 
     def _not_on_io_thread(self, what: str) -> None:
         if self._driver.on_io_thread():
