@@ -12,7 +12,10 @@ minutes after its consumer goes away (``x-expires``), as nameko's do.
 its slot *before* publishing the request, so a reply can never arrive before
 someone waits for it. The broker's dispatch thread decodes each reply and
 fills the matching slot; replies nobody waits for (late after a timeout,
-duplicates after a redelivery) are logged at DEBUG and dropped. Any number of
+duplicates after a redelivery) are logged at DEBUG and dropped. A slot can
+also receive an error instead of a reply: the caller (`caller.py`) delivers
+one when a pipelined request's confirm fails (e.g. `UnknownService`), so the
+waiting call never depends on the confirm in the normal case. Any number of
 threads can call at once: the only shared state is the router's dict, under a
 lock, and the broker connection, which is thread-safe.
 
