@@ -30,7 +30,7 @@ from nameko._broker.base import (
     Properties,
     Queue,
 )
-from nameko._concurrency import Condition, Event, current_thread_name, deadline_after, remaining
+from nameko._concurrency import Condition, current_thread_name, deadline_after, remaining
 
 WAIT = 5.0  # seconds; generous for a loaded machine, a passing wait returns at once
 FENCE = b"\x00contract-fence:"  # body prefix of fence messages
@@ -134,20 +134,6 @@ def fence(broker: Broker, queue: str, collector: Collector) -> list[Delivery]:
     body = FENCE + secrets.token_hex(4).encode()
     broker.publish("", queue, body, Properties())
     return collector.wait_for_body(body)
-
-
-def wait_until(
-    predicate: Callable[[], bool], timeout: float = WAIT, interval: float = 0.02, what: str = ""
-) -> None:
-    """Poll ``predicate`` until it holds; fail after ``timeout`` seconds. For
-    broker state with no event to wait on (a queue expiring)."""
-    deadline = deadline_after(timeout)
-    pause = Event()  # never set: wait() is the polling interval
-    while not predicate():
-        left = remaining(deadline)
-        if left == 0.0:
-            raise AssertionError(f"not true within {timeout}s: {what or predicate}")
-        pause.wait(min(interval, left))
 
 
 PROBE_EXCHANGE = "contract-probe"

@@ -15,7 +15,8 @@ from nameko._broker.base import (
     Properties,
     Queue,
 )
-from tests.contract.conftest import Collector, queue_exists, transient_queue, wait_until
+from tests.contract.conftest import WAIT, Collector, queue_exists, transient_queue
+from tests.waiting import wait_until
 
 OpenBroker = Callable[..., Broker]
 RESOURCE_LOCKED = 405
@@ -113,7 +114,7 @@ def test_an_unused_queue_expires(open_broker: OpenBroker) -> None:
     declaring.declare([transient_queue("q", **{"x-expires": 300})])
     declaring.publish("", "q", b"publishing does not count as use", Properties())
     assert queue_exists(watching, "q")
-    wait_until(lambda: not queue_exists(watching, "q"), what="queue q expired")
+    wait_until(lambda: not queue_exists(watching, "q"), WAIT, 0.02, what="queue q expired")
 
 
 def test_a_consumer_keeps_an_expiring_queue_alive(broker: Broker) -> None:
@@ -122,11 +123,11 @@ def test_a_consumer_keeps_an_expiring_queue_alive(broker: Broker) -> None:
     broker.declare([transient_queue("unused", **{"x-expires": 300})])
     # "unused" was declared later with the same x-expires: once it is gone,
     # "used" would be gone too, were its consumer not keeping it
-    wait_until(lambda: not queue_exists(broker, "unused"), what="queue unused expired")
+    wait_until(lambda: not queue_exists(broker, "unused"), WAIT, 0.02, what="queue unused expired")
     assert queue_exists(broker, "used")
 
     consumer.cancel()
-    wait_until(lambda: not queue_exists(broker, "used"), what="queue used expired")
+    wait_until(lambda: not queue_exists(broker, "used"), WAIT, 0.02, what="queue used expired")
 
 
 # -- the connection

@@ -6,7 +6,6 @@ import threading
 
 import pytest
 
-from nameko._broker import connect
 from nameko.containers import ServiceContainer
 from nameko.exceptions import (
     IncorrectSignature,
@@ -20,6 +19,7 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.runners import ServiceRunner, run_services
 from nameko.standalone.rpc import ClusterRpcClient, ClusterRpcProxy, ServiceRpcProxy
 from tests.raw_rpc import raw_rpc_request
+from tests.waiting import wait_until
 
 TIMEOUT = 10
 
@@ -343,7 +343,7 @@ def test_graceful_stop_finishes_in_flight_work_and_replies(config):
         reply = proxy.echo.wait.call_async("drain")
         stopper = threading.Thread(target=container.stop)
         # let the request reach the worker before stopping
-        assert _wait_for(lambda: container._worker_pool.running == 1)
+        wait_until(lambda: container._worker_pool.running == 1)
         stopper.start()
         GATES["drain"].set()
         assert reply.result() == "drain"
@@ -357,33 +357,10 @@ def test_killed_container_requeues_in_flight_requests(config):
     first.start()
     with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
         reply = proxy.echo.wait.call_async("k")
-        assert _wait_for(lambda: first._worker_pool.running == 1)
+        wait_until(lambda: first._worker_pool.running == 1)
         first.kill()  # the worker can't be stopped; its request goes back to the queue
         second = ServiceContainer(Echo, config)
         second.start()
         GATES["k"].set()
         assert reply.result() == "k"  # answered by whoever finished first
         second.stop()
-
-
-def _wait_for(predicate, timeout=TIMEOUT):
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if predicate():
-            return True
-        done.wait(0.01)
-    return False
-
-
-def test_pipelined_call_to_a_vanished_service_raises_from_result(config, running, client):
-    """Calls to a service seen alive are pipelined (call_async doesn't wait
-    for the broker's confirm); if it has vanished since, `.result()` says so."""
-    assert client.echo.hello("seen") == "hi, seen"
-    broker = connect(config["AMQP_URI"])
-    broker.delete_queue("rpc-echo")
-    broker.close()
-    reply = client.echo.hello.call_async("gone")
-    with pytest.raises(UnknownService, match="echo"):
-        reply.result()
-    with pytest.raises(UnknownService):  # known to be gone: raised at call time again
-        client.echo.hello.call_async("still gone")

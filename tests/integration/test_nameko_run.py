@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,9 @@ import yaml
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 from tests.integration.conftest import NamekoProcess, wait_until_serving
+from tests.rabbit_admin import queue_counts
 from tests.raw_rpc import raw_rpc_request
+from tests.waiting import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TIMEOUT = 30
@@ -64,21 +65,6 @@ def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(
     assert "Connection lost" not in output and "connection lost" not in output
 
 
-def rabbit_queue_depth(vhost: str, queue: str, column: str = "messages") -> int:
-    """``messages`` (ready + unacked), ``messages_ready`` or ``messages_unacknowledged``."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "-p", vhost, "name", column],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for line in out.splitlines():
-        name, _, count = line.partition("\t")
-        if name == queue:
-            return int(count)
-    raise AssertionError(f"no queue {queue} in {out!r}")
-
-
 @pytest.mark.parametrize(
     "body,content_type,expected",
     [
@@ -101,7 +87,7 @@ def test_bad_input_is_answered_and_the_service_stays_up(
     if expected:
         assert reply["error"]["exc_type"] == expected
     assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
-    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0  # nothing stuck
+    assert sum(queue_counts(rabbit_vhost, "rpc-fault_service")) == 0  # nothing stuck
 
 
 def test_request_without_reply_to_is_dropped_once_and_logged(
@@ -117,7 +103,7 @@ def test_request_without_reply_to_is_dropped_once_and_logged(
     )
     assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
     assert proc.output().count("without reply_to") == 1
-    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0
+    assert sum(queue_counts(rabbit_vhost, "rpc-fault_service")) == 0
 
 
 def test_sigterm_finishes_in_flight_work_then_exits_0(nameko_run, rabbit_config_uri, rabbit_vhost):
@@ -125,12 +111,12 @@ def test_sigterm_finishes_in_flight_work_then_exits_0(nameko_run, rabbit_config_
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         reply = rpc.fault_service.slow.call_async(2, "graceful")
-        assert_eventually(lambda: _unacked(rabbit_vhost) == 1)  # a worker has it
+        wait_until(lambda: _unacked(rabbit_vhost) == 1)  # a worker has it
         proc.signal(signal.SIGTERM)
         assert reply.result() == "graceful"
     assert proc.wait(TIMEOUT) == 0
     # nothing left to be executed again by another instance
-    assert rabbit_queue_depth(rabbit_vhost, "rpc-fault_service") == 0
+    assert sum(queue_counts(rabbit_vhost, "rpc-fault_service")) == 0
 
 
 def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri, rabbit_vhost):
@@ -138,21 +124,19 @@ def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri,
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         rpc.fault_service.slow.call_async(60, "forced")
-        assert_eventually(lambda: _unacked(rabbit_vhost) == 1)
+        wait_until(lambda: _unacked(rabbit_vhost) == 1)
         proc.signal(signal.SIGTERM)
         # signals sent together are merged into one: wait for the first to land
-        assert_eventually(lambda: "SIGTERM received: stopping" in proc.output())
+        wait_until(lambda: "SIGTERM received: stopping" in proc.output())
         proc.signal(signal.SIGTERM)
         assert proc.wait(10) == 1
         assert "SIGTERM received again: killing services" in proc.output()
     # the unfinished request went back to the queue for another instance
-    assert_eventually(
-        lambda: rabbit_queue_depth(rabbit_vhost, "rpc-fault_service", "messages_ready") == 1
-    )
+    wait_until(lambda: queue_counts(rabbit_vhost, "rpc-fault_service")[0] == 1)
 
 
 def _unacked(vhost):
-    return rabbit_queue_depth(vhost, "rpc-fault_service", "messages_unacknowledged")
+    return queue_counts(vhost, "rpc-fault_service")[1]
 
 
 def test_cli_errors_exit_non_zero(tmp_path):
@@ -171,12 +155,3 @@ def _nameko():
     import sys
 
     return [sys.executable, "-m", "nameko"]
-
-
-def assert_eventually(predicate, timeout=TIMEOUT):
-    done = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        done.wait(0.05)
-    raise AssertionError("condition not met in time")

@@ -33,6 +33,8 @@ from nameko._broker.base import (
 )
 from nameko._broker.rabbit import RabbitBroker
 from nameko.testing._vhosts import rabbitmqctl
+from tests.rabbit_admin import connection_pids, queue_counts
+from tests.waiting import wait_until
 
 WAIT = 10.0
 
@@ -97,40 +99,6 @@ def fence(broker: RabbitBroker, name: str, inbox: Inbox) -> list[Delivery]:
     body = b"fence-" + secrets.token_hex(4).encode()
     broker.publish("", name, body, Properties())
     return inbox.wait_for_body(body)
-
-
-def queue_counts(vhost: str, name: str) -> tuple[int, int]:
-    """(ready, unacked) as the broker counts them."""
-    out = rabbitmqctl(
-        "list_queues",
-        "-p",
-        vhost,
-        "--no-table-headers",
-        "name",
-        "messages_ready",
-        "messages_unacknowledged",
-    )
-    for line in out.splitlines():
-        fields = line.split()
-        if fields and fields[0] == name:
-            return int(fields[1]), int(fields[2])
-    raise AssertionError(f"no queue {name!r} in {out!r}")
-
-
-def connections_named(connection_name: str) -> list[str]:
-    """The pids of our connections carrying ``connection_name`` in their client
-    properties (``close_connection`` wants a pid on RabbitMQ 3.10)."""
-    out = rabbitmqctl("list_connections", "--no-table-headers", "pid", "client_properties")
-    return [line.split("\t")[0] for line in out.splitlines() if f'"{connection_name}"' in line]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout}s: {what}")
-        pause.wait(0.1)
 
 
 # -- basics ------------------------------------------------------------------
@@ -316,7 +284,7 @@ def test_a_killed_connection_is_restored(
     )
     reconnected = threading.Event()
     broker.add_reconnect_listener(reconnected.set)
-    [connection] = connections_named(name)
+    [connection] = connection_pids(name)
 
     stuck, release = threading.Event(), threading.Event()
 
@@ -353,7 +321,7 @@ def test_a_killed_connection_is_restored(
     broker.publish("", "q", b"after", Properties())  # the consumer was restored
     bodies = [(d.body, d.redelivered) for d in inbox.wait_for_body(b"after")]
     assert (b"block", True) in bodies  # its ack never reached the broker
-    wait_until(lambda: len(connections_named(name)) == 1, what="only the new connection is left")
+    wait_until(lambda: len(connection_pids(name)) == 1, what="only the new connection is left")
 
 
 def _publish_outcome(broker: RabbitBroker) -> BaseException | None:

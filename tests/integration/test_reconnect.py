@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 
 from nameko.standalone.rpc import ClusterRpcProxy
 from tests.integration.conftest import wait_until_serving
+from tests.rabbit_admin import close_connection, connection_pids
+from tests.waiting import wait_until
 
 TIMEOUT = 30
-
-
-def connections(vhost: str) -> dict[str, str]:
-    """connection_name (client property) -> Erlang pid of the connection, in ``vhost``."""
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_connections", "pid", "vhost", "client_properties"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    found = {}
-    marker = '{"connection_name","'
-    for line in out.splitlines():
-        name, _, rest = line.partition("\t")
-        line_vhost, _, props = rest.partition("\t")
-        if line_vhost == vhost and marker in props:
-            found[props.split(marker, 1)[1].split('"', 1)[0]] = name
-    return found
-
-
-def close_connection(vhost: str, connection_name: str) -> None:
-    name = connections(vhost)[connection_name]
-    subprocess.run(["rabbitmqctl", "-q", "close_connection", name, "test: go away"], check=True)
 
 
 def test_service_reconnects_after_its_connection_is_closed(
@@ -39,12 +17,12 @@ def test_service_reconnects_after_its_connection_is_closed(
 ):
     proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
-    close_connection(rabbit_vhost, "nameko:fault_service")
+    close_connection("nameko:fault_service", rabbit_vhost)
     # calls made while the service reconnects are queued and answered
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         assert rpc.fault_service.ping() == "pong"
         assert rpc.fault_service.slow(0, "after") == "after"
-    assert "nameko:fault_service" in connections(rabbit_vhost)
+    assert connection_pids("nameko:fault_service", rabbit_vhost)
     assert proc.proc.poll() is None  # still running
 
 
@@ -55,8 +33,8 @@ def test_call_in_flight_when_the_service_connection_drops(
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         reply = rpc.fault_service.slow.call_async(1, "dropped")
-        assert_eventually(lambda: rpc.fault_service.calls("dropped") == 1)
-        close_connection(rabbit_vhost, "nameko:fault_service")
+        wait_until(lambda: rpc.fault_service.calls("dropped") == 1)
+        close_connection("nameko:fault_service", rabbit_vhost)
         # The worker can't ack on a dead channel: the request is redelivered
         # and runs again (at-least-once). The caller sees exactly one outcome.
         assert reply.result() == "dropped"
@@ -67,7 +45,7 @@ def test_client_reconnects_and_pending_call_completes(nameko_run, rabbit_config_
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         reply = rpc.fault_service.slow.call_async(1, "client")
-        close_connection(rabbit_vhost, "nameko:standalone_rpc_proxy")
+        close_connection("nameko:standalone_rpc_proxy", rabbit_vhost)
         assert reply.result() == "client"  # the reply waited in our durable reply queue
         assert rpc.fault_service.ping() == "pong"  # and the client works again
 
@@ -94,15 +72,6 @@ def test_call_on_a_lost_connection_ends_within_its_timeout(
 
         caller = threading.Thread(target=call)
         caller.start()
-        close_connection(rabbit_vhost, "nameko:standalone_rpc_proxy")
+        close_connection("nameko:standalone_rpc_proxy", rabbit_vhost)
         caller.join(TIMEOUT)
         assert not caller.is_alive() and isinstance(outcome[0], RpcTimeout)
-
-
-def assert_eventually(predicate, timeout=TIMEOUT):
-    tick = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        tick.wait(0.05)
-    raise AssertionError("condition not met in time")
