@@ -3,7 +3,12 @@
 from typing import Any
 
 from nameko._broker.base import Exchange
-from nameko._protocol.names import RPC_REPLY_QUEUE_TTL, rpc_exchange_name
+from nameko._protocol.names import (
+    RPC_QUEUE_TEMPLATE,
+    RPC_REPLY_QUEUE_TEMPLATE,
+    RPC_REPLY_QUEUE_TTL,
+    rpc_exchange_name,
+)
 from nameko._rpc.client import MethodProxy, RpcReply, ServiceProxy
 from nameko._rpc.dependency import ReplyListener, RpcProxy
 from nameko._rpc.server import Rpc, RpcConsumer, rpc
@@ -23,9 +28,6 @@ __all__ = [
     "get_rpc_exchange",
     "rpc",
 ]
-
-RPC_QUEUE_TEMPLATE = "rpc-{}"
-RPC_REPLY_QUEUE_TEMPLATE = "rpc.reply-{}-{}"
 
 ServiceRpc = RpcProxy  # nameko 3 name
 

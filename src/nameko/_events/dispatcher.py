@@ -24,10 +24,10 @@ from typing import Any
 
 from nameko import serialization
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
-from nameko._messaging.connection import amqp_uri
+from nameko._messaging.connection import amqp_uri, config_with_uri
 from nameko._messaging.core_publisher import Publisher as CorePublisher
 from nameko._messaging.publisher import Publisher
-from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
+from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
 __all__ = ["EventDispatcher", "event_dispatcher"]
 
@@ -60,9 +60,7 @@ def event_dispatcher(
     ``kwargs`` are core publisher options. nameko 3's ``uri=`` is accepted
     instead of (or on top of) a config dict.
     """
-    config = dict(nameko_config or {})
-    if "uri" in kwargs:
-        config[AMQP_URI_CONFIG_KEY] = kwargs.pop("uri")
+    config = config_with_uri(nameko_config, kwargs.pop("uri", None))
     serializer = serialization.setup(config).serializer  # also registers SERIALIZERS
     serializer = kwargs.pop("serializer", None) or serializer
     kwargs.setdefault("ssl", config.get(AMQP_SSL_CONFIG_KEY))

@@ -21,7 +21,7 @@ from nameko.constants import (
 )
 from nameko.exceptions import ConfigurationError
 
-__all__ = ["BrokerConnection", "amqp_uri", "broker_options", "open_broker"]
+__all__ = ["BrokerConnection", "amqp_uri", "broker_options", "config_with_uri", "open_broker"]
 
 _log = logging.getLogger("nameko.messaging")
 
@@ -34,6 +34,14 @@ def amqp_uri(config: Mapping[str, Any]) -> str:
             f"{AMQP_URI_CONFIG_KEY} is not set: give a broker URL such as "
             "'amqp://guest:guest@localhost' or 'memory://'"
         ) from None
+
+
+def config_with_uri(config: Mapping[str, Any] | None, uri: str | None) -> dict[str, Any]:
+    """A copy of ``config`` with nameko 3's ``uri=`` option as its ``AMQP_URI``."""
+    merged = dict(config or {})
+    if uri is not None:
+        merged[AMQP_URI_CONFIG_KEY] = uri
+    return merged
 
 
 def broker_options(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,14 +13,14 @@ from typing import Any
 from nameko import serialization
 from nameko._concurrency import Lock
 from nameko._ids import new_id
-from nameko._messaging.connection import open_broker
+from nameko._messaging.connection import config_with_uri, open_broker
 from nameko._protocol.calls import make_call_id
 from nameko._protocol.names import rpc_exchange_name
 from nameko._rpc.caller import RpcCaller
 from nameko._rpc.client import ClusterProxy, ServiceProxy
 from nameko._rpc.replies import ReplyQueue
 from nameko._runtime.extensions import Entrypoint
-from nameko.constants import AMQP_URI_CONFIG_KEY, CALL_ID_STACK_CONTEXT_KEY
+from nameko.constants import CALL_ID_STACK_CONTEXT_KEY
 
 __all__ = [
     "ClusterRpcClient",
@@ -164,13 +164,6 @@ class ClusterRpcProxy(StandaloneProxyBase):
         return ClusterProxy(self._worker_ctx, caller)
 
 
-def _config_from(config: dict[str, Any] | None, uri: str | None) -> dict[str, Any]:
-    config = dict(config or {})
-    if uri is not None:
-        config[AMQP_URI_CONFIG_KEY] = uri
-    return config
-
-
 class ClusterRpcClient(ClusterRpcProxy):
     """nameko 3 name; also takes ``uri=`` instead of a config dict."""
 
@@ -181,7 +174,7 @@ class ClusterRpcClient(ClusterRpcProxy):
         uri: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(_config_from(config, uri), *args, **kwargs)
+        super().__init__(config_with_uri(config, uri), *args, **kwargs)
 
 
 class ServiceRpcClient(ServiceRpcProxy):
@@ -195,4 +188,4 @@ class ServiceRpcClient(ServiceRpcProxy):
         uri: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(service_name, _config_from(config, uri), *args, **kwargs)
+        super().__init__(service_name, config_with_uri(config, uri), *args, **kwargs)

@@ -35,7 +35,9 @@ def setup_config(args: Any) -> dict[str, Any]:
             raise CommandError(f"config file not found: {args.config}") from None
         if not isinstance(config, dict):
             raise CommandError(f"config file {args.config} must hold a mapping")
-    config.setdefault(AMQP_URI_CONFIG_KEY, args.broker or args.default_broker)
+    broker = args.broker or args.default_broker
+    if broker is not None:
+        config.setdefault(AMQP_URI_CONFIG_KEY, broker)
     return config
 
 

@@ -21,6 +21,4 @@ def init_parser(parser: Any) -> None:
 
 def main(args: Any) -> None:
     config = setup_config(args)
-    if config.get("AMQP_URI") is None:
-        config.pop("AMQP_URI", None)
     print(yaml.dump(config, default_flow_style=False))
