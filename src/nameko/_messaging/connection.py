@@ -75,6 +75,9 @@ class BrokerConnection(SharedExtension, ProviderCollector):
 
     @property
     def broker(self) -> Broker:
+        broker = self._broker  # hot path (every reply, every publish): no lock once open
+        if broker is not None:
+            return broker
         with self._lock:
             if self._broker is None:
                 self._broker = open_broker(self.container.config, self._connection_name())

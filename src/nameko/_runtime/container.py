@@ -254,8 +254,7 @@ class ServiceContainer:
     def _call_method(self, worker_ctx: WorkerContext) -> tuple[Any, Any]:
         method = getattr(worker_ctx.service, worker_ctx.entrypoint.method_name)
         try:
-            with _log_time("ran worker %s", worker_ctx):
-                return method(*worker_ctx.args, **worker_ctx.kwargs), None
+            return method(*worker_ctx.args, **worker_ctx.kwargs), None
         except Exception as exc:
             expected = worker_ctx.entrypoint.expected_exceptions
             if expected and isinstance(exc, expected):
