@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from nameko._broker import connect
 from nameko.containers import ServiceContainer
 from nameko.exceptions import (
     IncorrectSignature,
@@ -364,3 +365,17 @@ def test_killed_container_requeues_in_flight_requests(config):
         GATES["k"].set()
         assert reply.result() == "k"  # answered by whoever finished first
         second.stop()
+
+
+def test_pipelined_call_to_a_vanished_service_raises_from_result(config, running, client):
+    """Calls to a service seen alive are pipelined (call_async doesn't wait
+    for the broker's confirm); if it has vanished since, `.result()` says so."""
+    assert client.echo.hello("seen") == "hi, seen"
+    broker = connect(config["AMQP_URI"])
+    broker.delete_queue("rpc-echo")
+    broker.close()
+    reply = client.echo.hello.call_async("gone")
+    with pytest.raises(UnknownService, match="echo"):
+        reply.result()
+    with pytest.raises(UnknownService):  # known to be gone: raised at call time again
+        client.echo.hello.call_async("still gone")
