@@ -14,7 +14,8 @@ architecture test enforces it; the AMQP I/O driver is the one exception).
 
 from __future__ import annotations
 
-import collections
+import logging
+import queue
 import sys
 import threading
 import time
@@ -43,6 +44,7 @@ Condition = threading.Condition
 Event = threading.Event
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 
 
@@ -77,16 +79,24 @@ class OneShot(Generic[T]):
     `add_done_callback` callbacks run in the thread that delivers the result
     (often a broker's I/O thread: keep them short and non-blocking), or at
     once in the caller's thread if the result is already there.
+
+    Why a bare lock and not `threading.Event`: every RPC call makes one and
+    waits on it, and `Event.wait` builds a waiter lock and runs a `Condition`
+    in Python each time. Here ``_gate`` is created held; delivering releases
+    it, and a waiter acquires it (a C call that sleeps in the kernel) and
+    hands it straight back so every other waiter gets through as well.
     """
 
-    __slots__ = ("_event", "_value", "_exc", "_callbacks", "_lock")
+    __slots__ = ("_gate", "_mutex", "_done", "_value", "_exc", "_callbacks")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._gate = threading.Lock()
+        self._gate.acquire()
+        self._mutex = threading.Lock()  # makes "deliver once" atomic
+        self._done = False
         self._value: T | None = None
         self._exc: BaseException | None = None
         self._callbacks: list[Callable[[OneShot[T]], None]] | None = None
-        self._lock = threading.Lock()
 
     def send(self, value: T) -> bool:
         return self._deliver(value, None)
@@ -95,36 +105,46 @@ class OneShot(Generic[T]):
         return self._deliver(None, exc)
 
     def _deliver(self, value: T | None, exc: BaseException | None) -> bool:
-        with self._lock:
-            if self._event.is_set():
+        with self._mutex:
+            if self._done:
                 return False
             self._value, self._exc = value, exc
-            self._event.set()
+            self._done = True
             callbacks, self._callbacks = self._callbacks, None
+        self._gate.release()
         for callback in callbacks or ():
             callback(self)
         return True
 
     def add_done_callback(self, callback: Callable[[OneShot[T]], None]) -> None:
-        with self._lock:
-            if not self._event.is_set():
+        with self._mutex:
+            if not self._done:
                 self._callbacks = [*(self._callbacks or ()), callback]
                 return
         callback(self)
 
     def ready(self) -> bool:
-        return self._event.is_set()
+        return self._done
 
     def exception(self) -> BaseException | None:
         """The exception delivered, if any (call once ready)."""
         return self._exc
 
     def wait(self, timeout: float | None = None) -> bool:
-        return self._event.wait(timeout)
+        if self._done:
+            return True
+        if timeout is None:
+            acquired = self._gate.acquire()
+        else:
+            acquired = self._gate.acquire(timeout=min(max(0.0, timeout), threading.TIMEOUT_MAX))
+        if acquired:
+            self._gate.release()  # let the next waiter through
+            return True
+        return self._done
 
     def get(self, timeout: float | None = None) -> T:
         """The value, or raise the exception; `TimeoutError` if not ready in time."""
-        if not self._event.wait(timeout):
+        if not self.wait(timeout):
             raise TimeoutError(timeout)
         if self._exc is not None:
             raise self._exc
@@ -197,46 +217,49 @@ class ManagedThread:
 
 
 class WorkerPool:
-    """At most ``size`` jobs at once on reusable threads; `submit` never blocks."""
+    """At most ``size`` jobs at once on reusable threads; `submit` never blocks.
+
+    Jobs travel through a `queue.SimpleQueue`, whose put and get are C calls:
+    handing a request to a worker costs one kernel wake-up and no Python-level
+    `Condition` (this is on every call's path). ``_lock`` only guards the
+    counters that decide when to start another thread.
+    """
 
     def __init__(self, size: int, name: str = "worker") -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.size = size
         self.name = name
-        self._jobs: collections.deque[Callable[[], None]] = collections.deque()
-        lock = threading.Lock()
-        self._cond = threading.Condition(lock)  # a job arrived, or closing
-        self._changed = threading.Condition(lock)  # a job finished or was dropped
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)  # busy fell to 0
         self._threads: list[threading.Thread] = []
-        self._idle = 0
-        self._running = 0
+        self._busy = 0  # jobs submitted and not finished (pending + running)
+        self._idle_waiters = 0  # threads in `wait_idle`
         self._closed = False
 
     @property
     def running(self) -> int:
         """Jobs executing right now."""
-        return self._running
+        return self._busy - self._jobs.qsize()
 
     @property
     def pending(self) -> int:
         """Jobs submitted and not yet started."""
-        return len(self._jobs)
+        return self._jobs.qsize()
 
     @property
     def free(self) -> int:
-        return self.size - self._running - len(self._jobs)
+        return self.size - self._busy
 
     def submit(self, job: Callable[[], None]) -> None:
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
-            self._jobs.append(job)
-            if self._idle:
-                self._idle -= 1  # claim one idle thread so the next submit spawns
-                self._cond.notify()
-            elif len(self._threads) < self.size:
+            self._busy += 1
+            if self._busy > len(self._threads) and len(self._threads) < self.size:
                 self._spawn_thread()
+        self._jobs.put(job)
 
     def _spawn_thread(self) -> None:
         thread = threading.Thread(
@@ -246,43 +269,55 @@ class WorkerPool:
         thread.start()
 
     def _loop(self) -> None:
+        get = self._jobs.get
         while True:
-            with self._cond:
-                while not self._jobs and not self._closed:
-                    self._idle += 1
-                    self._cond.wait()  # submit() un-counts us when it wakes us
-                if not self._jobs:
-                    return
-                job = self._jobs.popleft()
-                self._running += 1
+            job = get()
+            if job is None:  # `close`
+                return
             try:
-                job()  # jobs handle their own errors; the thread must survive
+                job()
+            except Exception:  # jobs handle their own errors; this is a last resort
+                log.exception("unhandled error in a job of worker pool %s", self.name)
             finally:
-                with self._cond:
-                    self._running -= 1
-                    self._changed.notify_all()
+                self._finished(1)
+
+    def _finished(self, count: int) -> None:
+        with self._lock:
+            self._busy -= count
+            if not self._busy and self._idle_waiters:
+                self._drained.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no job is running or pending."""
-        deadline = deadline_after(timeout)
-        with self._cond:
-            while self._running or self._jobs:
-                left = remaining(deadline)
-                if left == 0.0:
-                    return False
-                self._changed.wait(left)
-        return True
+        with self._lock:
+            self._idle_waiters += 1
+            try:
+                return self._drained.wait_for(lambda: not self._busy, timeout)
+            finally:
+                self._idle_waiters -= 1
 
     def drop_pending(self) -> list[Callable[[], None]]:
         """Remove and return the jobs that have not started."""
-        with self._cond:
-            jobs = list(self._jobs)
-            self._jobs.clear()
-            self._changed.notify_all()
-            return jobs
+        jobs: list[Callable[[], None]] = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:  # a `close` marker: keep it for its thread
+                self._jobs.put(None)
+                break
+            jobs.append(job)
+        if jobs:
+            self._finished(len(jobs))
+        return jobs
 
     def close(self) -> None:
-        """Let idle threads exit; running jobs finish on their own."""
-        with self._cond:
+        """Let idle threads exit; running and pending jobs finish first."""
+        with self._lock:
+            if self._closed:
+                return
             self._closed = True
-            self._cond.notify_all()
+            threads = len(self._threads)
+        for _ in range(threads):
+            self._jobs.put(None)

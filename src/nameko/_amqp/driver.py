@@ -135,6 +135,10 @@ class Driver:
         self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._io_ident: int | None = None
+        # False only while the I/O thread sleeps in select(): another thread
+        # that leaves it work need not wake it otherwise (it looks before
+        # sleeping), which saves three syscalls per contended publish.
+        self._io_awake = True
         self._unsent: memoryview | None = None
         self._want_write = False
         self._sock: socket.socket | None = None
@@ -190,7 +194,7 @@ class Driver:
             self.lock.release()
         else:
             self._submitted.append((fn, args, on_error))
-        if threading.get_ident() != self._io_ident:
+        if not self._io_awake:
             self._wake()
 
     def _run_held(self, fn: Callable[..., T], args: tuple[Any, ...], uncontended: bool) -> T:
@@ -212,14 +216,14 @@ class Driver:
             self._dirty = True
         finally:
             self.lock.release()
-        if not io_thread:
+        if not self._io_awake:
             self._wake()
         return result
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn()`` on the I/O thread."""
         self._calls.append(fn)
-        if threading.get_ident() != self._io_ident:
+        if not self._io_awake:
             self._wake()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -329,13 +333,16 @@ class Driver:
                 now = time.monotonic()
                 if not self._was_ready and now > handshake_deadline:
                     raise TimeoutError("timed out during the AMQP handshake")
+                self._io_awake = False  # before looking for work: see __init__
                 timeout = (
                     0.0
-                    if more or self._calls or self._submitted
+                    if more or self._calls or self._submitted or self._dirty
                     else self._select_timeout(conn, now, handshake_deadline)
                 )
                 more = False
-                for key, mask in selector.select(timeout):
+                ready = selector.select(timeout)
+                self._io_awake = True
+                for key, mask in ready:
                     if key.fileobj is self._wake_r:
                         self._drain_wakeups()
                         continue

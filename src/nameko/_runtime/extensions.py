@@ -12,17 +12,14 @@ so building a container never runs an extension's property code.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import types
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from inspect import getcallargs
 from typing import TYPE_CHECKING, Any
 
 from nameko._concurrency import Event, Lock
-from nameko.exceptions import IncorrectSignature
+from nameko._runtime._arguments import check_arguments
 
 if TYPE_CHECKING:
     from nameko._runtime.container import ServiceContainer
@@ -230,16 +227,7 @@ class Entrypoint(Extension):
 
     def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise `IncorrectSignature` if the method can't take these arguments."""
-        method = getattr(self.container.service_cls, self.method_name)
-        try:
-            _signature(method).bind(None, *args, **kwargs)
-        except TypeError:
-            # getcallargs words the error as nameko users know it (it counts
-            # `self`); it is slow, so it only runs once binding has failed.
-            try:
-                getcallargs(method, None, *args, **kwargs)
-            except TypeError as exc:
-                raise IncorrectSignature(str(exc))
+        check_arguments(getattr(self.container.service_cls, self.method_name), args, kwargs)
 
     @classmethod
     def decorator(cls, *args: Any, **kwargs: Any) -> Any:
@@ -259,11 +247,6 @@ class Entrypoint(Extension):
             return super().__repr__()
         service = _service_name(self.container)
         return f"<{type(self).__name__} [{service}.{self.method_name}] at 0x{id(self):x}>"
-
-
-@functools.lru_cache(maxsize=4096)
-def _signature(method: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(method)
 
 
 def is_extension(obj: Any) -> bool:
