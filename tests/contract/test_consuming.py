@@ -15,9 +15,11 @@ from nameko._broker.base import (
     Exchange,
     NotFound,
     Properties,
+    Unroutable,
 )
 from nameko._concurrency import Event, Lock, OneShot, current_thread_name
 from tests.contract.conftest import WAIT, Collector, fence, transient_queue
+from tests.waiting import wait_until
 
 OpenBroker = Callable[..., Broker]
 
@@ -341,6 +343,35 @@ def test_deleting_a_queue_ends_its_consumers(broker: Broker) -> None:
     publish_numbers(broker, "q", 4)
     assert bodies(fence(broker, "q", new)) == numbers(4)
     assert old.deliveries == []
+
+
+def test_a_consumer_declaring_its_queue_gets_it_back_when_it_is_deleted(
+    open_broker: OpenBroker,
+) -> None:
+    """As kombu's consumers do: the queue and its binding are declared again
+    and consuming goes on; a delivery from the old queue settles as a no-op."""
+    owner, admin = open_broker(), open_broker()
+    topology = [
+        Exchange("ex", "direct", durable=False),
+        transient_queue("q"),
+        Binding("q", "ex", "k"),
+    ]
+    collector = Collector()
+    owner.consume("q", collector, topology=topology)
+    owner.publish("ex", "k", b"old", Properties())
+    held = collector.wait_for(1)[0]
+    admin.delete_queue("q")
+
+    def routed() -> bool:
+        try:
+            admin.publish("ex", "k", b"new", Properties(), mandatory=True)
+        except Unroutable:  # not bound again yet
+            return False
+        return True
+
+    wait_until(routed, WAIT, 0.01, what="q declared and bound again")
+    held.ack()
+    assert bodies(fence(admin, "q", collector)) == [b"old", b"new"]  # nothing redelivered
 
 
 def test_closing_from_inside_a_callback(open_broker: OpenBroker) -> None:

@@ -19,6 +19,7 @@ from nameko.exceptions import (
 from nameko.rpc import RpcProxy, rpc
 from nameko.runners import ServiceRunner, run_services
 from nameko.standalone.rpc import ClusterRpcClient, ClusterRpcProxy, ServiceRpcProxy
+from nameko.testing.utils import get_container
 from tests.raw_rpc import raw_rpc_request
 from tests.waiting import wait_until
 
@@ -371,6 +372,7 @@ def test_pipelined_call_to_a_vanished_service_raises_from_result(config, running
     """Calls to a service seen alive are pipelined (call_async doesn't wait
     for the broker's confirm); if it has vanished since, `.result()` says so."""
     assert client.echo.hello("seen") == "hi, seen"
+    get_container(running, Echo).kill()  # alive, it would declare its queue again
     broker = connect(config["AMQP_URI"])
     broker.delete_queue("rpc-echo")
     broker.close()

@@ -13,6 +13,7 @@ import yaml
 
 from nameko.exceptions import UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
+from tests.integration.throwaway_broker import ThrowawayRabbit
 
 APPS = Path(__file__).parent / "apps"
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -63,27 +64,44 @@ def wait_until_serving(
         )
 
 
+def start_nameko(cwd: Path, services: list[str], files=(), config: dict | None = None):
+    """`nameko run services` in ``cwd``, with copies of ``files`` from apps/
+    and ``config`` (which must name the broker) as its config.yaml."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (cwd / name).write_text((APPS / name).read_text())
+    (cwd / "test-config.yaml").write_text(yaml.safe_dump(config or {}))
+    return NamekoProcess(cwd, ["--config", "test-config.yaml", *services], cwd / "nameko.log")
+
+
 @pytest.fixture
 def nameko_run(tmp_path, rabbit_uri):
-    """Start `nameko run` in a folder holding ``files`` and a config.yaml."""
+    """Start `nameko run` in a folder holding ``files`` and a config.yaml
+    (on the test's vhost of the shared broker unless ``config`` names another)."""
     started: list[NamekoProcess] = []
 
     def start(
         services: list[str], *, files=(), config: dict | None = None, folder: Path | None = None
     ):
         cwd = folder or tmp_path / f"run{len(started)}"
-        cwd.mkdir(exist_ok=True)
-        for name in files:
-            (cwd / name).write_text((APPS / name).read_text())
         full = {"AMQP_URI": rabbit_uri, **(config or {})}
-        (cwd / "test-config.yaml").write_text(yaml.safe_dump(full))
-        proc = NamekoProcess(cwd, ["--config", "test-config.yaml", *services], cwd / "nameko.log")
-        started.append(proc)
-        return proc
+        started.append(start_nameko(cwd, services, files, full))
+        return started[-1]
 
     yield start
     for proc in started:
         proc.close()
+
+
+@pytest.fixture(scope="module")
+def throwaway_rabbit():
+    """A RabbitMQ node of this module's own, which its tests may restart."""
+    node = ThrowawayRabbit()
+    try:
+        node.start()
+        yield node
+    finally:
+        node.close()
 
 
 @pytest.fixture

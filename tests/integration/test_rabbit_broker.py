@@ -324,6 +324,27 @@ def test_a_killed_connection_is_restored(
     wait_until(lambda: len(connection_pids(name)) == 1, what="only the new connection is left")
 
 
+def test_a_consumer_retries_declaring_its_deleted_queue_until_it_can(
+    open_broker: Callable[..., RabbitBroker], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleting the queue also deletes the auto-delete exchange its binding
+    needs (declared by somebody else): the re-declaration fails (404) and is
+    retried with back-off until that exchange is back."""
+    admin = open_broker()
+    owner = open_broker(transport_options={"interval_start": 0.2, "interval_step": 0.2})
+    exchange = Exchange("ex", "direct", durable=False, auto_delete=True)
+    admin.declare([exchange])
+    inbox = Inbox()
+    owner.consume("q", inbox, topology=[queue("q"), Binding("q", "ex", "k")])
+    with caplog.at_level(logging.INFO, logger="nameko._broker.rabbit"):
+        admin.delete_queue("q")  # and with its last binding, "ex"
+        wait_until(lambda: "could not consume queue 'q' again" in caplog.text, WAIT)
+        admin.declare([exchange])
+        wait_until(lambda: "consuming queue 'q' again" in caplog.text, WAIT)
+    admin.publish("ex", "k", b"back", Properties(), mandatory=True)
+    assert [d.body for d in inbox.wait_for(1)] == [b"back"]
+
+
 def _publish_outcome(broker: RabbitBroker) -> BaseException | None:
     try:
         broker.publish("", "q", b"lost", Properties(), timeout=WAIT)

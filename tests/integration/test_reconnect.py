@@ -1,9 +1,13 @@
-"""Lost connections: services and clients reconnect, calls end instead of hanging."""
+"""Lost connections: services and clients reconnect, calls end instead of
+hanging. Lost consumers: a service whose queue is deleted declares it again.
+(Broker restarts: test_broker_restart.py.)"""
 
 from __future__ import annotations
 
 import threading
 
+from nameko._broker import connect
+from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 from tests.integration.conftest import wait_until_serving
 from tests.rabbit_admin import close_connection, connection_pids
@@ -75,3 +79,27 @@ def test_call_on_a_lost_connection_ends_within_its_timeout(
         close_connection("nameko:standalone_rpc_proxy", rabbit_vhost)
         caller.join(TIMEOUT)
         assert not caller.is_alive() and isinstance(outcome[0], RpcTimeout)
+
+
+def test_a_service_declares_its_deleted_queues_again(
+    nameko_run, rabbit_config_uri, rabbit_uri
+) -> None:
+    """RabbitMQ cancels the consumers of a deleted queue (basic.cancel); the
+    service declares the queue and its binding again and goes on consuming."""
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with connect(rabbit_uri) as admin:
+        admin.delete_queue("rpc-fault_service")
+        admin.delete_queue("evt-fault_source-poke--fault_service.on_poke")
+    # UnknownService (the queue is missing) until the service has declared it again
+    assert wait_until_serving(rabbit_config_uri, "fault_service", timeout=10) == "pong"
+    dispatch = event_dispatcher(rabbit_config_uri)
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+
+        def handled() -> bool:
+            # events sent before the handler's queue is bound again are lost: repeat
+            dispatch("fault_source", "poke", "again")
+            return rpc.fault_service.calls("pooled:again") > 0
+
+        wait_until(handled, 10, 0.2)
+    assert proc.output().count("declaring it again") == 2

@@ -131,6 +131,11 @@ class RabbitConsumer(Consumer):
         self.channel = channel
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
+        # only a consumer that declares its own queue can bring it back
+        # after the broker cancelled it because the queue was deleted
+        self.redeclares_queue = any(
+            isinstance(e, Queue) and e.name == queue != "" for e in topology
+        )
         self.state = STARTING
         self.lease: Lease | None = None
         self._driver = driver
@@ -149,10 +154,25 @@ class RabbitConsumer(Consumer):
         for method in self.declarations:
             conn.send_method(ch, method)
         conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
+        self._consume(conn, token)
+
+    def resume(self, conn: Connection, token: Any) -> None:
+        """Declare the topology again and consume again after the broker
+        cancelled this consumer. The channel is kept when it is still open:
+        settling deliveries of a deleted queue there is harmless."""
+        lease = self.lease
+        if lease is None or lease.conn is not conn or not conn.has_channel(self.channel):
+            self.start(conn, token)
+            return
+        for method in self.declarations:
+            conn.send_method(self.channel, method)
+        self._consume(conn, token)
+
+    def _consume(self, conn: Connection, token: Any) -> None:
         consume = commands.Basic.Consume(
             queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack
         )
-        conn.send_method(ch, consume, token)
+        conn.send_method(self.channel, consume, token)
 
     def settle_function(self) -> Callable[[int, bool, bool], None]:
         return _no_settle if self.no_ack or self.lease is None else self.lease.settle

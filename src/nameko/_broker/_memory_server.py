@@ -212,15 +212,18 @@ class Server:
         callers can declare generic topologies; the rabbit broker does the same."""
         with self.lock:
             conn.require_open()
-            for entity in entities:
-                if isinstance(entity, Exchange):
-                    self._declare_exchange(entity)
-                elif isinstance(entity, Queue):
-                    self._declare_queue(conn, entity)
-                elif isinstance(entity, Binding):
-                    self._bind(conn, entity)
-                else:
-                    raise TypeError(f"cannot declare {entity!r}")
+            self._declare(conn, entities)
+
+    def _declare(self, conn: MemoryBroker, entities: Iterable[Entity]) -> None:
+        for entity in entities:
+            if isinstance(entity, Exchange):
+                self._declare_exchange(entity)
+            elif isinstance(entity, Queue):
+                self._declare_queue(conn, entity)
+            elif isinstance(entity, Binding):
+                self._bind(conn, entity)
+            else:
+                raise TypeError(f"cannot declare {entity!r}")
 
     def _declare_exchange(self, decl: Exchange) -> None:
         if decl.name == "":
@@ -301,7 +304,12 @@ class Server:
             self._janitor_wake.notify()  # it exits once no x-expires queue is left
         queue.messages.clear()
         for consumer in queue.consumers:
-            consumer.state = CANCELLED  # RabbitMQ cancels them (basic.cancel)
+            # RabbitMQ cancels them (basic.cancel); those that declare the
+            # queue declare it again and consume it, as the rabbit broker does
+            if consumer.redeclares_queue:
+                consumer.connection._post_restore(consumer)
+            else:
+                consumer.state = CANCELLED
         queue.consumers.clear()
         for name, exchange in list(self.exchanges.items()):
             kept = [b for b in exchange.bindings if b.queue != queue.name]
@@ -370,12 +378,33 @@ class Server:
     def add_consumer(self, conn: MemoryBroker, consumer: MemoryConsumer) -> None:
         with self.lock:
             conn.require_open()
-            queue = self._queue(conn, consumer.queue)
-            consumer.queue_state = queue
-            conn.consumers.add(consumer)
-            queue.consumers.append(consumer)
-            queue.had_consumer = True
-            self._pump(queue, time.monotonic())
+            self._attach(conn, consumer)
+
+    def _attach(self, conn: MemoryBroker, consumer: MemoryConsumer) -> None:
+        queue = self._queue(conn, consumer.queue)
+        consumer.queue_state = queue
+        conn.consumers.add(consumer)
+        queue.consumers.append(consumer)
+        queue.had_consumer = True
+        self._pump(queue, time.monotonic())
+
+    def restore_consumer(
+        self, conn: MemoryBroker, consumer: MemoryConsumer, topology: Iterable[Entity]
+    ) -> bool:
+        """Declare again the topology of a consumer whose queue was deleted,
+        and consume the new queue; False if it was cancelled or closed since.
+        A failed declaration ends the consumer and raises."""
+        with self.lock:
+            if conn.closed or consumer.state != ACTIVE:
+                return False
+            try:
+                self._declare(conn, topology)
+            except BaseException:
+                consumer.state = CANCELLED
+                raise
+            consumer.unacked = {}  # those messages went with the deleted queue
+            self._attach(conn, consumer)
+            return True
 
     def remove_consumer(self, consumer: MemoryConsumer, requeue: bool) -> None:
         with self.lock:

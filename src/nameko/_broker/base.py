@@ -318,7 +318,12 @@ class Broker(abc.ABC):
     ) -> Consumer:
         """Declare ``topology`` (again after each reconnect), then consume
         ``queue`` with ``prefetch`` unacked deliveries at most (0: unlimited).
-        Returns once the broker confirmed the consumer."""
+        Returns once the broker confirmed the consumer.
+
+        When ``queue`` is deleted, a consumer whose ``topology`` declares it
+        declares the topology again and goes on consuming the new queue
+        (deliveries from the old one settle as no-ops); any other consumer
+        just ends."""
 
     @abc.abstractmethod
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:

@@ -29,6 +29,9 @@ Deliberate differences from RabbitMQ:
 * An unconfirmed publish never raises for routing problems (missing
   exchange, unroutable, refused by a full queue): like RabbitMQ, the failure
   is only logged.
+* A consumer whose deleted queue it declares again makes one attempt; if
+  the declaration fails the consumer ends with an error logged (the rabbit
+  broker retries with back-off: there, a failure may be transient).
 * Nothing is persisted (``durable`` is only compared on re-declaration);
   ``user_id`` is not checked; dead-lettering, alternate exchanges, priority
   queues and byte-length limits are accepted but not enforced; an unknown
@@ -56,6 +59,7 @@ from nameko._broker.base import (
     OnMessage,
     Properties,
     PublishNacked,
+    Queue,
     Unroutable,
 )
 from nameko._concurrency import Condition, Lock, ManagedThread
@@ -115,12 +119,18 @@ class MemoryConsumer(Consumer):
         on_message: OnMessage,
         prefetch: int,
         no_ack: bool,
+        topology: tuple[Entity, ...] = (),
     ) -> None:
         self.queue = queue
         self.connection = connection
         self.on_message = on_message
         self.prefetch = prefetch
         self.no_ack = no_ack
+        self.topology = topology
+        # as on RabbitMQ: only a consumer declaring its queue brings it back
+        self.redeclares_queue = any(
+            isinstance(e, Queue) and e.name == queue != "" for e in topology
+        )
         # the fields below are guarded by the server lock
         self.state = ACTIVE
         self.unacked: dict[int, Message] = {}
@@ -175,7 +185,8 @@ class MemoryBroker(Broker):
         self.closed = False  # guarded by the server lock
         self.consumers: set[MemoryConsumer] = set()  # guarded by the server lock
         self._reconnect_listeners: list[Callable[[], None]] = []
-        self._outbox: deque[tuple[MemoryConsumer, Delivery]] = deque()
+        # deliveries, and None for "the consumer's queue was deleted: restore it"
+        self._outbox: deque[tuple[MemoryConsumer, Delivery | None]] = deque()
         self._outbox_ready = Condition()
         self._stopping = False  # guarded by _outbox_ready
         self._dispatcher: ManagedThread | None = None
@@ -240,9 +251,10 @@ class MemoryBroker(Broker):
     ) -> Consumer:
         if prefetch < 0:
             raise ValueError("prefetch must be 0 (unlimited) or positive")
+        topology = tuple(topology)
         self.declare(topology)
         self._start_dispatcher()
-        consumer = MemoryConsumer(self, queue, on_message, prefetch, no_ack)
+        consumer = MemoryConsumer(self, queue, on_message, prefetch, no_ack, topology)
         self._server.add_consumer(self, consumer)
         return consumer
 
@@ -284,7 +296,18 @@ class MemoryBroker(Broker):
                     on_exit=lambda _thread: None,
                 ).start()
 
-    def _post(self, consumer: MemoryConsumer, delivery: Delivery) -> None:
+    def _post_restore(self, consumer: MemoryConsumer) -> None:
+        """The consumer's queue was deleted: let the dispatch thread declare
+        it again, after the deliveries already queued (under the server lock)."""
+        self._post(consumer, None)
+
+    def _restore(self, consumer: MemoryConsumer) -> None:
+        try:
+            self._server.restore_consumer(self, consumer, consumer.topology)
+        except BrokerError as exc:
+            log.error("could not consume queue %r again: %s", consumer.queue, exc)
+
+    def _post(self, consumer: MemoryConsumer, delivery: Delivery | None) -> None:
         """Queue a delivery for the dispatch thread (called under the server lock)."""
         with self._outbox_ready:
             if not self._stopping:
@@ -301,6 +324,9 @@ class MemoryBroker(Broker):
                 consumer, delivery = self._outbox.popleft()
             if consumer.state == CLOSED:
                 continue  # its "channel" is gone and the message went back to the queue
+            if delivery is None:
+                self._restore(consumer)
+                continue
             try:
                 consumer.on_message(delivery)
             except Exception:

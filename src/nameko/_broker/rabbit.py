@@ -18,6 +18,9 @@ those before the culprit were processed but their confirms are lost
 same exchange get `NotFound`; later publishes to other exchanges were
 discarded unprocessed by the broker, so they are re-sent on the reopened
 channel and their callers never notice.
+
+Reconnecting, restoring consumers and the rare events that end a channel or
+a consumer are handled by the `Recovery` mixin (`_rabbit_recovery`).
 """
 
 from __future__ import annotations
@@ -30,16 +33,11 @@ from pamqp import commands
 
 from nameko import _concurrency
 from nameko._amqp import codec
-from nameko._amqp.channel import triage_unconfirmed
 from nameko._amqp.connection import Connection, client_properties
 from nameko._amqp.consumer import (
     ACTIVE,
-    CANCELLED,
     CLOSED,
-    STARTING,
-    Countdown,
     RabbitConsumer,
-    RestoreToken,
     declarations,
 )
 from nameko._amqp.driver import Driver, NotConnected
@@ -51,16 +49,15 @@ from nameko._amqp.events import (
     Delivered,
     Event,
     MethodReply,
-    PendingPublish,
     PublishSettled,
     Returned,
 )
 from nameko._amqp.uri import parse_uri
+from nameko._broker._rabbit_recovery import PUBLISH_CHANNEL, Recovery
 from nameko._broker.base import (
     Broker,
     BrokerClosed,
     BrokerError,
-    BrokerUnreachable,
     ChannelError,
     ConnectionLost,
     Consumer,
@@ -68,7 +65,6 @@ from nameko._broker.base import (
     Entity,
     NotFound,
     OnMessage,
-    PreconditionFailed,
     Properties,
     PublishNacked,
     PublishTimeout,
@@ -79,7 +75,7 @@ __all__ = ["RabbitBroker"]
 
 log = logging.getLogger(__name__)
 
-PUBLISH_CHANNEL, CONTROL_CHANNEL, FIRST_CONSUMER_CHANNEL = 1, 2, 3
+CONTROL_CHANNEL, FIRST_CONSUMER_CHANNEL = 2, 3
 CALL_TIMEOUT = 60.0  # a broker that answers nothing for this long is not coming back
 DEFAULT_TRANSPORT_OPTIONS = {
     "max_retries": 3,
@@ -89,13 +85,7 @@ DEFAULT_TRANSPORT_OPTIONS = {
 }
 
 
-def channel_error(reply_code: int, reply_text: str) -> ChannelError:
-    """The typed error for a channel the broker closed."""
-    kind = {404: NotFound, 406: PreconditionFailed}.get(reply_code, ChannelError)
-    return kind(reply_text, reply_code)
-
-
-class RabbitBroker(Broker):
+class RabbitBroker(Recovery, Broker):
     """`Broker` over one RabbitMQ connection (see the module docstring).
 
     ``transport_options``: ``max_retries`` (3; None retries forever),
@@ -129,6 +119,7 @@ class RabbitBroker(Broker):
         self._control_lock = _concurrency.Lock()
         self._next_channel = FIRST_CONSUMER_CHANNEL
         self._closed = False
+        self._closing = _concurrency.Event()  # wakes retry timers when we close
         self._first = _concurrency.OneShot()
         self._driver = Driver(
             self._params,
@@ -255,6 +246,7 @@ class RabbitBroker(Broker):
         if self._closed:
             return
         self._closed = True
+        self._closing.set()
         self._driver.close()
         for consumer in list(self._consumers.values()):
             consumer.state = CLOSED
@@ -388,65 +380,6 @@ class RabbitBroker(Broker):
             properties=self._client_properties,
         )
 
-    def on_connected(self, conn: Connection) -> None:
-        if not self._first.ready():
-            self._first.send(True)
-            return
-        log.info("Reconnected to broker at %s", self._params.display)
-        consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
-        countdown = Countdown(len(consumers), self._notify_reconnected)
-        for consumer in consumers:
-            self._run(consumer.start, RestoreToken(consumer, countdown))
-        if not consumers:
-            self._notify_reconnected()
-
-    def _notify_reconnected(self) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:
-                log.exception("error in a reconnect listener")
-
-    def on_disconnected(
-        self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None
-    ) -> None:
-        for consumer in list(self._consumers.values()):
-            if consumer.lease is not None:
-                consumer.lease.alive = False
-        if exc is None or self._closed:
-            error: BrokerError = BrokerClosed(
-                f"the connection to {self._params.display} was closed"
-            )
-        else:
-            log.warning(
-                "Connection to broker at %s lost (%s); reconnecting", self._params.display, exc
-            )
-            error = ConnectionLost(f"connection to {self._params.display} lost: {exc}")
-        _fail(waiting, error)
-        _fail([entry.token for entry in unconfirmed], error)
-
-    def retry_delay(self, failures: int, exc: BaseException, ever_connected: bool) -> float | None:
-        if self._closed:
-            return None
-        opts = self._options
-        if (
-            not ever_connected
-            and opts["max_retries"] is not None
-            and failures >= opts["max_retries"]
-        ):
-            self._first.send_exception(
-                BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}")
-            )
-            return None
-        delay = min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
-        log.warning(
-            "Error connecting to broker at %s (%s).\nRetrying in %s seconds.",
-            self._params.display,
-            exc,
-            delay,
-        )
-        return delay
-
     def on_events(self, events: list[Event]) -> None:
         for event in events:
             kind = type(event)
@@ -512,52 +445,6 @@ class RabbitBroker(Broker):
             log.warning("the broker blocked the connection: %s", event.reason)
         elif isinstance(event, ConnectionUnblocked):
             log.info("the broker unblocked the connection")
-
-    def _on_channel_closed(self, event: ChannelClosed) -> None:
-        error = channel_error(event.reply_code, event.reply_text)
-        _fail(event.waiting, error)
-        if event.channel == PUBLISH_CHANNEL:
-            self._recover_publishes(event, error)
-            return
-        consumer = self._consumers.get(event.channel)
-        if consumer is None or consumer.lease is None:
-            return
-        consumer.lease.alive = False
-        if consumer.state == ACTIVE and not any(t is not None for t in event.waiting):
-            log.error(
-                "the broker closed the channel of the consumer of %r (%s); restoring it",
-                consumer.queue,
-                error,
-            )
-            self._run(consumer.start, RestoreToken(consumer, None))
-
-    def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
-        """Fail what the broker refused or may have lost (the state machine
-        already re-sent what it discarded unseen)."""
-        unknown, failed, _ = triage_unconfirmed(event.unconfirmed, event.reply_text)
-        lost = ConnectionLost(
-            f"the publish channel closed before this publish was confirmed ({error})"
-        )
-        _fail([e.token for e in unknown], lost)
-        for entry in failed:  # one exception object per waiter: each raises its own
-            _fail([entry.token], channel_error(event.reply_code, event.reply_text))
-
-    def _on_consumer_cancelled(self, event: ConsumerCancelled) -> None:
-        """The queue was deleted (or failed over): the consumer ends, as on the
-        memory broker. Its channel stays open so that unsettled deliveries
-        can still be settled; `Consumer.close` closes it."""
-        consumer = self._consumers.get(event.channel)
-        if consumer is not None and consumer.state in (STARTING, ACTIVE):
-            consumer.state = CANCELLED
-            log.warning(
-                "the broker cancelled the consumer of queue %r (was it deleted?)", consumer.queue
-            )
-
-
-def _fail(tokens: Iterable[Any], error: BaseException) -> None:
-    for token in tokens:
-        if token is not None:
-            token.send_exception(error)
 
 
 def _version() -> str:

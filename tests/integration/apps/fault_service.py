@@ -3,6 +3,7 @@
 import collections
 import time
 
+from nameko.events import BROADCAST, event_handler
 from nameko.rpc import rpc
 
 CALLS = collections.Counter()
@@ -34,3 +35,12 @@ class FaultService:
     @rpc
     def calls(self, tag):
         return CALLS[tag]
+
+    @event_handler("fault_source", "poke")
+    def on_poke(self, payload):
+        CALLS[f"pooled:{payload}"] += 1
+
+    @event_handler("fault_source", "poke", handler_type=BROADCAST, reliable_delivery=False)
+    def on_poke_broadcast(self, payload):
+        """Its queue is neither durable nor kept: a broker restart deletes it."""
+        CALLS[f"broadcast:{payload}"] += 1

@@ -1,0 +1,239 @@
+"""How the RabbitMQ broker recovers: reconnecting, restoring consumers,
+consuming a deleted queue again, sorting publishes on a closed channel.
+
+`Recovery` is a mixin of `nameko._broker.rabbit.RabbitBroker`; its methods
+are the driver's connection callbacks and the handlers of the rare events
+that end a channel or a consumer. They run on the I/O thread and never wait
+there: a retry that needs a delay gets a short-lived timer thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from nameko import _concurrency
+from nameko._amqp.channel import triage_unconfirmed
+from nameko._amqp.connection import Connection
+from nameko._amqp.consumer import (
+    ACTIVE,
+    CANCELLED,
+    STARTING,
+    Countdown,
+    RabbitConsumer,
+    RestoreToken,
+)
+from nameko._amqp.driver import Driver
+from nameko._amqp.events import ChannelClosed, ConsumerCancelled, PendingPublish
+from nameko._amqp.uri import AmqpParams
+from nameko._broker.base import (
+    BrokerClosed,
+    BrokerError,
+    BrokerUnreachable,
+    ChannelError,
+    ConnectionLost,
+    NotFound,
+    PreconditionFailed,
+)
+
+__all__ = ["PUBLISH_CHANNEL", "Recovery", "channel_error", "fail"]
+
+log = logging.getLogger("nameko._broker.rabbit")  # one logger for the whole broker
+
+PUBLISH_CHANNEL = 1
+
+
+def channel_error(reply_code: int, reply_text: str) -> ChannelError:
+    """The typed error for a channel the broker closed."""
+    kind = {404: NotFound, 406: PreconditionFailed}.get(reply_code, ChannelError)
+    return kind(reply_text, reply_code)
+
+
+def fail(tokens: Iterable[Any], error: BaseException) -> None:
+    for token in tokens:
+        if token is not None:
+            token.send_exception(error)
+
+
+class Recovery:
+    """Reconnect and restore callbacks of `RabbitBroker` (see the module docstring)."""
+
+    # provided by RabbitBroker
+    _params: AmqpParams
+    _options: dict[str, Any]
+    _consumers: dict[int, RabbitConsumer]
+    _listeners: list[Callable[[], None]]
+    _closed: bool
+    _closing: _concurrency.Event
+    _first: _concurrency.OneShot[Any]
+    _driver: Driver
+    _run: Callable[..., Any]
+
+    def on_connected(self, conn: Connection) -> None:
+        if not self._first.ready():
+            self._first.send(True)
+            return
+        log.info("Reconnected to broker at %s", self._params.display)
+        consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
+        countdown = Countdown(len(consumers), self._notify_reconnected)
+        for consumer in consumers:
+            self._run(consumer.start, RestoreToken(consumer, countdown))
+        if not consumers:
+            self._notify_reconnected()
+
+    def _notify_reconnected(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("error in a reconnect listener")
+
+    def on_disconnected(
+        self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None
+    ) -> None:
+        for consumer in list(self._consumers.values()):
+            if consumer.lease is not None:
+                consumer.lease.alive = False
+        if exc is None or self._closed:
+            error: BrokerError = BrokerClosed(
+                f"the connection to {self._params.display} was closed"
+            )
+        else:
+            log.warning(
+                "Connection to broker at %s lost (%s); reconnecting", self._params.display, exc
+            )
+            error = ConnectionLost(f"connection to {self._params.display} lost: {exc}")
+        fail(waiting, error)
+        fail([entry.token for entry in unconfirmed], error)
+
+    def retry_delay(self, failures: int, exc: BaseException, ever_connected: bool) -> float | None:
+        if self._closed:
+            return None
+        opts = self._options
+        if (
+            not ever_connected
+            and opts["max_retries"] is not None
+            and failures >= opts["max_retries"]
+        ):
+            self._first.send_exception(
+                BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}")
+            )
+            return None
+        delay = self._backoff(failures)
+        log.warning(
+            "Error connecting to broker at %s (%s).\nRetrying in %s seconds.",
+            self._params.display,
+            exc,
+            delay,
+        )
+        return delay
+
+    def _backoff(self, failures: int) -> float:
+        opts = self._options
+        return min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
+
+    def _on_channel_closed(self, event: ChannelClosed) -> None:
+        error = channel_error(event.reply_code, event.reply_text)
+        fail(event.waiting, error)
+        if event.channel == PUBLISH_CHANNEL:
+            self._recover_publishes(event, error)
+            return
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.lease is None:
+            return
+        consumer.lease.alive = False
+        if consumer.state == ACTIVE and not any(t is not None for t in event.waiting):
+            log.error(
+                "the broker closed the channel of the consumer of %r (%s); restoring it",
+                consumer.queue,
+                error,
+            )
+            self._run(consumer.start, RestoreToken(consumer, None))
+
+    def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
+        """Fail what the broker refused or may have lost (the state machine
+        already re-sent what it discarded unseen)."""
+        unknown, failed, _ = triage_unconfirmed(event.unconfirmed, event.reply_text)
+        lost = ConnectionLost(
+            f"the publish channel closed before this publish was confirmed ({error})"
+        )
+        fail([e.token for e in unknown], lost)
+        for entry in failed:  # one exception object per waiter: each raises its own
+            fail([entry.token], channel_error(event.reply_code, event.reply_text))
+
+    def _on_consumer_cancelled(self, event: ConsumerCancelled) -> None:
+        """The queue was deleted (or failed over). A consumer whose topology
+        declares its queue declares it again (with its bindings) and goes on
+        consuming, as kombu's consumers did; any other consumer ends (its
+        queue is somebody else's to re-create). The channel stays open so
+        that unsettled deliveries can still be settled."""
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.state not in (STARTING, ACTIVE):
+            return
+        if not consumer.redeclares_queue:
+            consumer.state = CANCELLED
+            log.warning(
+                "the broker cancelled the consumer of queue %r (was it deleted?)", consumer.queue
+            )
+            return
+        log.warning(
+            "the broker cancelled the consumer of queue %r (was it deleted?); declaring it again",
+            consumer.queue,
+        )
+        self._reconsume(_Reconsume(self, consumer, self._driver.connection))
+
+    def _reconsume(self, attempt: _Reconsume) -> None:
+        """Make one attempt (any thread): only on the connection the consumer
+        was cancelled on (after a reconnect `on_connected` restores it) and
+        only while nobody cancelled or closed it meanwhile."""
+
+        def send(conn: Connection) -> None:
+            # is_ready: the same batch of events may have closed the connection
+            if (
+                conn is attempt.conn
+                and conn.is_ready
+                and attempt.consumer.state in (STARTING, ACTIVE)
+            ):
+                attempt.consumer.resume(conn, attempt)
+
+        try:
+            self._run(send)
+        except BrokerError:
+            pass  # the connection is gone: reconnecting restores the consumer
+
+    def _reconsume_failed(self, attempt: _Reconsume, exc: BaseException) -> None:
+        """On the I/O thread. Lost connections are handled by reconnecting;
+        anything else (the queue can't be declared or consumed) is retried
+        with back-off, from a timer thread so the I/O thread never waits."""
+        if isinstance(exc, (ConnectionLost, BrokerClosed)) or self._closed:
+            return
+        delay = self._backoff(attempt.failures)
+        attempt.failures += 1
+        log.error(
+            "could not consume queue %r again: %s. Retrying in %s seconds.",
+            attempt.consumer.queue,
+            exc,
+            delay,
+        )
+        _concurrency.start_thread(self._reconsume_later, "amqp-reconsume", attempt, delay)
+
+    def _reconsume_later(self, attempt: _Reconsume, delay: float) -> None:
+        if not self._closing.wait(delay):
+            self._reconsume(attempt)
+
+
+class _Reconsume:
+    """The token of an attempt to consume again after a broker cancel: the
+    broker's Consume-Ok ends it, a failure schedules the next attempt."""
+
+    __slots__ = ("broker", "consumer", "conn", "failures")
+
+    def __init__(self, broker: Recovery, consumer: RabbitConsumer, conn: Connection | None) -> None:
+        self.broker, self.consumer, self.conn, self.failures = broker, consumer, conn, 0
+
+    def send(self, value: Any) -> None:
+        log.info("consuming queue %r again", self.consumer.queue)
+
+    def send_exception(self, exc: BaseException) -> None:
+        self.broker._reconsume_failed(self, exc)
