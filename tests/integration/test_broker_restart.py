@@ -106,6 +106,8 @@ def test_the_service_reconnects_with_back_off_and_serves_new_clients(restart: Re
         assert rpc.fault_service.ping() == "pong"
     log = restart.service.output()
     assert "lost" in log and "Retrying in" in log, log  # it waited between attempts
+    # a reply that could not be sent is a warning, not a worker error
+    assert "error handling result" not in log, log
     assert restart.service.proc.poll() is None
 
 
@@ -141,6 +143,7 @@ def test_a_call_made_while_the_broker_is_down_fails_fast(restart: Restart) -> No
     to reconnect; then the caller gets a typed error instead of waiting."""
     outcome = restart.while_down
     assert isinstance(outcome.error, ConnectionLost), outcome.value
+    assert isinstance(outcome.error, ConnectionError)  # catchable without a private import
     assert outcome.seconds < PUBLISH_RETRIES + 3
 
 

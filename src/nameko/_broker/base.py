@@ -61,11 +61,14 @@ class BrokerError(Exception):
     """Base of every error raised through the seam."""
 
 
-class ConnectionLost(BrokerError):
-    """The connection dropped while the operation was under way."""
+class ConnectionLost(BrokerError, ConnectionError):
+    """The connection dropped while the operation was under way.
+
+    Also a builtin `ConnectionError`, so that callers can catch it without
+    importing a private module."""
 
 
-class BrokerUnreachable(BrokerError):
+class BrokerUnreachable(BrokerError, ConnectionError):
     """The first connection attempt failed (after the configured retries)."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 from nameko._broker.base import (
     Binding,
+    BrokerError,
     ConnectionLost,
     Consumer,
     Delivery,
@@ -175,12 +176,24 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         except ConnectionLost:
             # Reconnecting: this delivery can no longer be acked and will be
             # redelivered; still answer, so this caller needn't wait for that.
-            publish(broker, *reply_args)
+            self._publish_after_loss(broker, reply_args)
         else:
             # The worker moves on; the ack follows the confirm (I/O thread).
             self._unacked.add()
             confirmation.add_done_callback(partial(self._settle_request, delivery))
         return reply.result, exc_info
+
+    @staticmethod
+    def _publish_after_loss(broker: Any, reply_args: tuple[Any, ...]) -> None:
+        try:
+            publish(broker, *reply_args)
+        except BrokerError as exc:  # not the worker's fault: no traceback
+            _log.warning(
+                "could not send the reply to %s (%s): the request was not acked "
+                "and will be delivered again",
+                reply_args[1],
+                exc,
+            )
 
     def _settle_request(self, delivery: Delivery, confirmation: OneShot[None]) -> None:
         """Ack a request once its reply is confirmed. Runs on the broker's I/O thread."""
