@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 
 __all__ = ["new_id"]
 
@@ -20,6 +19,12 @@ _source = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _source.seed(os.urandom(32)))
 
 
+_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # version and variant bits
+_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+_random_bits = _source.getrandbits
+
+
 def new_id() -> str:
-    """A random UUID4 string."""
-    return str(uuid.UUID(int=_source.getrandbits(128), version=4))
+    """A random UUID4 string (formatted here: `uuid.UUID` costs 3x more)."""
+    h = "%032x" % (_random_bits(128) & _CLEAR | _SET)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

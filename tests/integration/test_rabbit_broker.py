@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pamqp import commands
 
 from nameko._broker.base import (
     Binding,
@@ -338,6 +339,35 @@ def test_a_consumer_retries_declaring_its_deleted_queue_until_it_can(
     owner.consume("q", inbox, topology=[queue("q"), Binding("q", "ex", "k")])
     with caplog.at_level(logging.INFO, logger="nameko._broker.rabbit"):
         admin.delete_queue("q")  # and with its last binding, "ex"
+        wait_until(lambda: "could not consume queue 'q' again" in caplog.text, WAIT)
+        admin.declare([exchange])
+        wait_until(lambda: "consuming queue 'q' again" in caplog.text, WAIT)
+    admin.publish("ex", "k", b"back", Properties(), mandatory=True)
+    assert [d.body for d in inbox.wait_for(1)] == [b"back"]
+
+
+def test_a_consumer_that_cannot_be_restored_after_a_reconnect_is_retried(
+    open_broker: Callable[..., RabbitBroker], caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the connection is down, the exchange its binding needs goes
+    away: restoring the consumer fails (404) and is retried with back-off
+    until the exchange is back, instead of leaving a silent consumer."""
+    name = f"shimeji-test-{secrets.token_hex(4)}"
+    admin = open_broker()
+    owner = open_broker(
+        connection_name=name, transport_options={"interval_start": 0.2, "interval_step": 0.2}
+    )
+    reconnected = threading.Event()
+    owner.add_reconnect_listener(reconnected.set)
+    exchange = Exchange("ex", "direct", durable=False)
+    admin.declare([exchange])
+    inbox = Inbox()
+    owner.consume("q", inbox, topology=[queue("q"), Binding("q", "ex", "k")])
+    admin._control([commands.Exchange.Delete(exchange="ex")])  # the seam has no delete_exchange
+    with caplog.at_level(logging.INFO, logger="nameko._broker.rabbit"):
+        [connection] = connection_pids(name)
+        rabbitmqctl("close_connection", connection, "closed by test")
+        assert reconnected.wait(WAIT)
         wait_until(lambda: "could not consume queue 'q' again" in caplog.text, WAIT)
         admin.declare([exchange])
         wait_until(lambda: "consuming queue 'q' again" in caplog.text, WAIT)

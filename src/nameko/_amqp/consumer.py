@@ -221,16 +221,27 @@ class Countdown:
 
 
 class RestoreToken:
-    __slots__ = ("consumer", "countdown")
+    """Token of one consumer's restore; ``on_failure(consumer, exc)``, when
+    given, takes over a failure (to retry it) instead of just logging it."""
 
-    def __init__(self, consumer: RabbitConsumer, countdown: Countdown | None) -> None:
-        self.consumer, self.countdown = consumer, countdown
+    __slots__ = ("consumer", "countdown", "on_failure")
+
+    def __init__(
+        self,
+        consumer: RabbitConsumer,
+        countdown: Countdown | None,
+        on_failure: Callable[[RabbitConsumer, BaseException], None] | None = None,
+    ) -> None:
+        self.consumer, self.countdown, self.on_failure = consumer, countdown, on_failure
 
     def send(self, value: Any) -> None:
         if self.countdown is not None:
             self.countdown.one_done()
 
     def send_exception(self, exc: BaseException) -> None:
-        log.error("could not restore the consumer of queue %r: %s", self.consumer.queue, exc)
+        if self.on_failure is None:
+            log.error("could not restore the consumer of queue %r: %s", self.consumer.queue, exc)
+        else:
+            self.on_failure(self.consumer, exc)
         if self.countdown is not None:
             self.countdown.one_done()

@@ -78,7 +78,7 @@ class Recovery:
         consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
         countdown = Countdown(len(consumers), self._notify_reconnected)
         for consumer in consumers:
-            self._run(consumer.start, RestoreToken(consumer, countdown))
+            self._run(consumer.start, RestoreToken(consumer, countdown, self._restore_failed))
         if not consumers:
             self._notify_reconnected()
 
@@ -149,7 +149,7 @@ class Recovery:
                 consumer.queue,
                 error,
             )
-            self._run(consumer.start, RestoreToken(consumer, None))
+            self._run(consumer.start, RestoreToken(consumer, None, self._restore_failed))
 
     def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
         """Fail what the broker refused or may have lost (the state machine
@@ -182,6 +182,12 @@ class Recovery:
             consumer.queue,
         )
         self._reconsume(_Reconsume(self, consumer, self._driver.connection))
+
+    def _restore_failed(self, consumer: RabbitConsumer, exc: BaseException) -> None:
+        """A consumer could not be restored after a reconnect or a closed
+        channel (say an exclusive queue the broker still holds for our dead
+        connection: 405): retry like a consumer whose queue was deleted."""
+        self._reconsume_failed(_Reconsume(self, consumer, self._driver.connection), exc)
 
     def _reconsume(self, attempt: _Reconsume) -> None:
         """Make one attempt (any thread): only on the connection the consumer
