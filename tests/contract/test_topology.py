@@ -40,6 +40,40 @@ def test_declare_is_idempotent(broker: Broker) -> None:
 
 
 @pytest.mark.parametrize(
+    "name",
+    ["问候服务", "ünïcode*name", "a" * 255, "é" * 127],
+    ids=["chinese", "latin-and-star", "255-ascii", "254-bytes"],
+)
+def test_any_utf8_name_up_to_255_bytes_works(broker: Broker, name: str) -> None:
+    """As on RabbitMQ (and nameko 2.14 through py-amqp): stricter AMQP name
+    grammars, such as pamqp's ASCII-only one, are not enforced."""
+    key = name[:100]
+    broker.declare([Exchange(name, "direct", durable=False), transient_queue(name)])
+    broker.declare([Binding(name, name, key)])
+    collector = Collector(ack=True)
+    broker.consume(name, collector)
+    broker.publish(name, key, b"named", Properties(), mandatory=True)
+    assert [d.body for d in fence(broker, name, collector)] == [b"named"]
+    broker.delete_queue(name)
+    assert not queue_exists(broker, name)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda name: Queue(name),
+        lambda name: Exchange(name),
+        lambda name: Binding(name, "ex"),
+        lambda name: Binding("q", "ex", routing_key=name),
+    ],
+    ids=["queue", "exchange", "binding-queue", "routing-key"],
+)
+def test_names_over_255_bytes_are_refused_at_once(make: Callable[[str], Any]) -> None:
+    with pytest.raises(ValueError, match="longer than 255 bytes"):
+        make("é" * 128)  # 256 bytes
+
+
+@pytest.mark.parametrize(
     "changed",
     [{"type": "fanout"}, {"durable": True}, {"auto_delete": True}],
     ids=["type", "durable", "auto_delete"],

@@ -287,6 +287,19 @@ def test_pooled_connections_are_reused(uri):
         assert fresh is not first and fresh.is_connected
 
 
+def test_idle_pooled_connections_can_be_closed(uri):
+    from nameko._messaging.pool import close_idle
+
+    with get_connection(uri) as idle:
+        pass
+    close_idle("memory://somewhere-else")  # other brokers' connections only
+    assert idle.is_connected
+    close_idle(uri)
+    assert not idle.is_connected
+    with get_connection(uri) as fresh:
+        assert fresh is not idle and fresh.is_connected
+
+
 # -- declarations ---------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from nameko._broker.base import ConnectionLost
+from nameko._messaging.pool import close_idle
 from nameko.exceptions import RpcTimeout
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -99,6 +100,7 @@ def restart(throwaway_rabbit: ThrowawayRabbit, tmp_path_factory) -> Iterator[Res
         for client in [*clients, expiring_client]:
             client.stop()
         service.close()
+        close_idle(config["AMQP_URI"])  # the standalone dispatcher's pooled connection
 
 
 def test_the_service_reconnects_with_back_off_and_serves_new_clients(restart: Restart) -> None:

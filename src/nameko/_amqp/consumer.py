@@ -14,6 +14,7 @@ from typing import Any
 
 from pamqp import commands
 
+from nameko._amqp import methods
 from nameko._amqp.connection import Connection
 from nameko._amqp.driver import Driver, NotConnected
 from nameko._broker.base import Binding, Consumer, Entity, Exchange, OnMessage, Queue
@@ -35,7 +36,7 @@ log = logging.getLogger("nameko._broker.rabbit")
 
 def declare_method(entity: Entity) -> Any:
     if isinstance(entity, Exchange):
-        return commands.Exchange.Declare(
+        return methods.ExchangeDeclare(
             exchange=entity.name,
             exchange_type=entity.type,
             durable=entity.durable,
@@ -43,7 +44,7 @@ def declare_method(entity: Entity) -> Any:
             arguments=dict(entity.arguments),
         )
     if isinstance(entity, Queue):
-        return commands.Queue.Declare(
+        return methods.QueueDeclare(
             queue=entity.name,
             durable=entity.durable,
             exclusive=entity.exclusive,
@@ -51,7 +52,7 @@ def declare_method(entity: Entity) -> Any:
             arguments=dict(entity.arguments),
         )
     if isinstance(entity, Binding):
-        return commands.Queue.Bind(
+        return methods.QueueBind(
             queue=entity.queue,
             exchange=entity.exchange,
             routing_key=entity.routing_key,
@@ -169,9 +170,7 @@ class RabbitConsumer(Consumer):
         self._consume(conn, token)
 
     def _consume(self, conn: Connection, token: Any) -> None:
-        consume = commands.Basic.Consume(
-            queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack
-        )
+        consume = methods.BasicConsume(queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack)
         conn.send_method(self.channel, consume, token)
 
     def settle_function(self) -> Callable[[int, bool, bool], None]:

@@ -119,6 +119,15 @@ class PreconditionFailed(ChannelError):
 
 # -- entities --------------------------------------------------------------
 
+MAX_NAME_BYTES = 255  # an AMQP short string
+
+
+def check_name(kind: str, name: str | None) -> None:
+    """Raise `ValueError` for a name RabbitMQ would refuse: any UTF-8 text
+    up to 255 bytes is fine (stricter AMQP grammars are not enforced)."""
+    if name is not None and len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"{kind} longer than {MAX_NAME_BYTES} bytes: {name!r}")
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -127,6 +136,9 @@ class Exchange:
     durable: bool = True
     auto_delete: bool = False
     arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_name("exchange name", self.name)
 
 
 @dataclass(frozen=True)
@@ -137,6 +149,9 @@ class Queue:
     auto_delete: bool = False
     arguments: Mapping[str, Any] = field(default_factory=dict)  # e.g. {"x-expires": 300000}
 
+    def __post_init__(self) -> None:
+        check_name("queue name", self.name)
+
 
 @dataclass(frozen=True)
 class Binding:
@@ -144,6 +159,11 @@ class Binding:
     exchange: str
     routing_key: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)  # headers exchanges
+
+    def __post_init__(self) -> None:
+        check_name("queue name", self.queue)
+        check_name("exchange name", self.exchange)
+        check_name("routing key", self.routing_key)
 
 
 Entity = Exchange | Queue | Binding

@@ -32,7 +32,7 @@ from typing import Any
 from pamqp import commands
 
 from nameko import _concurrency
-from nameko._amqp import codec
+from nameko._amqp import codec, methods
 from nameko._amqp.connection import Connection, client_properties
 from nameko._amqp.consumer import (
     ACTIVE,
@@ -152,7 +152,7 @@ class RabbitBroker(Recovery, Broker):
 
     def delete_queue(self, name: str) -> None:
         try:
-            self._control([commands.Queue.Delete(queue=name)])
+            self._control([methods.QueueDelete(queue=name)])
         except NotFound:
             pass
 
