@@ -140,6 +140,9 @@ class Driver:
         # sleeping), which saves three syscalls per contended publish.
         self._io_awake = True
         self._unsent: memoryview | None = None
+        # One buffer for every read: `recv(RECV_SIZE)` would allocate 256 KiB
+        # (an mmap, then an mremap to shrink it, then a munmap) per read.
+        self._recv_buffer = memoryview(bytearray(RECV_SIZE))
         self._want_write = False
         self._sock: socket.socket | None = None
         self._direct: socket.socket | None = None  # the socket callers may write to
@@ -372,15 +375,16 @@ class Driver:
     def _read(self, sock: socket.socket, conn: Connection) -> bool:
         """Read what is there; True when more may be waiting (read budget spent,
         or TLS holds decrypted bytes the selector cannot see)."""
+        buffer = self._recv_buffer
         for _ in range(READS_PER_TURN):
             try:
-                data = sock.recv(RECV_SIZE)
+                size = sock.recv_into(buffer)
             except _WOULD_BLOCK:
                 return False
-            if not data:
+            if not size:
                 raise ConnectionResetError("the broker closed the connection")
-            self._feed(conn, data)
-            if len(data) < RECV_SIZE and not (self._tls is not None and sock.pending()):  # type: ignore[attr-defined]
+            self._feed(conn, buffer[:size].tobytes())
+            if size < RECV_SIZE and not (self._tls is not None and sock.pending()):  # type: ignore[attr-defined]
                 return False
         return True
 
