@@ -37,6 +37,7 @@ from nameko._amqp.connection import Connection, client_properties
 from nameko._amqp.consumer import (
     ACTIVE,
     CLOSED,
+    STARTING,
     RabbitConsumer,
     declarations,
 )
@@ -236,7 +237,8 @@ class RabbitBroker(Recovery, Broker):
             self._abandon_channel(channel)
             self._forget(consumer)
             raise
-        consumer.state = ACTIVE
+        if consumer.state == STARTING:  # not if the broker cancelled it meanwhile
+            consumer.state = ACTIVE
         return consumer
 
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
