@@ -287,17 +287,23 @@ def client_cmd(bench: Bench, impl: Impl, scenario: str, service: str, **opts: in
 
 def run_client(bench: Bench, impl: Impl, scenario: str, service: str, **opts: int) -> dict:
     cmd = client_cmd(bench, impl, scenario, service, **opts)
+    returncode, out, err = run_child(bench, cmd, f"{impl.key} {scenario}: client", subprocess.PIPE)
+    if returncode != 0 or not out.strip():
+        raise BenchError(f"{impl.key} {scenario}: client exited {returncode}\n{tail(err)}")
+    return json.loads(out.splitlines()[-1])
+
+
+def run_child(bench: Bench, cmd: list[Any], what: str, stderr: int) -> tuple[int, bytes, bytes]:
+    """Run ``cmd`` to completion (stopped, and BenchError, after CLIENT_TIMEOUT)."""
     proc = bench.children.spawn(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
     )
     try:
         out, err = proc.communicate(timeout=CLIENT_TIMEOUT)
     except subprocess.TimeoutExpired:
         bench.children.stop(proc)
-        raise BenchError(f"{impl.key} {scenario}: client timed out") from None
-    if proc.returncode != 0 or not out.strip():
-        raise BenchError(f"{impl.key} {scenario}: client exited {proc.returncode}\n{tail(err)}")
-    return json.loads(out.splitlines()[-1])
+        raise BenchError(f"{what} timed out") from None
+    return proc.returncode, out, err or b""
 
 
 def write_config(tmp: Path, broker: str) -> Path:
@@ -455,16 +461,9 @@ def measure_floor(bench: Bench, quick: bool) -> Floor | None:
     if not RAW_SCRIPT.exists():
         return None
     cmd: list[Any] = [SHIMEJI.python, RAW_SCRIPT, *(["--quick"] if quick else [])]
-    proc = bench.children.spawn(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        output, _ = proc.communicate(timeout=CLIENT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        bench.children.stop(proc)
-        raise BenchError("raw_roundtrip.py timed out") from None
-    if proc.returncode != 0:
-        raise BenchError(f"raw_roundtrip.py exited {proc.returncode}\n{tail(output)}")
+    returncode, output, _ = run_child(bench, cmd, "raw_roundtrip.py", subprocess.STDOUT)
+    if returncode != 0:
+        raise BenchError(f"raw_roundtrip.py exited {returncode}\n{tail(output)}")
     return parse_floor(output.decode(errors="replace"))
 
 

@@ -17,7 +17,15 @@ from pamqp import commands
 from nameko._amqp import methods
 from nameko._amqp.connection import Connection
 from nameko._amqp.driver import Driver, NotConnected
-from nameko._broker.base import Binding, Consumer, Entity, Exchange, OnMessage, Queue
+from nameko._broker.base import (
+    Binding,
+    Consumer,
+    Entity,
+    Exchange,
+    OnMessage,
+    Queue,
+    declares_queue,
+)
 
 __all__ = [
     "ACTIVE",
@@ -132,11 +140,7 @@ class RabbitConsumer(Consumer):
         self.channel = channel
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
-        # only a consumer that declares its own queue can bring it back
-        # after the broker cancelled it because the queue was deleted
-        self.redeclares_queue = any(
-            isinstance(e, Queue) and e.name == queue != "" for e in topology
-        )
+        self.redeclares_queue = declares_queue(topology, queue)
         self.state = STARTING
         self.lease: Lease | None = None
         self._driver = driver

@@ -51,6 +51,8 @@ __all__ = [
     "PublishTimeout",
     "Queue",
     "Unroutable",
+    "check_name",
+    "declares_queue",
 ]
 
 
@@ -167,6 +169,12 @@ class Binding:
 
 
 Entity = Exchange | Queue | Binding
+
+
+def declares_queue(topology: Iterable[Entity], queue: str) -> bool:
+    """Whether ``topology`` declares ``queue`` (a named one): only such a
+    consumer can bring its queue back after the broker deleted it."""
+    return bool(queue) and any(isinstance(e, Queue) and e.name == queue for e in topology)
 
 
 @dataclass(frozen=True)

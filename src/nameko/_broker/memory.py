@@ -59,8 +59,8 @@ from nameko._broker.base import (
     OnMessage,
     Properties,
     PublishNacked,
-    Queue,
     Unroutable,
+    declares_queue,
 )
 from nameko._concurrency import Condition, Lock, ManagedThread
 
@@ -127,10 +127,7 @@ class MemoryConsumer(Consumer):
         self.prefetch = prefetch
         self.no_ack = no_ack
         self.topology = topology
-        # as on RabbitMQ: only a consumer declaring its queue brings it back
-        self.redeclares_queue = any(
-            isinstance(e, Queue) and e.name == queue != "" for e in topology
-        )
+        self.redeclares_queue = declares_queue(topology, queue)
         # the fields below are guarded by the server lock
         self.state = ACTIVE
         self.unacked: dict[int, Message] = {}
