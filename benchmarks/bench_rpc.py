@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nameko.utils import sanitize_url  # the banner shows the broker, never its password
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLIENT = HERE / "_bench_client.py"
@@ -587,7 +589,8 @@ def format_header(plan: Plan, found: dict[str, Any], vhost: str) -> str:
         pkgs = ", ".join(f"{name} {ver}" for name, ver in info["packages"].items())
         lines.append(f"  {key:8} Python {info['python']}; {pkgs}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines.append(f"  broker {BROKER}/{vhost}; {os.cpu_count()} CPUs; load average {load}")
+    broker = sanitize_url(f"{BROKER}/{vhost}")
+    lines.append(f"  broker {broker}; {os.cpu_count()} CPUs; load average {load}")
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from nameko.exceptions import RemoteError  # noqa: E402
 from nameko.rpc import rpc  # noqa: E402
 from nameko.runners import run_services  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+from nameko.utils import sanitize_url  # noqa: E402
 
 
 class SlowService:
@@ -35,7 +36,7 @@ class SlowService:
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     config = {"AMQP_URI": os.environ.get("AMQP_URI", "memory://demo"), "max_workers": 10}
-    print(f"broker: {config['AMQP_URI']}")
+    print(f"broker: {sanitize_url(config['AMQP_URI'])}")
     with run_services(config, GreetingService, Service2, ServiceX, ServiceY, SlowService):
         with ClusterRpcProxy(config, timeout=30) as cluster:
             print(cluster.greeting_service.hello("world"))

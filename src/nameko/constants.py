@@ -55,6 +55,8 @@ LOGIN_METHOD_CONFIG_KEY = "LOGIN_METHOD"
 MAX_WORKERS_CONFIG_KEY = "max_workers"
 PARENT_CALLS_CONFIG_KEY = "parent_calls_tracked"
 PREFETCH_COUNT_CONFIG_KEY = "PREFETCH_COUNT"  # nameko 3.x only
+# shimeji only (kept out of __all__, which is exactly nameko's)
+MAX_MESSAGE_SIZE_CONFIG_KEY = "MAX_MESSAGE_SIZE"
 
 # -- defaults ----------------------------------------------------------------
 
@@ -71,6 +73,8 @@ DEFAULT_TRANSPORT_OPTIONS: dict[str, Any] = {
 }
 DEFAULT_PREFETCH_COUNT = 10  # nameko 3.x only
 DEFAULT_AMQP_URI = "pyamqp://guest:guest@localhost"  # nameko 3.x only
+# shimeji only, like MAX_MESSAGE_SIZE_CONFIG_KEY: RabbitMQ's own default (128 MiB)
+DEFAULT_MAX_MESSAGE_SIZE = 128 * 1024 * 1024
 
 # -- context data keys (travel as ``nameko.<key>`` headers) -------------------
 

@@ -22,6 +22,7 @@ __all__ = [
     "ExtensionNotFound",
     "IncorrectSignature",
     "MalformedRequest",
+    "MessageTooLarge",
     "MethodNotFound",
     "RemoteError",
     "ReplyQueueExpiredWithPendingReplies",
@@ -176,6 +177,17 @@ class UnserializableValueError(Exception):
 
     def __str__(self) -> str:
         return f"Unserializable value: `{self.repr_value}`"
+
+
+@deserialize_to_instance
+class MessageTooLarge(Exception):
+    """A message body is larger than the maximum message size (``MAX_MESSAGE_SIZE``
+    in config, or the broker's own limit). Not in nameko: there an oversize
+    message closed the publishing channel.
+
+    Raised where the message is published (a request at the caller, an event
+    at the dispatcher); an RPC result too large to send reaches the caller as
+    this error in place of the reply."""
 
 
 class ConfigurationError(Exception):

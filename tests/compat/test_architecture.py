@@ -14,6 +14,7 @@ LAYERS = {
     "nameko": 0,
     "nameko._concurrency": 0,
     "nameko._urls": 0,
+    "nameko._redaction": 0,
     "nameko.constants": 0,
     "nameko.exceptions": 0,
     "nameko.utils": 0,

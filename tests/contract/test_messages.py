@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from nameko._broker.base import Binding, Broker, Exchange, Properties, PublishNacked
+from nameko._broker.base import (
+    Binding,
+    Broker,
+    Exchange,
+    MessageTooLarge,
+    Properties,
+    PublishNacked,
+)
 from tests.contract.conftest import Collector, fence, transient_queue
 
 
@@ -38,6 +45,22 @@ def round_trip(broker: Broker, body: bytes, properties: Properties) -> Any:
 def test_a_one_mebibyte_body_arrives_intact(broker: Broker) -> None:
     body = os.urandom(1 << 20)
     assert round_trip(broker, body, Properties()).body == body
+
+
+@pytest.mark.parametrize("confirm", [True, False])
+def test_a_body_over_max_message_size_is_refused_before_sending(open_broker, confirm) -> None:
+    broker = open_broker(max_message_size=1000)
+    assert broker.max_message_size == 1000
+    broker.declare([transient_queue("q")])
+    collector = Collector(ack=True)
+    broker.consume("q", collector)
+    with pytest.raises(MessageTooLarge, match="1001 bytes"):
+        broker.publish("", "q", b"x" * 1001, Properties(), confirm=confirm)
+    with pytest.raises(MessageTooLarge):
+        broker.publish_async("", "q", b"x" * 1001, Properties())
+    broker.publish("", "q", b"y" * 1000, Properties())  # the limit itself is fine
+    assert fence(broker, "q", collector) == collector.deliveries
+    assert collector.bodies == [b"y" * 1000]  # nothing else was sent
 
 
 def test_binary_bodies_arrive_intact(broker: Broker) -> None:

@@ -70,7 +70,10 @@ def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(
     [
         (b"{not json", "application/json", "MalformedRequest"),
         (b"\xff\xfe\xfd", "application/json", "MalformedRequest"),
-        (b"[1, 2]", "application/json", None),
+        (b"[1, 2]", "application/json", "MalformedRequest"),
+        (b'"text"', "application/json", "MalformedRequest"),
+        (b'{"args": {}, "kwargs": {}}', "application/json", "MalformedRequest"),
+        (b'{"args": [], "kwargs": {}}', None, "MalformedRequest"),
         (b'{"args": []}', "application/json", "MalformedRequest"),
         (b"\x80\x04K\x01.", "application/x-python-serialize", "MalformedRequest"),
     ],
@@ -84,8 +87,8 @@ def test_bad_input_is_answered_and_the_service_stays_up(
         rabbit_config_uri["AMQP_URI"], "fault_service.ping", body, content_type=content_type
     )
     assert reply["result"] is None and reply["error"]
-    if expected:
-        assert reply["error"]["exc_type"] == expected
+    assert reply["error"]["exc_type"] == expected
+    assert "indices" not in reply["error"]["value"]  # no internals
     assert wait_until_serving(rabbit_config_uri, "fault_service") == "pong"
     assert sum(queue_counts(rabbit_vhost, "rpc-fault_service")) == 0  # nothing stuck
 
@@ -133,6 +136,22 @@ def test_second_signal_exits_at_once_and_requeues(nameko_run, rabbit_config_uri,
         assert "SIGTERM received again: killing services" in proc.output()
     # the unfinished request went back to the queue for another instance
     wait_until(lambda: queue_counts(rabbit_vhost, "rpc-fault_service")[0] == 1)
+
+
+def test_a_stop_past_shutdown_timeout_kills_requeues_and_exits_1(
+    nameko_run, rabbit_config_uri, rabbit_vhost
+):
+    proc = nameko_run(
+        ["fault_service:FaultService"], files=["fault_service.py"], config={"SHUTDOWN_TIMEOUT": 1}
+    )
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        rpc.fault_service.slow.call_async(60, "overrun")
+        wait_until(lambda: _unacked(rabbit_vhost) == 1)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(15) == 1  # supervisors can see the work was not finished
+    assert "graceful stop took over 1s" in proc.output()
+    wait_until(lambda: queue_counts(rabbit_vhost, "rpc-fault_service")[0] == 1)  # requeued
 
 
 def _unacked(vhost):

@@ -5,6 +5,9 @@ hanging. Lost consumers: a service whose queue is deleted declares it again.
 from __future__ import annotations
 
 import threading
+import uuid
+
+import pytest
 
 from nameko._broker import connect
 from nameko.standalone.events import event_dispatcher
@@ -103,3 +106,27 @@ def test_a_service_declares_its_deleted_queues_again(
 
         wait_until(handled, 10, 0.2)
     assert proc.output().count("declaring it again") == 2
+
+
+def test_a_pooled_dispatcher_connection_gives_up_after_its_vhost_is_deleted(caplog):
+    """The standalone dispatcher's idle pooled connection reconnects a few
+    times (as a first connection does), then closes: no retrying forever."""
+    from nameko._messaging.pool import close_idle
+    from nameko.testing._vhosts import AMQP_HOST, create_vhosts, delete_vhosts
+
+    vhost = f"shimeji_pool_{uuid.uuid4().hex[:8]}"
+    create_vhosts([vhost])
+    uri = f"{AMQP_HOST}/{vhost}"
+    try:
+        dispatch = event_dispatcher({"AMQP_URI": uri})
+        dispatch("pool_source", "evt", "payload")
+        delete_vhosts([vhost])
+        # reconnects: at once, then 3 attempts 2, 3 and 4 s apart
+        wait_until(lambda: "giving up" in caplog.text, timeout=30)
+        assert caplog.text.count("giving up") == 1
+        assert "Retrying in 4 seconds" in caplog.text
+        assert "Retrying in 5 seconds" not in caplog.text
+        with pytest.raises(ConnectionError):  # a new dispatch finds no vhost: a clear error
+            dispatch("pool_source", "evt", "payload")
+    finally:
+        close_idle(uri)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pamqp import commands, header
 from pamqp.body import ContentBody
 
-from nameko._amqp.channel import triage_unconfirmed
+from nameko._amqp.channel import too_large_limit, triage_unconfirmed
 from nameko._amqp.events import (
     ChannelClosed,
     ConsumerCancelled,
@@ -390,8 +390,8 @@ def test_frames_for_unknown_channels_are_ignored() -> None:
     assert decode(conn.data_to_send(0.0)) == []
 
 
-def _entry(token: str, exchange: str) -> PendingPublish:
-    return PendingPublish(token, exchange, "rk", b"", Properties(), False)
+def _entry(token: str, exchange: str, body: bytes = b"") -> PendingPublish:
+    return PendingPublish(token, exchange, "rk", body, Properties(), False)
 
 
 def test_triage_after_a_missing_exchange() -> None:
@@ -406,6 +406,21 @@ def test_triage_after_a_missing_exchange() -> None:
     assert [e.token for e in unknown] == ["a"]  # routed, but its confirm is lost
     assert [e.token for e in failed] == ["b", "d"]
     assert [e.token for e in resend] == ["c"]  # never looked at by the broker
+
+
+def test_triage_after_a_body_over_the_brokers_size_limit() -> None:
+    entries = [
+        _entry("a", "x", b"1" * 10),
+        _entry("b", "x", b"2" * 101),  # the one the broker refused
+        _entry("c", "x", b"3" * 100),
+        _entry("d", "y", b"4" * 200),
+    ]
+    text = "PRECONDITION_FAILED - message size 101 is larger than configured max size 100"
+    assert too_large_limit(text) == 100 and too_large_limit("NOT_FOUND - no queue") is None
+    unknown, failed, resend = triage_unconfirmed(entries, text)
+    assert [e.token for e in unknown] == ["a"]
+    assert [e.token for e in failed] == ["b", "d"]  # d would be refused alike
+    assert [e.token for e in resend] == ["c"]  # within the limit: sent again
 
 
 def test_triage_without_a_culprit_fails_everything() -> None:

@@ -12,10 +12,12 @@ from typing import Any
 from nameko._amqp.events import Event, PendingPublish, ProtocolError, Returned
 from nameko._broker.base import Properties
 
-__all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState", "triage_unconfirmed"]
+__all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState", "too_large_limit", "triage_unconfirmed"]
 
 OPENING, OPEN, CLOSING = "opening", "open", "closing"
 _MISSING_EXCHANGE = re.compile(r"exchange '(.*)' in vhost")
+# RabbitMQ's words for a body over its max_message_size (406 PRECONDITION_FAILED)
+_TOO_LARGE = re.compile(r"message size (\d+) is larger than configured max size (\d+)")
 
 
 class ChannelState:
@@ -153,25 +155,37 @@ class ChannelState:
         return kind(self.number, *args, properties, body)  # type: ignore[call-arg]
 
 
+def too_large_limit(reply_text: str) -> int | None:
+    """The broker's size limit, if ``reply_text`` says a body was over it."""
+    match = _TOO_LARGE.search(reply_text)
+    return int(match.group(2)) if match else None
+
+
 def triage_unconfirmed(
     entries: list[PendingPublish], reply_text: str
 ) -> tuple[list[PendingPublish], list[PendingPublish], list[PendingPublish]]:
-    """Sort the publishes in flight on a channel the broker closed because one
-    of them named a missing (or forbidden) exchange: ``(unknown, failed, resend)``.
+    """Sort the publishes in flight on a channel the broker closed because of
+    one of them: ``(unknown, failed, resend)``.
 
     The broker handles a channel's frames in order and ignores everything
     after the failing one. So the publishes before the culprit were routed
     but their confirms are lost (outcome unknown); the culprit and later ones
-    to the same exchange fail alike; later ones to other exchanges were never
-    looked at and can be sent again. The culprit is the first publish to the
-    exchange the reply text names; when there is none, all of them fail.
+    that would fail alike fail; the other later ones were never looked at and
+    can be sent again. The culprit is the first publish to the missing (or
+    forbidden) exchange the reply text names, or the first body over the
+    size limit it names; when there is none, all of them fail.
     """
     match = _MISSING_EXCHANGE.search(reply_text)
-    name = match.group(1) if match else None
-    culprit = next((i for i, e in enumerate(entries) if e.exchange == name), None)
+    limit = too_large_limit(reply_text)
+    if match is not None:
+        name = match.group(1)
+        fails = lambda e: e.exchange == name  # noqa: E731
+    elif limit is not None:
+        fails = lambda e: len(e.body) > limit  # noqa: E731
+    else:
+        return [], list(entries), []
+    culprit = next((i for i, e in enumerate(entries) if fails(e)), None)
     if culprit is None:
         return [], list(entries), []
     later = entries[culprit:]
-    failed = [e for e in later if e.exchange == name]
-    resend = [e for e in later if e.exchange != name]
-    return entries[:culprit], failed, resend
+    return entries[:culprit], [e for e in later if fails(e)], [e for e in later if not fails(e)]

@@ -89,12 +89,15 @@ class Lease:
     def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
         self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
 
-    def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> None:
-        if self.alive:
-            try:
-                self.driver.submit(self._send, delivery_tag, ack, requeue, on_error=_ignore)
-            except NotConnected:
-                pass
+    def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> bool:
+        """False when the channel is known to be gone (nothing was sent)."""
+        if not self.alive:
+            return False
+        try:
+            self.driver.submit(self._send, delivery_tag, ack, requeue, on_error=_ignore)
+        except NotConnected:
+            return False
+        return True
 
     def _send(self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool) -> None:
         if self.alive and conn is self.conn and conn.has_channel(self.channel):
@@ -108,8 +111,9 @@ def _ignore(exc: Exception) -> None:
     """A settle that found no connection: the broker requeued the delivery."""
 
 
-def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> None:
+def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> bool:
     """Deliveries of a ``no_ack`` consumer are settled already."""
+    return True
 
 
 STARTING, ACTIVE, CANCELLED, CLOSED = "starting", "active", "cancelled", "closed"
@@ -177,7 +181,7 @@ class RabbitConsumer(Consumer):
         consume = methods.BasicConsume(queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack)
         conn.send_method(self.channel, consume, token)
 
-    def settle_function(self) -> Callable[[int, bool, bool], None]:
+    def settle_function(self) -> Callable[[int, bool, bool], bool]:
         return _no_settle if self.no_ack or self.lease is None else self.lease.settle
 
     def cancel(self) -> None:

@@ -158,6 +158,11 @@ class Driver:
 
     @property
     def connection(self) -> Connection | None:
+        """The connection while it is up; None while (re)connecting or
+        closed. Between the broker's Connection.Close and the end of the
+        session it is still set but not ready: `run` and `submit` then
+        raise (or report) `NotConnected` rather than the state machine's
+        `ProtocolError`."""
         return self._conn
 
     def on_io_thread(self) -> bool:
@@ -204,7 +209,7 @@ class Driver:
         """`run`, the lock already held (released here)."""
         try:
             conn = self._conn
-            if conn is None:
+            if conn is None or not conn.is_ready:  # closing: the broker sent Close
                 raise NotConnected()
             result = fn(conn, *args)
             if self._dirty:
@@ -415,7 +420,7 @@ class Driver:
             return
         failed: list[tuple[Callable[[Exception], None], Exception]] = []
         with self.lock:
-            conn = self._conn
+            conn = self._conn if self._conn is not None and self._conn.is_ready else None
             while self._submitted:
                 fn, args, on_error = self._submitted.popleft()
                 try:

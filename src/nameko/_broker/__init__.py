@@ -18,7 +18,8 @@ def connect(uri: str, **options: Any) -> Broker:
     ``memory://[name]`` selects the in-process broker (connections with the
     same URI share one broker); ``amqp://``, ``pyamqp://`` and ``amqps://``
     select RabbitMQ. ``options``: ``heartbeat``, ``ssl``, ``login_method``,
-    ``transport_options``, ``connection_name`` (ignored where meaningless).
+    ``transport_options``, ``connection_name``, ``max_message_size``,
+    ``reconnect_forever`` (ignored where meaningless).
     """
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in MEMORY_SCHEMES:

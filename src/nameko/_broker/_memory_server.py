@@ -434,15 +434,17 @@ class Server:
             self._expiry_changed()
         self._pump(queue, time.monotonic())
 
-    def settle(self, consumer: MemoryConsumer, tag: int, ack: bool, requeue: bool) -> None:
+    def settle(self, consumer: MemoryConsumer, tag: int, ack: bool, requeue: bool) -> bool:
+        """False when the delivery was given back already (channel closed)."""
         with self.lock:
             message = consumer.unacked.pop(tag, None)
             queue = consumer.queue_state
             if message is None or queue is None or queue.deleted:
-                return  # already given back (channel closed), or the queue is gone
+                return message is not None  # given back already, or the queue is gone
             if not ack and requeue:
                 queue.requeue(message)
             self._pump(queue, time.monotonic())
+            return True
 
     def close_connection(self, conn: MemoryBroker) -> bool:
         """Requeue the connection's unsettled deliveries and drop its exclusive

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nameko import _concurrency
-from nameko._amqp.channel import triage_unconfirmed
+from nameko._amqp.channel import too_large_limit, triage_unconfirmed
 from nameko._amqp.connection import Connection
 from nameko._amqp.consumer import (
     ACTIVE,
@@ -32,7 +32,9 @@ from nameko._broker.base import (
     BrokerError,
     BrokerUnreachable,
     ChannelError,
+    ConfirmLost,
     ConnectionLost,
+    MessageTooLarge,
     NotFound,
     PreconditionFailed,
 )
@@ -44,8 +46,10 @@ log = logging.getLogger("nameko._broker.rabbit")  # one logger for the whole bro
 PUBLISH_CHANNEL = 1
 
 
-def channel_error(reply_code: int, reply_text: str) -> ChannelError:
+def channel_error(reply_code: int, reply_text: str) -> BrokerError:
     """The typed error for a channel the broker closed."""
+    if reply_code == 406 and too_large_limit(reply_text) is not None:
+        return MessageTooLarge(f"the broker refused the message: {reply_text}")
     kind = {404: NotFound, 406: PreconditionFailed}.get(reply_code, ChannelError)
     return kind(reply_text, reply_code)
 
@@ -65,6 +69,7 @@ class Recovery:
     _consumers: dict[int, RabbitConsumer]
     _listeners: list[Callable[[], None]]
     _closed: bool
+    _reconnect_forever: bool
     _closing: _concurrency.Event
     _first: _concurrency.OneShot[Any]
     _driver: Driver
@@ -111,14 +116,9 @@ class Recovery:
         if self._closed:
             return None
         opts = self._options
-        if (
-            not ever_connected
-            and opts["max_retries"] is not None
-            and failures >= opts["max_retries"]
-        ):
-            self._first.send_exception(
-                BrokerUnreachable(f"cannot connect to broker at {self._params.display}: {exc}")
-            )
+        bounded = not ever_connected or not self._reconnect_forever
+        if bounded and opts["max_retries"] is not None and failures >= opts["max_retries"]:
+            self._give_up(exc, ever_connected)
             return None
         delay = self._backoff(failures)
         log.warning(
@@ -129,12 +129,25 @@ class Recovery:
         )
         return delay
 
+    def _give_up(self, exc: BaseException, ever_connected: bool) -> None:
+        """No more attempts: the first connection raises, a lost one closes
+        the broker (what is still waiting gets `BrokerClosed`)."""
+        unreachable = BrokerUnreachable(
+            f"cannot connect to broker at {self._params.display}: {exc}"
+        )
+        if not ever_connected:
+            self._first.send_exception(unreachable)
+            return
+        self._closed = True
+        self._closing.set()
+        log.warning("%s; giving up: this connection is closed", unreachable)
+
     def _backoff(self, failures: int) -> float:
         opts = self._options
         return min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
 
     def _on_channel_closed(self, event: ChannelClosed) -> None:
-        error = channel_error(event.reply_code, event.reply_text)
+        error: Any = channel_error(event.reply_code, event.reply_text)
         fail(event.waiting, error)
         if event.channel == PUBLISH_CHANNEL:
             self._recover_publishes(event, error)
@@ -151,11 +164,11 @@ class Recovery:
             )
             self._run(consumer.start, RestoreToken(consumer, None, self._restore_failed))
 
-    def _recover_publishes(self, event: ChannelClosed, error: ChannelError) -> None:
+    def _recover_publishes(self, event: ChannelClosed, error: BrokerError) -> None:
         """Fail what the broker refused or may have lost (the state machine
         already re-sent what it discarded unseen)."""
         unknown, failed, _ = triage_unconfirmed(event.unconfirmed, event.reply_text)
-        lost = ConnectionLost(
+        lost = ConfirmLost(
             f"the publish channel closed before this publish was confirmed ({error})"
         )
         fail([e.token for e in unknown], lost)

@@ -16,7 +16,8 @@ Threading contract (both implementations):
   wait for a confirm that thread itself has to read).
 * ``Delivery.ack()``/``reject()`` may be called from any thread, exactly once;
   later calls are ignored. After the connection that delivered the message
-  was lost they do nothing: the broker has already requeued the message.
+  was lost they do nothing and return False: the broker has already
+  requeued the message. They never raise.
 
 Reconnection: a connection that drops is re-established with back-off.
 Consumers are restored (their topology re-declared first); publishes that were
@@ -30,7 +31,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nameko import exceptions
 from nameko._concurrency import OneShot
+from nameko.constants import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = [
     "Binding",
@@ -39,11 +42,13 @@ __all__ = [
     "BrokerError",
     "BrokerUnreachable",
     "ChannelError",
+    "ConfirmLost",
     "ConnectionLost",
     "Consumer",
     "Delivery",
     "Entity",
     "Exchange",
+    "MessageTooLarge",
     "NotFound",
     "PreconditionFailed",
     "Properties",
@@ -51,6 +56,7 @@ __all__ = [
     "PublishTimeout",
     "Queue",
     "Unroutable",
+    "check_body_size",
     "check_name",
     "declares_queue",
 ]
@@ -68,6 +74,13 @@ class ConnectionLost(BrokerError, ConnectionError):
 
     Also a builtin `ConnectionError`, so that callers can catch it without
     importing a private module."""
+
+
+class ConfirmLost(ConnectionLost):
+    """The publishing channel closed (the broker refused another message on
+    it) before this publish was confirmed; the connection is still up. The
+    message may or may not have been routed: publishing it again is safe
+    wherever duplicates are (RPC replies and requests are)."""
 
 
 class BrokerUnreachable(BrokerError, ConnectionError):
@@ -89,6 +102,21 @@ class Unroutable(BrokerError):
 
 class PublishNacked(BrokerError):
     """The broker refused responsibility for a published message."""
+
+
+class MessageTooLarge(BrokerError, exceptions.MessageTooLarge):
+    """A body over the connection's ``max_message_size``: refused before
+    anything is sent, or by the broker (its own, lower, limit)."""
+
+
+def check_body_size(body: bytes, limit: int, exchange: str, routing_key: str) -> None:
+    """Raise `MessageTooLarge` for a body the broker would refuse: RabbitMQ
+    closes the publishing channel for it, failing every publish in flight."""
+    if len(body) > limit:
+        raise MessageTooLarge(
+            f"a message of {len(body)} bytes to {exchange!r}/{routing_key!r} is larger than "
+            f"the maximum message size ({limit} bytes, MAX_MESSAGE_SIZE in config)"
+        )
 
 
 class PublishTimeout(BrokerError):
@@ -221,7 +249,7 @@ class Delivery:
         routing_key: str,
         redelivered: bool,
         delivery_tag: int,
-        settle: Callable[[int, bool, bool], None],
+        settle: Callable[[int, bool, bool], bool | None],
     ) -> None:
         self.body = body
         self.properties = properties
@@ -230,7 +258,7 @@ class Delivery:
         self.redelivered = redelivered
         self.delivery_tag = delivery_tag
         # settle(delivery_tag, ack, requeue); the implementation makes it a
-        # no-op once the delivering channel is gone.
+        # no-op returning False once the delivering channel is gone.
         self._settle = settle
         self._settled = False
 
@@ -238,15 +266,21 @@ class Delivery:
     def settled(self) -> bool:
         return self._settled
 
-    def ack(self) -> None:
-        if not self._settled:
-            self._settled = True
-            self._settle(self.delivery_tag, True, False)
+    def ack(self) -> bool:
+        """Acknowledge; False when that could not reach the broker (settled
+        already, or the delivering channel is gone: the broker has requeued
+        the message and will deliver it again)."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._settle(self.delivery_tag, True, False) is not False
 
-    def reject(self, requeue: bool = False) -> None:
-        if not self._settled:
-            self._settled = True
-            self._settle(self.delivery_tag, False, requeue)
+    def reject(self, requeue: bool = False) -> bool:
+        """Reject (``requeue``: back to the queue); False as for `ack`."""
+        if self._settled:
+            return False
+        self._settled = True
+        return self._settle(self.delivery_tag, False, requeue) is not False
 
     def __repr__(self) -> str:
         return f"<Delivery {self.exchange!r}/{self.routing_key!r} tag={self.delivery_tag}>"
@@ -278,6 +312,8 @@ class Broker(abc.ABC):
     """One client connection to a broker."""
 
     uri: str  # as given, for display use `nameko.utils.sanitize_url`
+    #: bodies longer than this are refused with `MessageTooLarge` before sending
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     @abc.abstractmethod
     def declare(self, entities: Iterable[Entity]) -> None:
@@ -307,6 +343,8 @@ class Broker(abc.ABC):
         responsibility; raises `Unroutable` when ``mandatory`` and no queue
         matched, `PublishNacked`, `PublishTimeout` after ``timeout`` seconds,
         `NotFound` when the exchange does not exist, `ConnectionLost`.
+        A body over `max_message_size` raises `MessageTooLarge` at once,
+        confirmed or not, and nothing is sent.
         Without ``confirm`` it returns once the message is handed to the
         transport; a return or nack is then only logged.
         """
@@ -326,8 +364,10 @@ class Broker(abc.ABC):
         or the exception `publish` would have raised (`Unroutable`,
         `PublishNacked`, `NotFound`, `ConnectionLost`...). Lets a caller keep
         several publishes in flight. This default publishes synchronously;
-        implementations override it to pipeline.
+        implementations override it to pipeline. `MessageTooLarge` is
+        raised at once, not delivered through the `OneShot`.
         """
+        check_body_size(body, self.max_message_size, exchange, routing_key)
         outcome: OneShot[None] = OneShot()
         try:
             self.publish(exchange, routing_key, body, properties, mandatory=mandatory)

@@ -60,9 +60,11 @@ from nameko._broker.base import (
     Properties,
     PublishNacked,
     Unroutable,
+    check_body_size,
     declares_queue,
 )
 from nameko._concurrency import Condition, Lock, ManagedThread
+from nameko.constants import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["MemoryBroker", "MemoryConsumer", "reset"]
 
@@ -156,8 +158,8 @@ class MemoryConsumer(Consumer):
         )
         self.connection._post(self, delivery)
 
-    def _settle(self, tag: int, ack: bool, requeue: bool) -> None:
-        self.connection._server.settle(self, tag, ack, requeue)
+    def _settle(self, tag: int, ack: bool, requeue: bool) -> bool:
+        return self.connection._server.settle(self, tag, ack, requeue)
 
     def cancel(self) -> None:
         self.connection._server.remove_consumer(self, requeue=False)
@@ -172,12 +174,14 @@ class MemoryConsumer(Consumer):
 class MemoryBroker(Broker):
     """A connection to the in-process broker named by ``uri`` (``memory://[name]``).
 
-    ``options`` (heartbeat, ssl, login_method, transport_options,
-    connection_name, ...) are accepted and ignored.
+    ``options``: ``max_message_size`` as for RabbitMQ; the others
+    (heartbeat, ssl, login_method, transport_options, connection_name, ...)
+    are accepted and ignored.
     """
 
     def __init__(self, uri: str, **options: Any) -> None:
         self.uri = uri
+        self.max_message_size = options.get("max_message_size") or DEFAULT_MAX_MESSAGE_SIZE
         self._server = _server_for(uri)
         self.closed = False  # guarded by the server lock
         self.consumers: set[MemoryConsumer] = set()  # guarded by the server lock
@@ -216,6 +220,7 @@ class MemoryBroker(Broker):
             raise BrokerError("a confirmed publish cannot be made from the dispatch thread")
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"body must be bytes, not {type(body).__name__}")
+        check_body_size(body, self.max_message_size, exchange, routing_key)
         # snapshot now: the publisher may mutate its headers after we return
         props = replace(properties, headers=copy_headers(properties.headers))
         try:

@@ -70,7 +70,9 @@ from nameko._broker.base import (
     PublishNacked,
     PublishTimeout,
     Unroutable,
+    check_body_size,
 )
+from nameko.constants import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = ["RabbitBroker"]
 
@@ -93,8 +95,13 @@ class RabbitBroker(Recovery, Broker):
     ``interval_start`` (2), ``interval_step`` (1), ``interval_max`` (5) shape
     the back-off of the first connection attempt, which then raises
     `BrokerUnreachable`; a connection lost later is retried forever with the
-    same back-off (the first retry is immediate). ``connect_timeout`` (10 s)
-    bounds the TCP connect, TLS and AMQP handshakes.
+    same back-off (the first retry is immediate), or, with
+    ``reconnect_forever=False``, ``max_retries`` times before the broker
+    closes itself (idle pooled connections: nobody would see them retry). ``connect_timeout`` (10 s)
+    bounds the TCP connect, TLS and AMQP handshakes. ``max_message_size``
+    (bytes, default RabbitMQ's 128 MiB): larger bodies are refused with
+    `MessageTooLarge` before they are sent (RabbitMQ would close the
+    publishing channel, failing every publish in flight on it).
     """
 
     def __init__(
@@ -106,8 +113,12 @@ class RabbitBroker(Recovery, Broker):
         login_method: str | None = None,
         transport_options: dict[str, Any] | None = None,
         connection_name: str | None = None,
+        max_message_size: int | None = None,
+        reconnect_forever: bool = True,
     ) -> None:
         self.uri = uri
+        self._reconnect_forever = reconnect_forever
+        self.max_message_size = max_message_size or DEFAULT_MAX_MESSAGE_SIZE
         self._params = parse_uri(uri, tls=bool(ssl))
         self._options = {**DEFAULT_TRANSPORT_OPTIONS, **(transport_options or {})}
         self._heartbeat = int(heartbeat or 0)
@@ -169,6 +180,7 @@ class RabbitBroker(Recovery, Broker):
         timeout: float | None = None,
     ) -> None:
         if not confirm:
+            check_body_size(body, self.max_message_size, exchange, routing_key)
             encoded = codec.encode_properties(properties)  # outside the lock
             self._run(
                 self._publish, exchange, routing_key, body, properties, mandatory, None, encoded
@@ -197,6 +209,7 @@ class RabbitBroker(Recovery, Broker):
                 "a confirmed publish from the broker's dispatch thread would wait for a confirm "
                 "only that thread can read: publish with confirm=False or from another thread"
             )
+        check_body_size(body, self.max_message_size, exchange, routing_key)
         encoded = codec.encode_properties(properties)  # outside the lock: encode in parallel
         waiter: _concurrency.OneShot[None] = _concurrency.OneShot()
         self._submit(

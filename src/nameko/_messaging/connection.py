@@ -17,6 +17,7 @@ from nameko.constants import (
     DEFAULT_HEARTBEAT,
     HEARTBEAT_CONFIG_KEY,
     LOGIN_METHOD_CONFIG_KEY,
+    MAX_MESSAGE_SIZE_CONFIG_KEY,
     TRANSPORT_OPTIONS_CONFIG_KEY,
 )
 from nameko.exceptions import ConfigurationError
@@ -51,6 +52,7 @@ def broker_options(config: Mapping[str, Any]) -> dict[str, Any]:
         "ssl": config.get(AMQP_SSL_CONFIG_KEY),
         "login_method": config.get(LOGIN_METHOD_CONFIG_KEY),
         "transport_options": config.get(TRANSPORT_OPTIONS_CONFIG_KEY),
+        "max_message_size": config.get(MAX_MESSAGE_SIZE_CONFIG_KEY),
     }
 
 

@@ -4,7 +4,10 @@
 Publishing without a service's own connection (the core `Publisher` given
 no ``broker``, e.g. the standalone event dispatcher) borrows a connection
 for the call, as nameko borrows from kombu's global pools; this module keeps
-up to `MAX_IDLE_CONNECTIONS` idle ones per (uri, options) for reuse.
+up to `MAX_IDLE_CONNECTIONS` idle ones per (uri, options) for reuse. A
+pooled connection that is lost reconnects ``max_retries`` times (as a first
+connection does), then closes itself and leaves the pool: an idle one would
+otherwise retry forever after, say, its vhost was deleted.
 
 `get_connection` and `get_producer` are context managers that yield a
 shimeji broker connection (`nameko._broker.base.Broker`) from this pool, not
@@ -48,7 +51,9 @@ def get_connection(
         "transport_options": dict(transport_options or DEFAULT_TRANSPORT_OPTIONS),
     }
     key = (amqp_uri, repr(sorted(options.items())))
-    broker = _take_idle(key) or connect(amqp_uri, connection_name="nameko:publisher", **options)
+    broker = _take_idle(key) or connect(
+        amqp_uri, connection_name="nameko:publisher", reconnect_forever=False, **options
+    )
     try:
         yield broker
     finally:

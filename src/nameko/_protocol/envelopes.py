@@ -42,19 +42,40 @@ def encode_request(args: Iterable[Any], kwargs: Mapping[str, Any]) -> dict[str, 
 
 
 def decode_request(body: Any) -> tuple[Any, Any]:
-    """``(args, kwargs)`` of a decoded request body, unvalidated.
+    """``(args, kwargs)`` of a decoded request body.
 
-    A dict missing either key raises ``MalformedRequest`` with nameko's
-    message. A body that is not a mapping (a list, a string, None...) raises
-    the plain ``TypeError`` that subscripting it raises: that is what nameko
-    replies (``builtins.TypeError`` on the wire), so we keep it as is rather
-    than inventing a type peers could not rebuild. The types of ``args`` and
-    ``kwargs`` are checked later by the signature check, as in nameko.
+    Anything but ``{"args": <list>, "kwargs": <object>}`` raises
+    ``MalformedRequest`` saying what was wrong; a missing key gets nameko's
+    own message. (nameko 2.14 replied a body that is not a mapping with the
+    ``TypeError`` subscripting it raised, and let a non-list ``args``
+    through to the method; both leak internals, so we name the problem.)
+    ``args`` may be a tuple: nameko's pickled requests carry one.
     """
+    if not isinstance(body, Mapping):
+        raise MalformedRequest(
+            f"RPC request body must be an object with `args` and `kwargs`, not {_kind(body)}"
+        )
     try:
-        return body["args"], body["kwargs"]
+        args, kwargs = body["args"], body["kwargs"]
     except KeyError:
         raise MalformedRequest(MISSING_ARGS_MESSAGE) from None
+    if not isinstance(args, (list, tuple)):
+        raise MalformedRequest(f"`args` must be a list, not {_kind(args)}")
+    if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
+        raise MalformedRequest(f"`kwargs` must be an object with string keys, not {_kind(kwargs)}")
+    return args, kwargs
+
+
+def _kind(value: Any) -> str:
+    """How a JSON-minded reader would name ``value``'s type."""
+    names = {list: "a list", tuple: "a list", str: "a string", bytes: "bytes", dict: "an object"}
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return names.get(type(value), f"a {type(value).__name__}")
 
 
 def encode_reply(result: Any, exc: BaseException | None) -> dict[str, Any]:

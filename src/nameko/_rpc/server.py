@@ -18,16 +18,21 @@ thread, because a confirmed publish must not run on the dispatch thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from nameko import exceptions
 from nameko._broker.base import (
     Binding,
+    BrokerClosed,
     BrokerError,
+    ConfirmLost,
     ConnectionLost,
     Consumer,
     Delivery,
     Exchange,
+    MessageTooLarge,
     Properties,
     Queue,
 )
@@ -35,7 +40,7 @@ from nameko._concurrency import InFlight, OneShot
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
-from nameko._protocol.envelopes import decode_request, encode_reply_body
+from nameko._protocol.envelopes import EncodedReply, decode_request, encode_reply_body
 from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.names import (
     parse_routing_key,
@@ -150,17 +155,29 @@ class RpcConsumer(SharedExtension, ProviderCollector):
     # -- on a worker thread --------------------------------------------------
 
     def send_reply(self, delivery: Delivery, result: Any, exc_info: Any) -> tuple[Any, Any]:
-        """Publish the reply in the request's serializer (an unserializable
-        result is replaced by an `UnserializableValueError`); the request is
-        acked once the broker has confirmed the reply."""
-        request = delivery.properties
-        serializer = codecs.serializer_for(request.content_type)
+        """Publish the reply in the request's serializer; the request is acked
+        once the broker has confirmed the reply. A result that can't be sent
+        (unserialisable, or over the maximum message size) is replaced by
+        the error saying so, which is also what ``worker_result`` sees."""
+        serializer = codecs.serializer_for(delivery.properties.content_type)
         if serializer not in self.container.accept:  # don't answer in a format we refuse
             serializer = self.container.serializer
         exc = exc_info[1] if exc_info is not None else None
         reply = encode_reply_body(result, exc, serializer)
         if reply.error is not exc:  # the result could not be serialised
-            exc_info = (type(reply.error), reply.error, reply.error.__traceback__)
+            exc_info = _exc_info(reply.error)
+        try:
+            self._publish_reply(delivery, self._reply_args(delivery, reply))
+        except MessageTooLarge as too_large:
+            _log.warning("the result of %r can't be sent: %s", delivery.routing_key, too_large)
+            error = _result_too_large(delivery, too_large)
+            reply = encode_reply_body(None, error, serializer)
+            self._publish_reply(delivery, self._reply_args(delivery, reply))
+            exc_info = _exc_info(error)
+        return reply.result, exc_info
+
+    def _reply_args(self, delivery: Delivery, reply: EncodedReply) -> tuple[Any, ...]:
+        request = delivery.properties
         properties = Properties(
             content_type=reply.content_type,
             content_encoding=reply.content_encoding,
@@ -169,43 +186,117 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             priority=0,
             correlation_id=request.correlation_id,
         )
-        reply_args = (self.exchange_name, request.reply_to, reply.body, properties)
+        return (self.exchange_name, request.reply_to, reply.body, properties)
+
+    def _publish_reply(self, delivery: Delivery, reply_args: tuple[Any, ...]) -> None:
         broker = self.connection.broker
         try:
             confirmation = broker.publish_async(*reply_args)
         except ConnectionLost:
             # Reconnecting: this delivery can no longer be acked and will be
             # redelivered; still answer, so this caller needn't wait for that.
-            self._publish_after_loss(broker, reply_args)
+            _warn_lost_ack(delivery)
+            try:
+                publish(broker, *reply_args)
+            except BrokerError as exc:  # not the worker's fault: no traceback
+                _log.warning("could not send the reply to %s either: %s", delivery, exc)
         else:
             # The worker moves on; the ack follows the confirm (I/O thread).
             self._unacked.add()
-            confirmation.add_done_callback(partial(self._settle_request, delivery))
-        return reply.result, exc_info
+            confirmation.add_done_callback(partial(self._settle_request, delivery, reply_args))
 
-    @staticmethod
-    def _publish_after_loss(broker: Any, reply_args: tuple[Any, ...]) -> None:
-        try:
-            publish(broker, *reply_args)
-        except BrokerError as exc:  # not the worker's fault: no traceback
-            _log.warning(
-                "could not send the reply to %s (%s): the request was not acked "
-                "and will be delivered again",
-                reply_args[1],
-                exc,
-            )
+    # -- settling a request once its reply is confirmed ---------------------
 
-    def _settle_request(self, delivery: Delivery, confirmation: OneShot[None]) -> None:
-        """Ack a request once its reply is confirmed. Runs on the broker's I/O thread."""
+    def _settle_request(
+        self, delivery: Delivery, reply_args: tuple[Any, ...], confirmation: OneShot[None]
+    ) -> None:
+        """Ack a request once its reply is confirmed (on the I/O thread, so
+        anything that needs to publish again goes to a thread of its own).
+        Never runs the request again: at-least-once is about lost requests,
+        and a reply the broker refused would be refused every time."""
         exc = confirmation.exception()
-        if exc is None:
+        if isinstance(exc, ConfirmLost):  # the connection is up: send the reply again
+            self._in_thread(self._resend_reply, delivery, reply_args)
+        elif exc is not None and not isinstance(exc, (ConnectionLost, BrokerClosed)):
+            self._in_thread(self._answer_refused, delivery, reply_args, exc)
+        else:
+            try:
+                if not delivery.ack():
+                    _warn_lost_ack(delivery)
+            finally:
+                self._unacked.done()
+
+    def _in_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on a managed thread, then count the request settled."""
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                _log.exception("while settling the request %s", args[0])
+            finally:
+                self._unacked.done()
+
+        self.container.spawn_managed_thread(run, "rpc-settle")
+
+    def _resend_reply(self, delivery: Delivery, reply_args: tuple[Any, ...]) -> None:
+        try:
+            publish(self.connection.broker, *reply_args)
+        except ConnectionLost:
+            _warn_lost_ack(delivery)
+        except BrokerError as exc:
+            self._answer_refused(delivery, reply_args, exc)
+        else:
+            if not delivery.ack():
+                _warn_lost_ack(delivery)
+
+    def _answer_refused(
+        self, delivery: Delivery, reply_args: tuple[Any, ...], refusal: BaseException
+    ) -> None:
+        """The broker refused the reply: answer with a (small) error saying
+        so, and settle the request for good."""
+        _log.error(
+            "the broker refused the reply to %r (correlation_id=%s): %s; "
+            "answering with an error, the request is not run again",
+            delivery.routing_key,
+            delivery.properties.correlation_id,
+            refusal,
+        )
+        if isinstance(refusal, MessageTooLarge):
+            refusal = _result_too_large(delivery, refusal)
+        serializer = codecs.serializer_for(reply_args[3].content_type)
+        reply = encode_reply_body(None, refusal, serializer)
+        try:
+            publish(self.connection.broker, *self._reply_args(delivery, reply))
+        except BrokerError as exc:
+            _log.error("could not send that error either (%s): request dropped", exc)
+            delivery.reject(requeue=False)
+        else:
             delivery.ack()
-        elif isinstance(exc, ConnectionLost):
-            pass  # the broker requeued the request already; it will be answered again
-        else:  # nacked or refused: the caller has no answer, so run the request again
-            _log.error("reply to %s not accepted by the broker (%s): requeued", delivery, exc)
-            delivery.reject(requeue=True)
-        self._unacked.done()
+
+
+def _result_too_large(delivery: Delivery, exc: MessageTooLarge) -> BaseException:
+    """The public error a caller gets in place of a result too large to send."""
+    try:  # raised, so that worker_result gets a traceback with it
+        raise exceptions.MessageTooLarge(
+            f"the result of {delivery.routing_key!r} is too large to send: {exc}"
+        ) from exc
+    except exceptions.MessageTooLarge as error:
+        return error
+
+
+def _exc_info(exc: BaseException) -> tuple[Any, ...]:
+    return (type(exc), exc, exc.__traceback__)
+
+
+def _warn_lost_ack(delivery: Delivery) -> None:
+    """Operators seeing a request run twice need to know why."""
+    _log.warning(
+        "the connection was lost before the request %r (correlation_id=%s) was acked: "
+        "the broker will deliver it again, so it may run twice",
+        delivery.routing_key,
+        delivery.properties.correlation_id,
+    )
 
 
 class Rpc(Entrypoint):
@@ -222,6 +313,8 @@ class Rpc(Entrypoint):
     def handle_message(self, delivery: Delivery) -> None:
         """Dispatch thread: decode, check, spawn; raises on a bad request."""
         props = delivery.properties
+        if not props.content_type:  # a raw body can't be a request
+            raise MalformedRequest("Message has no content_type: its body can't be decoded")
         try:
             body = codecs.decode(
                 delivery.body, props.content_type, props.content_encoding, self.container.accept

@@ -4,7 +4,7 @@ Stopping: SIGTERM or Ctrl-C stops gracefully (consumers cancelled, in-flight
 workers finish, replies sent and acked) and exits 0; a second signal kills
 the services (unacked messages go back to their queues) and exits at once
 with status 1. ``SHUTDOWN_TIMEOUT`` (seconds, optional) bounds the graceful
-stop: leftovers are then killed and requeued.
+stop: leftovers are then killed and requeued, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ class _Signals:
         self.shutdown_timeout = shutdown_timeout
         self.received = 0
         self.stopped = Event()
+        self.timed_out = False  # the graceful stop overran SHUTDOWN_TIMEOUT
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self.handle)
@@ -128,6 +129,7 @@ class _Signals:
 
     def _deadline(self) -> None:
         if self.shutdown_timeout is not None and not self.stopped.wait(self.shutdown_timeout):
+            self.timed_out = True
             _log.warning(
                 "graceful stop took over %ss: killing, unfinished messages are requeued",
                 self.shutdown_timeout,
@@ -149,4 +151,4 @@ def run(services: list[type], config: dict[str, Any]) -> int:
         killer = start_thread(runner.kill, "kill")
         killer.join(5)
         os._exit(1)  # at once, whatever threads are still running
-    return 0
+    return 1 if signals.timed_out else 0  # supervisors should see unfinished work

@@ -1,4 +1,8 @@
-"""``nameko show-config``: print the config after ``${ENV}`` substitution."""
+"""``nameko show-config``: print the config after ``${ENV}`` substitution.
+
+Secrets are masked unless ``--show-secrets`` is given (nameko 2.14 printed
+them): passwords in URLs, and string values of keys named like
+``*password*``, ``*secret*``, ``*token*`` or ``*key*``."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from nameko._redaction import redact_config
 from nameko.cli.config import setup_config
 
 NAME = "show-config"
@@ -16,9 +21,16 @@ def init_parser(parser: Any) -> None:
     parser.add_argument(
         "--config", default="config.yaml", metavar="FILE", help="YAML configuration file"
     )
+    parser.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print passwords, tokens and keys in clear (masked by default)",
+    )
     parser.set_defaults(main=main, broker=None, default_broker=None)
 
 
 def main(args: Any) -> None:
     config = setup_config(args)
+    if not args.show_secrets:
+        config = redact_config(config)
     print(yaml.dump(config, default_flow_style=False))

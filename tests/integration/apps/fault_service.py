@@ -36,6 +36,12 @@ class FaultService:
     def calls(self, tag):
         return CALLS[tag]
 
+    @rpc
+    def make(self, size, tag="make"):
+        """A result of ``size`` characters (for message size limits)."""
+        CALLS[tag] += 1
+        return "x" * size
+
     @event_handler("fault_source", "poke")
     def on_poke(self, payload):
         CALLS[f"pooled:{payload}"] += 1
