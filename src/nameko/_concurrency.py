@@ -279,6 +279,9 @@ class WorkerPool:
             except Exception:  # jobs handle their own errors; this is a last resort
                 log.exception("unhandled error in a job of worker pool %s", self.name)
             finally:
+                # drop it now, not when the next job comes: a finished job
+                # must not keep its arguments (a large request) alive
+                job = None
                 self._finished(1)
 
     def _finished(self, count: int) -> None:

@@ -36,7 +36,7 @@ def test_service_reconnects_after_its_connection_is_closed(
 def test_call_in_flight_when_the_service_connection_drops(
     nameko_run, rabbit_config_uri, rabbit_vhost
 ):
-    nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
+    proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
         reply = rpc.fault_service.slow.call_async(1, "dropped")
@@ -45,6 +45,10 @@ def test_call_in_flight_when_the_service_connection_drops(
         # The worker can't ack on a dead channel: the request is redelivered
         # and runs again (at-least-once). The caller sees exactly one outcome.
         assert reply.result() == "dropped"
+        # and the log says why it ran twice, once, naming the request
+        wait_until(lambda: "may run twice" in proc.output())
+    lost = [line for line in proc.output().splitlines() if "may run twice" in line]
+    assert len(lost) == 1 and "'fault_service.slow'" in lost[0] and "correlation_id=" in lost[0]
 
 
 def test_client_reconnects_and_pending_call_completes(nameko_run, rabbit_config_uri, rabbit_vhost):

@@ -139,7 +139,7 @@ class Driver:
         # that leaves it work need not wake it otherwise (it looks before
         # sleeping), which saves three syscalls per contended publish.
         self._io_awake = True
-        self._unsent: memoryview | None = None
+        self._unsent: memoryview | None = None  # the rest of a partial send
         # One buffer for every read: `recv(RECV_SIZE)` would allocate 256 KiB
         # (an mmap, then an mremap to shrink it, then a munmap) per read.
         self._recv_buffer = memoryview(bytearray(RECV_SIZE))
@@ -465,23 +465,29 @@ class Driver:
             selector.modify(sock, events)
 
     def _write_locked(self, sock: socket.socket, conn: Connection) -> bool:
-        """Send what is queued (lock held); False when bytes are left over."""
+        """Send what is queued (lock held); False when bytes are left over.
+
+        What a full socket buffer left unsent goes first, from a view of the
+        same bytes (no copy: a 100 MiB body would otherwise be copied again
+        at every partial send); the state machine keeps newer frames until
+        then."""
+        if self._unsent is not None and not self._send_view(sock, self._unsent):
+            return False
         data = conn.data_to_send(time.monotonic())
-        if self._unsent is not None:
-            data = bytes(self._unsent) + data
-            self._unsent = None
-        if not data:
-            return True
+        return not data or self._send_view(sock, memoryview(data))
+
+    def _send_view(self, sock: socket.socket, view: memoryview) -> bool:
         try:
-            sent = sock.send(data)
+            sent = sock.send(view)
         except _WOULD_BLOCK:
             sent = 0
         except OSError:
-            self._unsent = memoryview(data)
+            self._unsent = view
             raise
-        if sent < len(data):  # the socket buffer is full: finish when writable
-            self._unsent = memoryview(data)[sent:]
+        if sent < len(view):  # the socket buffer is full: finish when writable
+            self._unsent = view[sent:]
             return False
+        self._unsent = None
         return True
 
     def _begin_close(self) -> None:
