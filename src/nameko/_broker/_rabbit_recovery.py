@@ -147,7 +147,7 @@ class Recovery:
         return min(opts["interval_start"] + failures * opts["interval_step"], opts["interval_max"])
 
     def _on_channel_closed(self, event: ChannelClosed) -> None:
-        error: Any = channel_error(event.reply_code, event.reply_text)
+        error = channel_error(event.reply_code, event.reply_text)
         fail(event.waiting, error)
         if event.channel == PUBLISH_CHANNEL:
             self._recover_publishes(event, error)

@@ -97,8 +97,9 @@ class RabbitBroker(Recovery, Broker):
     `BrokerUnreachable`; a connection lost later is retried forever with the
     same back-off (the first retry is immediate), or, with
     ``reconnect_forever=False``, ``max_retries`` times before the broker
-    closes itself (idle pooled connections: nobody would see them retry). ``connect_timeout`` (10 s)
-    bounds the TCP connect, TLS and AMQP handshakes. ``max_message_size``
+    closes itself (idle pooled connections: nobody would see them retry).
+    ``connect_timeout`` (10 s) bounds the TCP connect, TLS and AMQP
+    handshakes. ``max_message_size``
     (bytes, default RabbitMQ's 128 MiB): larger bodies are refused with
     `MessageTooLarge` before they are sent (RabbitMQ would close the
     publishing channel, failing every publish in flight on it).

@@ -13,6 +13,11 @@ a request we can't handle is answered with the matching error when it has a
 ``reply_to`` and acked; without ``reply_to`` it is rejected without requeue
 and logged once. Error replies are published from a short-lived managed
 thread, because a confirmed publish must not run on the dispatch thread.
+
+A reply never makes its request run again (docs D18): a reply whose confirm
+was lost with its channel is published again; one the broker refused (too
+large, nacked...) is replaced by a small error reply; a request whose ack
+can no longer reach the broker is logged once, since it will run twice.
 """
 
 from __future__ import annotations
@@ -221,8 +226,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             self._in_thread(self._answer_refused, delivery, reply_args, exc)
         else:
             try:
-                if not delivery.ack():
-                    _warn_lost_ack(delivery)
+                _ack(delivery)
             finally:
                 self._unacked.done()
 
@@ -247,8 +251,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         except BrokerError as exc:
             self._answer_refused(delivery, reply_args, exc)
         else:
-            if not delivery.ack():
-                _warn_lost_ack(delivery)
+            _ack(delivery)
 
     def _answer_refused(
         self, delivery: Delivery, reply_args: tuple[Any, ...], refusal: BaseException
@@ -287,6 +290,11 @@ def _result_too_large(delivery: Delivery, exc: MessageTooLarge) -> BaseException
 
 def _exc_info(exc: BaseException) -> tuple[Any, ...]:
     return (type(exc), exc, exc.__traceback__)
+
+
+def _ack(delivery: Delivery) -> None:
+    if not delivery.ack():  # its channel is gone
+        _warn_lost_ack(delivery)
 
 
 def _warn_lost_ack(delivery: Delivery) -> None:
