@@ -252,14 +252,18 @@ class WorkerPool:
     def free(self) -> int:
         return self.size - self._busy
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], None], max_pending: int | None = None) -> bool:
+        """Queue ``job``; False (and not queued) if ``max_pending`` jobs already wait."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("worker pool is closed")
+            if max_pending is not None and self._busy - self.size >= max_pending:
+                return False
             self._busy += 1
             if self._busy > len(self._threads) and len(self._threads) < self.size:
                 self._spawn_thread()
         self._jobs.put(job)
+        return True
 
     def _spawn_thread(self) -> None:
         thread = threading.Thread(

@@ -24,6 +24,7 @@ __all__ = [
     "MalformedRequest",
     "MessageTooLarge",
     "MethodNotFound",
+    "Overloaded",
     "RemoteError",
     "ReplyQueueExpiredWithPendingReplies",
     "RpcTimeout",
@@ -188,6 +189,12 @@ class MessageTooLarge(Exception):
     Raised where the message is published (a request at the caller, an event
     at the dispatcher); an RPC result too large to send reaches the caller as
     this error in place of the reply."""
+
+
+class Overloaded(Exception):
+    """A worker was refused because the container's queue of waiting workers is
+    full (``spawn_worker(..., max_pending=N)``). Not in nameko, which queued
+    without bound; HTTP entrypoints answer it with 503 and ``Retry-After``."""
 
 
 class ConfigurationError(Exception):

@@ -40,12 +40,13 @@ LAYERS = {
     "nameko.dependency_providers": 4,
     "nameko.contextdata": 4,
     "nameko.web": 4,
+    "nameko._web": 4,  # HTTP and WebSocket entrypoints with their server
     "nameko.standalone": 5,  # tools
     "nameko.testing": 5,
     "nameko.cli": 5,
     "nameko.__main__": 5,
 }
-PURE = ("nameko._protocol",)
+PURE = ("nameko._protocol", "nameko._web.http11")
 IO_MODULES = {"socket", "selectors", "ssl", "threading", "nameko._broker", "nameko._amqp"}
 THREADING_ALLOWED = {"nameko._concurrency", "nameko._amqp.driver"}
 

@@ -49,7 +49,7 @@ from nameko._runtime.extensions import (
 )
 from nameko._runtime.worker import WorkerContext
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
-from nameko.exceptions import ConfigurationError, ContainerBeingKilled
+from nameko.exceptions import ConfigurationError, ContainerBeingKilled, Overloaded
 from nameko.log_helpers import make_timing_logger
 from nameko.utils import import_from_path
 from nameko.utils.concurrency import SpawningSet
@@ -205,14 +205,50 @@ class ServiceContainer:
         kwargs: Any,
         context_data: dict[str, Any] | None = None,
         handle_result: HandleResult | None = None,
+        *,
+        max_pending: int | None = None,
     ) -> WorkerContext:
+        """Queue a worker for ``entrypoint``; never blocks.
+
+        ``max_pending`` is admission control (a shimeji addition): if that
+        many workers already wait for a free thread, raise `Overloaded`
+        instead of queueing another. Broker entrypoints don't need it (their
+        prefetch bounds the queue); the HTTP entrypoint does.
+        """
         if self._being_killed:
             _log.info("Worker spawn prevented due to being killed")
             raise ContainerBeingKilled()
         service = self.service_cls()
         worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
         _log.debug("spawning %s", worker_ctx)
-        self._worker_pool.submit(partial(self._run_worker_guarded, worker_ctx, handle_result))
+        job = partial(self._run_worker_guarded, worker_ctx, handle_result)
+        if not self._worker_pool.submit(job, max_pending):
+            raise Overloaded(f"{self.service_name}: {max_pending} workers already waiting")
+        return worker_ctx
+
+    def submit_job(self, job: Callable[[], None], max_pending: int | None = None) -> bool:
+        """Run ``job`` on the worker pool (False if ``max_pending`` jobs already wait).
+
+        For entrypoints that do their own work before a worker (the HTTP
+        entrypoint parses and routes a request) and then call `run_worker`
+        on the same thread, so one request costs one pool slot, not two.
+        """
+        if self._being_killed:
+            raise ContainerBeingKilled()
+        return self._worker_pool.submit(job, max_pending)
+
+    def run_worker(
+        self,
+        entrypoint: Entrypoint,
+        args: Any,
+        kwargs: Any,
+        context_data: dict[str, Any] | None = None,
+        handle_result: HandleResult | None = None,
+    ) -> WorkerContext:
+        """Run a worker now, on this thread, which must be a job of `submit_job`."""
+        service = self.service_cls()
+        worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
+        self._run_worker_guarded(worker_ctx, handle_result)
         return worker_ctx
 
     def _run_worker_guarded(self, worker_ctx: WorkerContext, handle_result: Any) -> None:

@@ -133,3 +133,16 @@ def web_config(empty_config: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def web_config_port(web_config: dict[str, Any]) -> int:
     return int(web_config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def web_session(web_config_port: int) -> Iterator[Any]:
+    """A `requests.Session` whose relative URLs go to the service under test.
+
+    nameko 2.14's used ``werkzeug.urls.url_join``, gone in werkzeug 3; this
+    one joins with `urllib.parse.urljoin`.
+    """
+    from nameko.testing._web_session import WebSession
+
+    with WebSession(f"http://127.0.0.1:{web_config_port}/") as session:
+        yield session

@@ -1,0 +1,137 @@
+"""`HttpRequestHandler`: the ``@http`` entrypoint (SPEC 6).
+
+The request thread that runs `handle_request` waits for the worker, which
+runs on the container's pool like any other entrypoint's, so ``max_workers``
+bounds handlers. Admission control: when ``WEB_QUEUE_LIMIT`` workers already
+wait for a thread the request gets 503 with ``Retry-After`` at once.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from nameko._concurrency import OneShot
+from nameko._web.hosting import INLINE_ENVIRON_KEY
+from nameko._web.server import WebServer
+from nameko.exceptions import BadRequest, ContainerBeingKilled, Overloaded, serialize
+from nameko.extensions import Entrypoint
+
+__all__ = ["HttpRequestHandler", "http"]
+
+
+class HttpRequestHandler(Entrypoint):
+    server = WebServer()
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        expected_exceptions: Any = (),
+        sensitive_arguments: Any = (),
+        **kwargs: Any,
+    ) -> None:
+        self.method = method
+        self.url = url
+        super().__init__(
+            expected_exceptions=expected_exceptions,
+            sensitive_arguments=sensitive_arguments,
+            **kwargs,
+        )
+
+    def get_url_rule(self) -> Rule:
+        return Rule(self.url, methods=self.method.split(","), endpoint=self)
+
+    def setup(self) -> None:
+        self.server.register_provider(self)
+
+    def stop(self) -> None:
+        # requests already admitted still run: the container waits for them
+        self.server.unregister_provider(self)
+
+    def kill(self) -> None:
+        self.server.unregister_provider(self)
+
+    def get_entrypoint_parameters(self, request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (request,), dict(request.path_values)
+
+    def handle_request(self, request: Request) -> Response:
+        request.shallow = False
+        try:
+            context_data = self.server.context_data_from_headers(request)
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            result = self._run_worker(request, args, kwargs, context_data)
+            return self.response_from_result(result)
+        except (Overloaded, ContainerBeingKilled) as exc:
+            return _unavailable(exc)
+        except Exception as exc:
+            return self.response_from_exception(exc)
+
+    def _run_worker(self, request: Request, args: Any, kwargs: Any, context_data: Any) -> Any:
+        outcome: OneShot[Any] = OneShot()
+        if request.environ.get(INLINE_ENVIRON_KEY) is self.container:
+            # already on one of our container's pool threads (see hosting.Hosted._pick)
+            self.container.run_worker(
+                self, args, kwargs, context_data, partial(self.handle_result, outcome)
+            )
+            return outcome.get()
+        self.container.spawn_worker(
+            self,
+            args,
+            kwargs,
+            context_data=context_data,
+            handle_result=partial(self.handle_result, outcome),
+            max_pending=self.server.queue_limit,
+        )
+        return outcome.get()
+
+    def handle_result(
+        self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any
+    ) -> Any:
+        if exc_info is not None:
+            outcome.send_exception(exc_info[1])
+        else:
+            outcome.send(result)
+        return result, exc_info
+
+    def response_from_result(self, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        status, headers = 200, None
+        if isinstance(result, tuple):
+            if len(result) == 3:
+                status, headers, payload = result
+            else:
+                status, payload = result
+        else:
+            payload = result
+        if not isinstance(payload, (str, bytes)):  # nameko refuses bytes; we send them
+            raise TypeError(f"Payload must be a string. Got `{payload!r}`")
+        return Response(payload, status=status, headers=headers, mimetype="text/plain")
+
+    def response_from_exception(self, exc: Exception) -> Response:
+        expected = self.expected_exceptions
+        if isinstance(exc, BadRequest) or (expected and isinstance(exc, expected)):
+            status = 400
+        else:
+            status = 500
+        error = serialize(exc)
+        payload = "Error: {exc_type}: {value}\n".format(**error)
+        return Response(payload, status=status, mimetype="text/plain")
+
+
+def _unavailable(exc: Exception) -> Response:
+    why = "the service is stopping" if isinstance(exc, ContainerBeingKilled) else "overloaded"
+    return Response(
+        f"Service Unavailable: {why}\n",
+        status=503,
+        headers={"Retry-After": "1"},
+        mimetype="text/plain",
+    )
+
+
+http = HttpRequestHandler.decorator

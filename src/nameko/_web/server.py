@@ -1,0 +1,138 @@
+"""`WebServer`: the shared extension that puts a container's routes on the air.
+
+Each container gets one `WebServer` (a shared extension); its entrypoints
+register as providers. At start it builds the url map from them and mounts
+it, with its WSGI app, on the process's site for ``WEB_SERVER_ADDRESS``
+(`nameko._web.hosting`). When its last provider stops it unmounts; when the
+last server on the address unmounts the listener closes, and `stop` waits
+for the requests in flight to be answered.
+
+Left out from nameko 2.14, being eventlet's: ``run``, ``process_request``,
+``get_wsgi_server`` and ``HttpOnlyProtocol``. ``get_wsgi_app`` is the hook
+for WSGI middleware, as in nameko.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+from werkzeug.wrappers import Request
+
+from nameko._web import hosting
+from nameko._web.addresses import (
+    DEFAULT_WEB_SERVER_ADDRESS,
+    WEB_SERVER_CONFIG_KEY,
+    BindAddress,
+    parse_address,
+)
+from nameko._web.limits import WebLimits
+from nameko.extensions import ProviderCollector, SharedExtension
+
+__all__ = ["WebServer", "WsgiApp"]
+
+DRAIN_TIMEOUT = 10.0  # workers are done by now; this only covers writing responses
+
+
+class WsgiApp:
+    """The WSGI app of one `WebServer`: route, then hand the request to its entrypoint."""
+
+    def __init__(self, server: WebServer) -> None:
+        self.server = server
+        self.url_map = server.make_url_map()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except HTTPException as exc:
+            response = exc
+        return response(environ, start_response)
+
+
+class WebServer(ProviderCollector, SharedExtension):
+    def __init__(self) -> None:
+        super().__init__()
+        self._hosted: hosting.Hosted | None = None
+        self._mounted = False
+        self.url_map: Map | None = None
+        self.queue_limit: int | None = None  # WEB_QUEUE_LIMIT, read at set-up
+
+    @property
+    def bind_addr(self) -> BindAddress:
+        config = self.container.config
+        return parse_address(config.get(WEB_SERVER_CONFIG_KEY) or DEFAULT_WEB_SERVER_ADDRESS)
+
+    @property
+    def limits(self) -> WebLimits:
+        return WebLimits.from_config(self.container.config)
+
+    @property
+    def port(self) -> int | None:
+        """The port listened on (useful with port 0), once started."""
+        return self._hosted.site.port if self._hosted is not None else None
+
+    def setup(self) -> None:
+        self.bind_addr  # noqa: B018 -- a bad address fails set-up, not the first request
+        self.queue_limit = self.limits.queue_limit
+
+    def start(self) -> None:
+        if self._hosted is not None:
+            return
+        self.url_map = self.make_url_map()
+        hosted = hosting.acquire(self.bind_addr, self.limits)
+        try:
+            mount = hosting.Mount(
+                name=self.container.service_name,
+                rules=list(self.url_map.iter_rules()),
+                app=self.get_wsgi_app(),
+                container=self.container,
+                queue_limit=self.queue_limit,
+            )
+            hosted.routes.mount(self, mount)
+        except BaseException:
+            hosting.release(hosted, 0)
+            raise
+        self._hosted, self._mounted = hosted, True
+
+    def make_url_map(self) -> Map:
+        return Map([provider.get_url_rule() for provider in self._providers])
+
+    def get_wsgi_app(self) -> Any:
+        """The WSGI app requests go to; override to wrap it in middleware."""
+        return WsgiApp(self)
+
+    def context_data_from_headers(self, request: Request) -> dict[str, Any]:
+        """Context data for a request's worker; nameko takes none from HTTP."""
+        return {}
+
+    def unregister_provider(self, provider: Any) -> None:
+        super().unregister_provider(provider)
+        if not self._providers:
+            self._unmount()
+
+    def _unmount(self) -> None:
+        hosted = self._hosted
+        if hosted is None or not self._mounted:
+            return
+        self._mounted = False
+        if hosted.routes.unmount(self):
+            hosting.stop_accepting(hosted)
+
+    def stop(self) -> None:
+        self._unmount()
+        super().stop()
+        self._release(DRAIN_TIMEOUT)
+
+    def kill(self) -> None:
+        self._unmount()
+        self._release(0)
+
+    def _release(self, timeout: float) -> None:
+        hosted, self._hosted = self._hosted, None
+        if hosted is not None:
+            hosting.release(hosted, timeout)

@@ -1,0 +1,523 @@
+"""One listening address: its socket, its connections and the thread that owns them.
+
+How it works
+------------
+A `Site` owns one listening socket and every connection accepted on it, all
+driven by a single I/O thread (``web-io-<port>``) around a `selectors`
+loop. That thread only moves bytes: it reads, feeds each connection's
+`RequestParser`, writes responses and enforces the timeouts and the
+connection cap. It never runs application code, so a slow handler cannot
+stall other clients and a slow client cannot hold a worker.
+
+A parsed request goes to the site's request pool (``web-request-<port>-N``
+threads), which runs ``handler(request, peer)`` and posts the response back
+through a completion queue and a socketpair wake-up. Requests on one
+connection are answered in order: the next pipelined request is dispatched
+once the previous response is queued for writing.
+
+A request that asks to upgrade (WebSocket) leaves the loop: the socket goes
+to its request thread in blocking mode, as `Takeover`, and that thread owns
+it from then on; the site only remembers it so it can be shut at close.
+
+`drain` is the graceful stop: the listener closes first, idle connections
+are closed, requests in flight finish and their responses are written, new
+requests on open connections get 503 and ``Connection: close``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import selectors
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from nameko._concurrency import Event, Lock, WorkerPool, start_thread
+from nameko._web.addresses import BindAddress
+from nameko._web.http11 import HttpError, HttpRequest, RequestParser, simple_response
+from nameko._web.limits import WebLimits
+
+__all__ = ["Reply", "Site", "Takeover"]
+
+_log = logging.getLogger("nameko.web.server")
+
+_READ_SIZE = 65536
+_SWEEP_INTERVAL = 0.25  # how often timeouts are checked
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@dataclass
+class Reply:
+    data: bytes
+    keep_alive: bool
+    access: tuple[Any, ...] | None = None  # access-log arguments, logged by the I/O thread
+
+
+@dataclass(eq=False)
+class Takeover:
+    """A connection that asked to upgrade, handed to its request thread.
+
+    The app that upgrades it sets ``accepted`` and owns the socket (blocking)
+    until `close`; ``on_drain``, if set, is how the site asks it to go away
+    when the server stops.
+    """
+
+    sock: socket.socket
+    trailing: bytes
+    peer: Any
+    _release: Callable[[Takeover], None]
+    accepted: bool = False
+    on_drain: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        self._release(self)
+
+
+# handler(request, peer, takeover, target) -> reply, on the thread `pick` chose
+Handler = Callable[[HttpRequest, Any, "Takeover | None", Any], "Reply | None"]
+# pick(request) -> (submit, target): where to run a request; (None, None) for our pool
+Picker = Callable[[HttpRequest], tuple["Callable[[Callable[[], None]], bool] | None", Any]]
+
+
+@dataclass(eq=False)
+class _Conn:
+    sock: socket.socket
+    peer: Any
+    parser: RequestParser
+    queued: deque[HttpRequest | None] = field(default_factory=deque)  # None: then `error`
+    out: bytearray = field(default_factory=bytearray)
+    busy: bool = False  # a request of this connection is with a handler
+    close_after_write: bool = False
+    closed: bool = False
+    continued: bool = False  # `100 Continue` sent for the request being read
+    events: int = 0  # what the selector watches for
+    phase: str = "idle"  # idle | headers | body | writing | busy
+    deadline: float | None = None
+    error: HttpError | None = None  # a parse error to answer after the queued requests
+
+
+class Site:
+    def __init__(
+        self, address: BindAddress, limits: WebLimits, handler: Handler, pick: Picker
+    ) -> None:
+        self.address = address
+        self.limits = limits
+        self._handler = handler
+        self._pick = pick
+        self._listener = _listen(address)
+        self.port = self._listener.getsockname()[1]
+        self._selector = selectors.DefaultSelector()
+        self._conns: dict[socket.socket, _Conn] = {}
+        self._taken: set[Takeover] = set()
+        self._taken_lock = Lock()
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_pending = False
+        self._pool = WorkerPool(max(1, limits.max_connections), name=f"web-request-{self.port}")
+        self._draining = False
+        self._drained = Event()
+        self._running = True
+        self._next_sweep = 0.0
+        self._selector.register(self._listener, selectors.EVENT_READ, "listener")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread = start_thread(self._loop, f"web-io-{self.port}")
+
+    # -- called from other threads --------------------------------------------
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the I/O thread."""
+        self._calls.put(fn)
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._wake_w.send(b"x")
+            except OSError:  # closed: the loop is gone
+                pass
+
+    def drain(self, timeout: float) -> bool:
+        """Graceful stop; True if every request in flight was answered in time."""
+        self.call_soon(self._begin_drain)
+        drained = self._drained.wait(timeout)
+        self.call_soon(self._shut)
+        self._thread.join(timeout=5)
+        self._pool.close()
+        return drained
+
+    def stop_accepting(self) -> None:
+        """Close the listener and idle connections; answer what is in flight."""
+        self.call_soon(self._begin_drain)
+
+    # -- the loop -------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while self._running:
+                for key, mask in self._selector.select(_SWEEP_INTERVAL):
+                    self._on_event(key.data, mask)
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + _SWEEP_INTERVAL
+                    self._sweep(now)
+        except Exception:  # a bug here would silently stop the server: say so loudly
+            _log.critical("web server I/O loop on port %s crashed", self.port, exc_info=True)
+            self._running = False
+            self._drained.set()
+        finally:
+            self._close_everything()
+
+    def _on_event(self, data: Any, mask: int) -> None:
+        if data == "listener":
+            self._accept()
+        elif data == "wake":
+            self._run_calls()
+        else:
+            if mask & selectors.EVENT_READ:
+                self._on_readable(data)
+            if mask & selectors.EVENT_WRITE and not data.closed:
+                self._flush(data)
+
+    def _run_calls(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        self._wake_pending = False
+        while True:
+            try:
+                fn = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            fn()
+
+    # -- accepting ------------------------------------------------------------
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a bounded batch, so a flood can't starve the rest
+            try:
+                sock, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: log, keep serving
+                _log.warning("accept failed on port %s: %s", self.port, exc)
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if len(self._conns) + len(self._taken) >= self.limits.max_connections:
+                _refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
+                continue
+            conn = _Conn(sock, peer, RequestParser(self.limits))
+            self._conns[sock] = conn
+            self._set_idle(conn, time.monotonic())
+            self._watch(conn, selectors.EVENT_READ)
+
+    # -- reading --------------------------------------------------------------
+
+    def _on_readable(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        try:
+            requests = conn.parser.feed(data)
+        except HttpError as exc:
+            self._fail(conn, exc)
+            return
+        conn.queued.extend(requests)
+        if requests:
+            conn.continued = False
+        self._after_read(conn)
+        self._dispatch_next(conn)
+
+    def _after_read(self, conn: _Conn) -> None:
+        now = time.monotonic()
+        parser = conn.parser
+        if parser.in_request and conn.phase in ("idle", "headers") and not conn.busy:
+            if parser.headers_complete:
+                conn.phase, conn.deadline = "body", now + self.limits.body_timeout
+            elif conn.phase == "idle":
+                conn.phase, conn.deadline = "headers", now + self.limits.header_timeout
+        if parser.expects_continue and not conn.continued and not conn.busy and not conn.out:
+            conn.continued = True
+            self._write(conn, _CONTINUE)
+        if len(conn.queued) >= self.limits.max_pipelined:
+            self._watch(conn, conn.events & ~selectors.EVENT_READ)  # back-pressure
+
+    def _fail(self, conn: _Conn, exc: HttpError) -> None:
+        _log.info("bad request from %s: %s", conn.peer, exc.detail)
+        conn.queued.clear()
+        self._unwatch_reads(conn)
+        if conn.busy:  # answer in order: after the response being prepared
+            conn.queued.append(None)
+            conn.error = exc
+            return
+        self._write(conn, simple_response(exc.status, exc.reason, exc.detail), close=True)
+
+    # -- dispatching ----------------------------------------------------------
+
+    def _dispatch_next(self, conn: _Conn) -> None:
+        if conn.busy or conn.closed or not conn.queued:
+            return
+        request = conn.queued.popleft()
+        if request is None:  # a parse error came after the requests before it
+            exc = conn.error
+            assert exc is not None
+            self._write(conn, simple_response(exc.status, exc.reason, exc.detail), close=True)
+            return
+        if self._draining:
+            self._write(conn, _unavailable("the server is stopping"), close=True)
+            return
+        conn.busy, conn.phase, conn.deadline = True, "busy", None
+        if request.upgrade:
+            takeover = Takeover(conn.sock, request.trailing, conn.peer, self._release_taken)
+            self._detach(conn, takeover)
+            self._pool.submit(partial(self._serve_taken, request, takeover))
+            return
+        self._submit(conn, request)
+        if len(conn.queued) < self.limits.max_pipelined and not conn.close_after_write:
+            self._watch(conn, conn.events | selectors.EVENT_READ)
+
+    def _submit(self, conn: _Conn, request: HttpRequest) -> None:
+        try:
+            submit, target = self._pick(request)
+            job = partial(self._serve, conn, request, target)
+            if submit is None:
+                self._pool.submit(job)
+                return
+            if submit(job):
+                return
+            reply = Reply(_unavailable("overloaded, try again"), keep_alive=request.keep_alive)
+        except Exception as exc:  # e.g. the container is being killed
+            _log.info("could not dispatch %s %r: %s", request.method, request.target, exc)
+            reply = Reply(_unavailable("the service is stopping"), keep_alive=False)
+        self._complete(conn, reply)
+
+    def _serve(self, conn: _Conn, request: HttpRequest, target: Any) -> None:
+        """On a request thread: run the handler, post the response to the loop."""
+        reply = self._run_handler(request, conn.peer, None, target)
+        self.call_soon(partial(self._complete, conn, reply))
+
+    def _run_handler(
+        self, request: HttpRequest, peer: Any, takeover: Takeover | None, target: Any = None
+    ) -> Any:
+        try:
+            return self._handler(request, peer, takeover, target)
+        except Exception:  # the handler guards itself; this is a bug, never a traceback out
+            _log.exception("unhandled error serving %s %r", request.method, request.target)
+            return Reply(simple_response(500, "Internal Server Error", "see the server log"), False)
+
+    def _complete(self, conn: _Conn, reply: Reply) -> None:
+        conn.busy = False
+        if conn.closed:
+            return
+        keep = reply.keep_alive and not self._draining
+        self._write(conn, reply.data, close=not keep)
+        if reply.access is not None:
+            _log.info('%s "%s %s" %s', *reply.access)
+        if not conn.closed and not conn.close_after_write:
+            self._dispatch_next(conn)
+        self._check_drained()
+
+    # -- upgraded connections ------------------------------------------------
+
+    def _detach(self, conn: _Conn, takeover: Takeover) -> None:
+        self._watch(conn, 0)
+        del self._conns[conn.sock]
+        conn.sock.setblocking(True)
+        with self._taken_lock:
+            self._taken.add(takeover)
+
+    def _serve_taken(self, request: HttpRequest, takeover: Takeover) -> None:
+        reply = self._run_handler(request, takeover.peer, takeover)
+        if reply is not None:  # not upgraded after all: answer, then close
+            try:
+                takeover.sock.settimeout(self.limits.body_timeout)
+                takeover.sock.sendall(reply.data)
+            except OSError:
+                pass
+        takeover.close()
+
+    def _release_taken(self, takeover: Takeover) -> None:
+        with self._taken_lock:
+            known = takeover in self._taken
+            self._taken.discard(takeover)
+        if known:
+            _close_socket(takeover.sock)
+        self.call_soon(self._check_drained)
+
+    # -- writing --------------------------------------------------------------
+
+    def _write(self, conn: _Conn, data: bytes, close: bool = False) -> None:
+        conn.out += data
+        conn.close_after_write = conn.close_after_write or close
+        if close:
+            self._unwatch_reads(conn)
+        self._flush(conn)
+
+    def _flush(self, conn: _Conn) -> None:
+        try:
+            sent = conn.sock.send(conn.out) if conn.out else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._close(conn)
+            return
+        del conn.out[:sent]
+        if conn.out:
+            if conn.phase != "writing":
+                conn.phase, conn.deadline = "writing", time.monotonic() + self.limits.body_timeout
+            self._watch(conn, conn.events | selectors.EVENT_WRITE)
+            return
+        self._watch(conn, conn.events & ~selectors.EVENT_WRITE)
+        if conn.close_after_write:
+            self._close(conn)
+        elif not conn.busy:
+            self._set_idle(conn, time.monotonic())
+
+    def _set_idle(self, conn: _Conn, now: float) -> None:
+        if conn.parser.headers_complete:
+            conn.phase, conn.deadline = "body", now + self.limits.body_timeout
+        elif conn.parser.in_request:
+            conn.phase, conn.deadline = "headers", now + self.limits.header_timeout
+        else:
+            conn.phase, conn.deadline = "idle", now + self.limits.keepalive_timeout
+        if self._draining and not conn.queued:
+            self._close(conn)
+
+    # -- timeouts, draining, closing -------------------------------------------
+
+    def _sweep(self, now: float) -> None:
+        for conn in [c for c in self._conns.values() if c.deadline and c.deadline <= now]:
+            if conn.phase in ("headers", "body"):
+                _log.info("request from %s timed out (%s)", conn.peer, conn.phase)
+                self._write(conn, simple_response(408, "Request Timeout", conn.phase), close=True)
+                if not conn.closed:  # it won't read the answer either
+                    self._close(conn)
+            else:
+                self._close(conn)
+
+    def _begin_drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        self._close_listener()
+        for conn in list(self._conns.values()):
+            if not conn.busy and not conn.out and not conn.queued:
+                self._close(conn)
+        with self._taken_lock:
+            taken = list(self._taken)
+        for takeover in taken:  # upgraded connections have no "between requests": end them
+            _end_taken(takeover)
+        self._check_drained()
+
+    def _check_drained(self) -> None:
+        if self._draining and not self._conns and not self._taken:
+            self._drained.set()
+
+    def _close_listener(self) -> None:
+        if self._listener.fileno() >= 0:
+            self._selector.unregister(self._listener)
+            self._listener.close()
+
+    def _shut(self) -> None:
+        self._running = False
+
+    def _close_everything(self) -> None:
+        self._close_listener()
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        with self._taken_lock:
+            taken = list(self._taken)
+        for takeover in taken:  # wakes the threads blocked reading them
+            _shutdown(takeover.sock)
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _close(self, conn: _Conn) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._watch(conn, 0)
+        self._conns.pop(conn.sock, None)
+        _close_socket(conn.sock)
+        self._check_drained()
+
+    # -- selector bookkeeping --------------------------------------------------
+
+    def _unwatch_reads(self, conn: _Conn) -> None:
+        self._watch(conn, conn.events & ~selectors.EVENT_READ)
+
+    def _watch(self, conn: _Conn, events: int) -> None:
+        if events == conn.events or conn.sock.fileno() < 0:
+            return
+        if not conn.events:
+            self._selector.register(conn.sock, events, conn)
+        elif not events:
+            self._selector.unregister(conn.sock)
+        else:
+            self._selector.modify(conn.sock, events, conn)
+        conn.events = events
+
+
+def _listen(address: BindAddress) -> socket.socket:
+    host = address.address or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, address.port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _unavailable(why: str) -> bytes:
+    return simple_response(503, "Service Unavailable", why, ("Retry-After: 1",))
+
+
+def _refuse(sock: socket.socket, why: str) -> None:
+    try:
+        sock.send(_unavailable(why))
+    except OSError:
+        pass
+    _close_socket(sock)
+
+
+def _end_taken(takeover: Takeover) -> None:
+    if takeover.on_drain is None:
+        _shutdown(takeover.sock)
+        return
+    try:
+        takeover.on_drain()
+    except Exception:
+        _log.warning("closing an upgraded connection failed", exc_info=True)
+        _shutdown(takeover.sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _close_socket(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

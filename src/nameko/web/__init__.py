@@ -1,0 +1,1 @@
+"""HTTP and WebSocket entrypoints (public nameko 2.x path); see `nameko._web`."""

@@ -1,0 +1,6 @@
+"""The web server extension (public nameko 2.x path); see `nameko._web.server`."""
+
+from nameko._web.addresses import BindAddress, parse_address
+from nameko._web.server import WebServer, WsgiApp
+
+__all__ = ["BindAddress", "WebServer", "WsgiApp", "parse_address"]
