@@ -123,9 +123,19 @@ PUBLIC = {
         "find_free_port",
     },
     "nameko.testing.waiting": {"WaitResult", "wait_for_call"},
+    "nameko.testing.websocket": {"make_virtual_socket"},
     "nameko.cli.main": {"main", "setup_parser"},
     "nameko.web.handlers": {"HttpRequestHandler", "http"},
     "nameko.web.server": {"BindAddress", "WebServer", "WsgiApp", "parse_address"},
+    "nameko.web.websocket": {
+        "SocketInfo",
+        "Connection",
+        "WebSocketServer",
+        "WebSocketHubProvider",
+        "WebSocketHub",
+        "WebSocketRpc",
+        "rpc",
+    },
 }
 
 

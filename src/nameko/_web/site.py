@@ -39,6 +39,16 @@ from typing import Any
 
 from nameko._concurrency import Event, Lock, WorkerPool, start_thread
 from nameko._web.addresses import BindAddress
+from nameko._web.connections import (
+    Reply,
+    Takeover,
+    close_socket,
+    end_taken,
+    listen,
+    refuse,
+    shutdown,
+    unavailable,
+)
 from nameko._web.http11 import HttpError, HttpRequest, RequestParser, simple_response
 from nameko._web.limits import WebLimits
 
@@ -49,33 +59,6 @@ _log = logging.getLogger("nameko.web.server")
 _READ_SIZE = 65536
 _SWEEP_INTERVAL = 0.25  # how often timeouts are checked
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-@dataclass
-class Reply:
-    data: bytes
-    keep_alive: bool
-    access: tuple[Any, ...] | None = None  # access-log arguments, logged by the I/O thread
-
-
-@dataclass(eq=False)
-class Takeover:
-    """A connection that asked to upgrade, handed to its request thread.
-
-    The app that upgrades it sets ``accepted`` and owns the socket (blocking)
-    until `close`; ``on_drain``, if set, is how the site asks it to go away
-    when the server stops.
-    """
-
-    sock: socket.socket
-    trailing: bytes
-    peer: Any
-    _release: Callable[[Takeover], None]
-    accepted: bool = False
-    on_drain: Callable[[], None] | None = None
-
-    def close(self) -> None:
-        self._release(self)
 
 
 # handler(request, peer, takeover, target) -> reply, on the thread `pick` chose
@@ -109,7 +92,7 @@ class Site:
         self.limits = limits
         self._handler = handler
         self._pick = pick
-        self._listener = _listen(address)
+        self._listener = listen(address)
         self.port = self._listener.getsockname()[1]
         self._selector = selectors.DefaultSelector()
         self._conns: dict[socket.socket, _Conn] = {}
@@ -121,6 +104,7 @@ class Site:
         self._wake_pending = False
         self._pool = WorkerPool(max(1, limits.max_connections), name=f"web-request-{self.port}")
         self._draining = False
+        self._listener_closed = Event()
         self._drained = Event()
         self._running = True
         self._next_sweep = 0.0
@@ -150,8 +134,12 @@ class Site:
         return drained
 
     def stop_accepting(self) -> None:
-        """Close the listener and idle connections; answer what is in flight."""
+        """Close the listener and idle connections; answer what is in flight.
+
+        Returns once the listener is closed, so the address can be bound again.
+        """
         self.call_soon(self._begin_drain)
+        self._listener_closed.wait(5)
 
     # -- the loop -------------------------------------------------------------
 
@@ -210,7 +198,7 @@ class Site:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if len(self._conns) + len(self._taken) >= self.limits.max_connections:
-                _refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
+                refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
                 continue
             conn = _Conn(sock, peer, RequestParser(self.limits))
             self._conns[sock] = conn
@@ -276,7 +264,7 @@ class Site:
             self._write(conn, simple_response(exc.status, exc.reason, exc.detail), close=True)
             return
         if self._draining:
-            self._write(conn, _unavailable("the server is stopping"), close=True)
+            self._write(conn, unavailable("the server is stopping"), close=True)
             return
         conn.busy, conn.phase, conn.deadline = True, "busy", None
         if request.upgrade:
@@ -297,10 +285,10 @@ class Site:
                 return
             if submit(job):
                 return
-            reply = Reply(_unavailable("overloaded, try again"), keep_alive=request.keep_alive)
+            reply = Reply(unavailable("overloaded, try again"), keep_alive=request.keep_alive)
         except Exception as exc:  # e.g. the container is being killed
             _log.info("could not dispatch %s %r: %s", request.method, request.target, exc)
-            reply = Reply(_unavailable("the service is stopping"), keep_alive=False)
+            reply = Reply(unavailable("the service is stopping"), keep_alive=False)
         self._complete(conn, reply)
 
     def _serve(self, conn: _Conn, request: HttpRequest, target: Any) -> None:
@@ -353,7 +341,7 @@ class Site:
             known = takeover in self._taken
             self._taken.discard(takeover)
         if known:
-            _close_socket(takeover.sock)
+            close_socket(takeover.sock)
         self.call_soon(self._check_drained)
 
     # -- writing --------------------------------------------------------------
@@ -418,7 +406,7 @@ class Site:
         with self._taken_lock:
             taken = list(self._taken)
         for takeover in taken:  # upgraded connections have no "between requests": end them
-            _end_taken(takeover)
+            end_taken(takeover)
         self._check_drained()
 
     def _check_drained(self) -> None:
@@ -429,6 +417,7 @@ class Site:
         if self._listener.fileno() >= 0:
             self._selector.unregister(self._listener)
             self._listener.close()
+        self._listener_closed.set()
 
     def _shut(self) -> None:
         self._running = False
@@ -440,7 +429,7 @@ class Site:
         with self._taken_lock:
             taken = list(self._taken)
         for takeover in taken:  # wakes the threads blocked reading them
-            _shutdown(takeover.sock)
+            shutdown(takeover.sock)
         self._selector.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -451,7 +440,7 @@ class Site:
         conn.closed = True
         self._watch(conn, 0)
         self._conns.pop(conn.sock, None)
-        _close_socket(conn.sock)
+        close_socket(conn.sock)
         self._check_drained()
 
     # -- selector bookkeeping --------------------------------------------------
@@ -469,55 +458,3 @@ class Site:
         else:
             self._selector.modify(conn.sock, events, conn)
         conn.events = events
-
-
-def _listen(address: BindAddress) -> socket.socket:
-    host = address.address or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, address.port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def _unavailable(why: str) -> bytes:
-    return simple_response(503, "Service Unavailable", why, ("Retry-After: 1",))
-
-
-def _refuse(sock: socket.socket, why: str) -> None:
-    try:
-        sock.send(_unavailable(why))
-    except OSError:
-        pass
-    _close_socket(sock)
-
-
-def _end_taken(takeover: Takeover) -> None:
-    if takeover.on_drain is None:
-        _shutdown(takeover.sock)
-        return
-    try:
-        takeover.on_drain()
-    except Exception:
-        _log.warning("closing an upgraded connection failed", exc_info=True)
-        _shutdown(takeover.sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def _close_socket(sock: socket.socket) -> None:
-    try:
-        sock.close()
-    except OSError:
-        pass

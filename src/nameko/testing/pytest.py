@@ -146,3 +146,20 @@ def web_session(web_config_port: int) -> Iterator[Any]:
 
     with WebSession(f"http://127.0.0.1:{web_config_port}/") as session:
         yield session
+
+
+@pytest.fixture
+def websocket(web_config_port: int) -> Iterator[Any]:
+    """``websocket()`` -> a connected virtual socket to the service under test."""
+    from nameko.testing.websocket import make_virtual_socket
+
+    sockets: list[Any] = []
+
+    def connect(path: str = "/ws") -> Any:
+        _, connect_socket = make_virtual_socket("127.0.0.1", web_config_port, path)
+        sockets.append(connect_socket())
+        return sockets[-1]
+
+    yield connect
+    for socket in sockets:
+        socket.close()

@@ -1,0 +1,21 @@
+"""The WebSocket RPC hub (public nameko 2.x path); see `nameko._web.websocket`."""
+
+from nameko._web.websocket import (
+    Connection,
+    SocketInfo,
+    WebSocketHub,
+    WebSocketHubProvider,
+    WebSocketRpc,
+    WebSocketServer,
+    rpc,
+)
+
+__all__ = [
+    "Connection",
+    "SocketInfo",
+    "WebSocketHub",
+    "WebSocketHubProvider",
+    "WebSocketRpc",
+    "WebSocketServer",
+    "rpc",
+]
