@@ -218,13 +218,17 @@ class ServiceContainer:
         if self._being_killed:
             _log.info("Worker spawn prevented due to being killed")
             raise ContainerBeingKilled()
-        service = self.service_cls()
-        worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
+        worker_ctx = self._new_worker(entrypoint, args, kwargs, context_data)
         _log.debug("spawning %s", worker_ctx)
         job = partial(self._run_worker_guarded, worker_ctx, handle_result)
-        if not self._worker_pool.submit(job, max_pending):
+        if not self.submit_job(job, max_pending):
             raise Overloaded(f"{self.service_name}: {max_pending} workers already waiting")
         return worker_ctx
+
+    def _new_worker(
+        self, entrypoint: Entrypoint, args: Any, kwargs: Any, context_data: Any
+    ) -> WorkerContext:
+        return WorkerContext(self, self.service_cls(), entrypoint, args, kwargs, data=context_data)
 
     def submit_job(self, job: Callable[[], None], max_pending: int | None = None) -> bool:
         """Run ``job`` on the worker pool (False if ``max_pending`` jobs already wait).
@@ -246,8 +250,7 @@ class ServiceContainer:
         handle_result: HandleResult | None = None,
     ) -> WorkerContext:
         """Run a worker now, on this thread, which must be a job of `submit_job`."""
-        service = self.service_cls()
-        worker_ctx = WorkerContext(self, service, entrypoint, args, kwargs, data=context_data)
+        worker_ctx = self._new_worker(entrypoint, args, kwargs, context_data)
         self._run_worker_guarded(worker_ctx, handle_result)
         return worker_ctx
 

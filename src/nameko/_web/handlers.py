@@ -124,6 +124,15 @@ class HttpRequestHandler(Entrypoint):
         return Response(payload, status=status, mimetype="text/plain")
 
 
+def deliver(outcome: OneShot[Any], result: Any, exc_info: Any) -> tuple[Any, Any]:
+    """Hand a worker's outcome to the thread waiting for it (a `handle_result`)."""
+    if exc_info is not None:
+        outcome.send_exception(exc_info[1])
+    else:
+        outcome.send(result)
+    return result, exc_info
+
+
 def _unavailable(exc: Exception) -> Response:
     why = "the service is stopping" if isinstance(exc, ContainerBeingKilled) else "overloaded"
     return Response(

@@ -21,6 +21,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko._concurrency import Lock, OneShot
+from nameko._web.handlers import deliver
 from nameko._web.hosting import TAKEOVER_ENVIRON_KEY
 from nameko._web.server import WebServer
 from nameko._web.ws_session import WebSocketSession, accept
@@ -247,11 +248,7 @@ class WebSocketRpc(Entrypoint):
         return outcome.get()
 
     def handle_result(self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any):
-        if exc_info is not None:
-            outcome.send_exception(exc_info[1])
-        else:
-            outcome.send(result)
-        return result, exc_info
+        return deliver(outcome, result, exc_info)
 
 
 rpc = WebSocketRpc.decorator
