@@ -215,7 +215,7 @@ def _ok(url: str) -> bool:
 # -- overload ------------------------------------------------------------------------------
 
 
-def test_past_the_queue_limit_requests_get_503_with_retry_after(start, web_config_port):
+def test_past_the_queue_limit_requests_get_503_with_retry_after(start, web_config_port, caplog):
     container = start(Service, max_workers=1, WEB_QUEUE_LIMIT=1)
     url = f"http://127.0.0.1:{web_config_port}"
     with ThreadPoolExecutor(2) as pool:
@@ -224,6 +224,7 @@ def test_past_the_queue_limit_requests_get_503_with_retry_after(start, web_confi
         queued = pool.submit(requests.get, f"{url}/echo/queued")
         wait_until(lambda: container._worker_pool.pending == 1, timeout=5, what="one queued")
         assert _refused(url)
+        wait_until(lambda: "web server overloaded: 1 requests refused" in caplog.text, timeout=5)
         Service.gate.set()
         assert running.result().text == "released"
         assert queued.result().text == "queued"

@@ -84,6 +84,24 @@ class _Conn:
     error: HttpError | None = None  # a parse error to answer after the queued requests
 
 
+class _WarnEvery:
+    """A warning at most once per ``period`` (with how many were not logged)."""
+
+    def __init__(self, period: float) -> None:
+        self._period = period
+        self._next = 0.0
+        self._quiet: dict[str, int] = {}
+
+    def note(self, what: str) -> None:
+        self._quiet[what] = self._quiet.get(what, 0) + 1
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self._period
+            for text, count in self._quiet.items():
+                _log.warning("web server overloaded: %d %s", count, text)
+            self._quiet.clear()
+
+
 class Site:
     def __init__(
         self, address: BindAddress, limits: WebLimits, handler: Handler, pick: Picker
@@ -108,6 +126,7 @@ class Site:
         self._drained = Event()
         self._running = True
         self._next_sweep = 0.0
+        self._overloads = _WarnEvery(10.0)
         self._selector.register(self._listener, selectors.EVENT_READ, "listener")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread = start_thread(self._loop, f"web-io-{self.port}")
@@ -199,6 +218,7 @@ class Site:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if len(self._conns) + len(self._taken) >= self.limits.max_connections:
                 refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
+                self._overloads.note("connections refused: WEB_MAX_CONNECTIONS open")
                 continue
             conn = _Conn(sock, peer, RequestParser(self.limits))
             self._conns[sock] = conn
@@ -285,7 +305,14 @@ class Site:
                 return
             if submit(job):
                 return
-            reply = Reply(unavailable("overloaded, try again"), keep_alive=request.keep_alive)
+            access = (
+                conn.peer[0] if conn.peer else "-",
+                request.method,
+                request.target.decode("latin-1"),
+                "503",
+            )
+            reply = Reply(unavailable("overloaded, try again"), request.keep_alive, access)
+            self._overloads.note("requests refused: every worker busy and WEB_QUEUE_LIMIT reached")
         except Exception as exc:  # e.g. the container is being killed
             _log.info("could not dispatch %s %r: %s", request.method, request.target, exc)
             reply = Reply(unavailable("the service is stopping"), keep_alive=False)
