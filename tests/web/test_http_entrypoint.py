@@ -290,3 +290,31 @@ def test_bad_address_fails_the_start(container_factory):
     container = container_factory(Service, {"WEB_SERVER_ADDRESS": "nope:nope"})
     with pytest.raises(ConfigurationError, match="Misconfigured bind address"):
         container.start()
+
+
+class SplittingServer(WebServer):
+    def get_wsgi_app(self):
+        def app(environ, start_response):
+            start_response("200 OK", [("X-A", "a\r\nSet-Cookie: evil=1")])
+            return [b"split"]
+
+        return app
+
+
+class Splitting(HttpRequestHandler):
+    server = SplittingServer()
+
+
+class Splitter:
+    name = "splitter"
+
+    @Splitting.decorator("GET", "/split")
+    def split(self, request):
+        return "never"
+
+
+def test_a_header_with_a_newline_cannot_split_the_response(start, web_session):
+    start(Splitter)
+    response = web_session.get("/split")
+    assert response.status_code == 500 and "Set-Cookie" not in response.headers
+    assert "Traceback" not in response.text

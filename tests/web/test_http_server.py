@@ -65,6 +65,15 @@ def test_pipelined_requests_are_answered_in_order(start, raw):
     assert [r.body for r in client.responses(20)] == [b"%d" % i for i in range(20)]
 
 
+def test_a_half_closed_client_still_gets_its_answers(start, raw):
+    start(Service)
+    client = raw()
+    client.send(b"".join(get(b"/echo/%d" % i) for i in range(3)))
+    client.sock.shutdown(socket.SHUT_WR)  # as `printf ... | nc` does
+    assert [r.body for r in client.responses(3)] == [b"0", b"1", b"2"]
+    assert client.closed_by_server()
+
+
 def test_http10_and_connection_close_are_honoured(start, raw):
     start(Service)
     client = raw()

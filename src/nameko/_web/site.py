@@ -76,6 +76,7 @@ class _Conn:
     out: bytearray = field(default_factory=bytearray)
     busy: bool = False  # a request of this connection is with a handler
     close_after_write: bool = False
+    eof: bool = False  # the client half-closed: answer what it sent, then close
     closed: bool = False
     continued: bool = False  # `100 Continue` sent for the request being read
     events: int = 0  # what the selector watches for
@@ -235,7 +236,7 @@ class Site:
         except OSError:
             data = b""
         if not data:
-            self._close(conn)
+            self._on_eof(conn)
             return
         try:
             requests = conn.parser.feed(data)
@@ -247,6 +248,13 @@ class Site:
             conn.continued = False
         self._after_read(conn)
         self._dispatch_next(conn)
+
+    def _on_eof(self, conn: _Conn) -> None:
+        if not conn.busy and not conn.queued and not conn.out:
+            self._close(conn)
+            return
+        conn.eof = True  # e.g. `printf 'GET / ...' | nc`: the answer is still wanted
+        self._unwatch_reads(conn)
 
     def _after_read(self, conn: _Conn) -> None:
         now = time.monotonic()
@@ -293,7 +301,9 @@ class Site:
             self._pool.submit(partial(self._serve_taken, request, takeover))
             return
         self._submit(conn, request)
-        if len(conn.queued) < self.limits.max_pipelined and not conn.close_after_write:
+        if len(conn.queued) < self.limits.max_pipelined and not (
+            conn.close_after_write or conn.eof
+        ):
             self._watch(conn, conn.events | selectors.EVENT_READ)
 
     def _submit(self, conn: _Conn, request: HttpRequest) -> None:
@@ -395,7 +405,7 @@ class Site:
             self._watch(conn, conn.events | selectors.EVENT_WRITE)
             return
         self._watch(conn, conn.events & ~selectors.EVENT_WRITE)
-        if conn.close_after_write:
+        if conn.close_after_write or (conn.eof and not conn.busy and not conn.queued):
             self._close(conn)
         elif not conn.busy:
             self._set_idle(conn, time.monotonic())
