@@ -133,6 +133,14 @@ def test_oversize_message_closes_with_1009(start, websocket):
     assert ws.close_status == 1009
 
 
+def test_the_message_cap_counts_bytes_not_characters(start, websocket):
+    start(Chat, WEB_WEBSOCKET_MAX_MESSAGE=1000)
+    ws = websocket()
+    ws.send_raw(json.dumps({"method": "echo", "data": {"value": "ナ" * 400}}, ensure_ascii=False))
+    assert ws.closed.wait(10)  # 400 characters, 1200 bytes
+    assert ws.close_status == 1009
+
+
 def test_plain_get_on_ws_is_400(chat, web_session):
     assert web_session.get("/ws").status_code == 400
 
@@ -203,3 +211,39 @@ def test_a_client_that_answers_pings_stays_connected(start, websocket):
     ws = websocket()  # websocket-client answers pings by itself
     assert not ws.closed.wait(1)  # ten ping intervals
     assert ws.rpc("echo", value=3)["value"] == 3
+
+
+def _masked_text_frame(text):
+    payload = text.encode()
+    assert len(payload) < 126
+    mask = b"\x01\x02\x03\x04"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+class Flood:
+    name = "flood"
+
+    @rpc
+    def flood(self, socket_id, size):
+        return "x" * size
+
+
+def test_a_client_that_stops_reading_cannot_hold_up_stop(start, web_config_port, monkeypatch):
+    from nameko._concurrency import start_thread
+    from nameko._web import ws_session
+    from nameko.testing.services import entrypoint_waiter
+
+    monkeypatch.setattr(ws_session, "SEND_TIMEOUT", 0.5)
+    container = start(Flood, WEB_WEBSOCKET_PING_INTERVAL=0)  # no pings: only sends are bounded
+    sock = _raw_handshake(web_config_port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        request = {"method": "flood", "data": {"size": 64 << 20}}
+        with entrypoint_waiter(container, "flood"):  # the reply is being sent once it returns
+            sock.sendall(_masked_text_frame(json.dumps(request)))
+        stopper = start_thread(container.stop, "test-stop")
+        stopper.join(15)  # never reading: the 64 MiB reply can't go out
+        assert not stopper.is_alive(), "container.stop() hung on a client that doesn't read"
+    finally:
+        sock.close()

@@ -79,7 +79,7 @@ class WebSocketServer(SharedExtension, ProviderCollector):
     def kill(self) -> None:
         self.wsgi_server.unregister_provider(self)
         for info in list(self.sockets.values()):
-            info.socket.close()  # 1001 going away: the service is stopping
+            info.socket.go_away()  # its own thread sends 1001: stop never waits on a socket
 
     def get_url_rule(self) -> Rule:
         return Rule("/ws", methods=["GET"], websocket=True, endpoint=self)
@@ -91,7 +91,7 @@ class WebSocketServer(SharedExtension, ProviderCollector):
         if takeover is None or not accept(takeover, request.headers):
             return Response("Bad Request: not a WebSocket handshake\n", status=400)
         session = WebSocketSession(takeover, self.wsgi_server.limits)
-        takeover.on_drain = session.close
+        takeover.on_drain = session.go_away  # called on the site's I/O thread: never blocks
         context_data = self.wsgi_server.context_data_from_headers(request)
         socket_id = self.add_websocket(session, context_data)
         try:
