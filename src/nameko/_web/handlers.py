@@ -87,7 +87,7 @@ class HttpRequestHandler(Entrypoint):
             handle_result=partial(self.handle_result, outcome),
             max_pending=self.server.queue_limit,
         )
-        return outcome.get()
+        return wait_for_worker(self.container, outcome)
 
     def handle_result(
         self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any
@@ -122,6 +122,15 @@ class HttpRequestHandler(Entrypoint):
         error = serialize(exc)
         payload = "Error: {exc_type}: {value}\n".format(**error)
         return Response(payload, status=status, mimetype="text/plain")
+
+
+def wait_for_worker(container: Any, outcome: OneShot[Any]) -> Any:
+    """The worker's result, or `ContainerBeingKilled` if the container is killed
+    first: a kill drops queued workers, which then never answer."""
+    while not outcome.wait(1.0):
+        if getattr(container, "_being_killed", False):
+            raise ContainerBeingKilled()
+    return outcome.get()
 
 
 def deliver(outcome: OneShot[Any], result: Any, exc_info: Any) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko._concurrency import Lock, OneShot
-from nameko._web.handlers import deliver
+from nameko._web.handlers import deliver, wait_for_worker
 from nameko._web.hosting import TAKEOVER_ENVIRON_KEY
 from nameko._web.server import WebServer
 from nameko._web.ws_session import WebSocketSession, accept
@@ -126,7 +126,9 @@ class WebSocketServer(SharedExtension, ProviderCollector):
         try:
             method, data, correlation_id = _parse_request(text)
             result = self.get_provider_for_method(method).handle_message(
-                socket_id, data, self.sockets[socket_id].data
+                socket_id,
+                data,
+                dict(self.sockets[socket_id].data),  # a worker may change its copy
             )
             frame = {"type": "result", "success": True, "data": result}
         except Exception as exc:
@@ -245,7 +247,7 @@ class WebSocketRpc(Entrypoint):
             handle_result=partial(self.handle_result, outcome),
             max_pending=self.server.wsgi_server.queue_limit,
         )
-        return outcome.get()
+        return wait_for_worker(self.container, outcome)
 
     def handle_result(self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any):
         return deliver(outcome, result, exc_info)

@@ -66,10 +66,14 @@ def accept(takeover: Takeover, headers: Any) -> bool:
     if upgrade != "websocket" or headers.get("Sec-WebSocket-Version") != "13" or not key:
         return False
     digest = hashlib.sha1(key.strip().encode("latin-1") + _GUID).digest()
-    takeover.sock.sendall(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n"
-    )
+    try:
+        takeover.sock.sendall(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + base64.b64encode(digest) + b"\r\n\r\n"
+        )
+    except OSError:  # the client left during the handshake: nothing to serve
+        takeover.accepted = True  # nor anything to answer
+        return False
     takeover.accepted = True
     return True
 
