@@ -56,6 +56,7 @@ def serve_site(port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     site = Site(BindAddress("127.0.0.1", port), WebLimits(), handle, pick)
+    site.start()
     stop.wait()
     site.drain(timeout=5.0)
 

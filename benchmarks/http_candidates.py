@@ -81,7 +81,7 @@ def _serve_site(port: int) -> None:
         _, data = call_wsgi(app, environ, request.keep_alive)
         return Reply(data, request.keep_alive)
 
-    Site(BindAddress("127.0.0.1", port), WebLimits(), handler, lambda request: (None, None))
+    Site(BindAddress("127.0.0.1", port), WebLimits(), handler, lambda request: (None, None)).start()
     Event().wait()
 
 

@@ -39,7 +39,9 @@ def test_call_in_flight_when_the_service_connection_drops(
     proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
-        reply = rpc.fault_service.slow.call_async(1, "dropped")
+        # 3 s: the connection must be closed (rabbitmqctl, slow on a loaded
+        # machine) while the call is still running, or it acks in time
+        reply = rpc.fault_service.slow.call_async(3, "dropped")
         wait_until(lambda: rpc.fault_service.calls("dropped") == 1)
         close_connection("nameko:fault_service", rabbit_vhost)
         # The worker can't ack on a dead channel: the request is redelivered

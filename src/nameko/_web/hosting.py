@@ -133,6 +133,7 @@ class Hosted:
         self.routes = RouteTable()
         self.site = Site(address, limits, self._serve, self._pick)
         self.users = 0
+        self.site.start()  # only now: its first request uses `self.site`
 
     def _pick(self, request: HttpRequest) -> tuple[Any, Any]:
         """Run on the container's own pool when one service owns the address.

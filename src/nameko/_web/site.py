@@ -130,6 +130,10 @@ class Site:
         self._overloads = _WarnEvery(10.0)
         self._selector.register(self._listener, selectors.EVENT_READ, "listener")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._thread: Any = None
+
+    def start(self) -> None:
+        """Start serving (separate from construction, so the owner is complete first)."""
         self._thread = start_thread(self._loop, f"web-io-{self.port}")
 
     # -- called from other threads --------------------------------------------
@@ -149,7 +153,8 @@ class Site:
         self.call_soon(self._begin_drain)
         drained = self._drained.wait(timeout)
         self.call_soon(self._shut)
-        self._thread.join(timeout=5)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         self._pool.close()
         return drained
 
