@@ -78,6 +78,8 @@ class HttpRequestHandler(Entrypoint):
             self.container.run_worker(
                 self, args, kwargs, context_data, partial(self.handle_result, outcome)
             )
+            if not outcome.ready():  # the worker crashed the container before its result
+                raise ContainerBeingKilled()
             return outcome.get()
         self.container.spawn_worker(
             self,
@@ -92,11 +94,7 @@ class HttpRequestHandler(Entrypoint):
     def handle_result(
         self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any
     ) -> Any:
-        if exc_info is not None:
-            outcome.send_exception(exc_info[1])
-        else:
-            outcome.send(result)
-        return result, exc_info
+        return deliver(outcome, result, exc_info)
 
     def response_from_result(self, result: Any) -> Response:
         if isinstance(result, Response):
