@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _children import Children
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BARE_SCRIPT = HERE / "_bare_http.py"
@@ -101,46 +103,6 @@ QUIET_LOGGING = "LOGGING:\n  version: 1\n  root:\n    level: WARNING\n"
 
 
 # --- child processes --------------------------------------------------------------------
-
-
-class Children:
-    """Every process we start, each in its own session, so all of them can be ended."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, cmd: list[Any], **kwargs: Any) -> subprocess.Popen[bytes]:
-        self.procs = [p for p in self.procs if p.poll() is None]
-        proc = subprocess.Popen([str(c) for c in cmd], start_new_session=True, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, *procs: subprocess.Popen[bytes]) -> None:
-        """SIGINT, then SIGKILL whatever is still alive after the grace period.
-
-        SIGINT, not SIGTERM: nameko 2.14.1 (eventlet 0.41) does not exit on
-        SIGTERM under ``nameko run`` here; both stop promptly on SIGINT.
-        """
-        alive = [p for p in procs if p.poll() is None]
-        for proc in alive:
-            _signal_group(proc, signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE
-        for proc in alive:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-
-    def stop_all(self) -> None:
-        self.stop(*self.procs)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # start_new_session: the group id is the pid
-    except ProcessLookupError:
-        pass
 
 
 def tail(path: Path, lines: int = 8) -> str:
@@ -623,7 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)
-    children = Children()
+    children = Children(
+        signal.SIGINT, STOP_GRACE
+    )  # nameko 2.14.1 under eventlet 0.41 ignores SIGTERM here
     try:
         with tempfile.TemporaryDirectory(prefix="bench_http_") as tmp:
             try:

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _children import Children
+
 from nameko.utils import sanitize_url  # the banner shows the broker, never its password
 
 HERE = Path(__file__).resolve().parent
@@ -154,42 +156,6 @@ def make_scenarios(plan: Plan) -> tuple[Scenario, ...]:
 
 
 # --- child processes --------------------------------------------------------------------
-
-
-class Children:
-    """Every process we start, each in its own session, so all of them can be ended."""
-
-    def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, cmd: list[Any], **kwargs: Any) -> subprocess.Popen[bytes]:
-        self.procs = [p for p in self.procs if p.poll() is None]
-        proc = subprocess.Popen([str(c) for c in cmd], start_new_session=True, **kwargs)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self, *procs: subprocess.Popen[bytes]) -> None:
-        """SIGTERM, then SIGKILL whatever is still alive after the grace period."""
-        alive = [p for p in procs if p.poll() is None]
-        for proc in alive:
-            _signal_group(proc, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for proc in alive:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-
-    def stop_all(self) -> None:
-        self.stop(*self.procs)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # start_new_session: the group id is the pid
-    except ProcessLookupError:
-        pass
 
 
 class LineReader:
@@ -690,7 +656,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _interrupt)
-    children = Children()
+    children = Children(signal.SIGTERM, STOP_GRACE)
     try:
         with tempfile.TemporaryDirectory(prefix="bench_rpc_") as tmp, throwaway_vhost() as vhost:
             try:
