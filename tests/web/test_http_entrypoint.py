@@ -318,3 +318,66 @@ def test_a_header_with_a_newline_cannot_split_the_response(start, web_session):
     response = web_session.get("/split")
     assert response.status_code == 500 and "Set-Cookie" not in response.headers
     assert "Traceback" not in response.text
+
+
+class StatusSplittingServer(WebServer):
+    def get_wsgi_app(self):
+        def app(environ, start_response):
+            start_response("200 OK\r\nX-Injected: yes", [])
+            return [b"split"]
+
+        return app
+
+
+class StatusSplitting(HttpRequestHandler):
+    server = StatusSplittingServer()
+
+
+class StatusSplitter:
+    name = "status_splitter"
+
+    @StatusSplitting.decorator("GET", "/split")
+    def split(self, request):
+        return "never"
+
+
+def test_a_status_with_a_newline_cannot_split_the_response(start, web_session):
+    start(StatusSplitter)
+    response = web_session.get("/split")
+    assert response.status_code == 500 and "X-Injected" not in response.headers
+
+
+class Legacy(HttpRequestHandler):
+    """A nameko 2.14-style override: it calls the eventlet Event API itself."""
+
+    def handle_result(self, event, worker_ctx, result, exc_info):
+        event.send(result, exc_info)
+        return result, exc_info
+
+
+class Broken(HttpRequestHandler):
+    def handle_result(self, event, worker_ctx, result, exc_info):
+        raise RuntimeError("handle_result failed")
+
+
+class Overrides:
+    name = "overrides"
+
+    @Legacy.decorator("GET", "/legacy/<kind>")
+    def legacy(self, request, kind):
+        if kind == "fail":
+            raise ValueError("legacy")
+        return "ok"
+
+    @Broken.decorator("GET", "/broken")
+    def broken(self, request):
+        return "never seen"
+
+
+def test_handle_result_overrides_in_nameko_214_style(start, web_session):
+    start(Overrides)
+    assert web_session.get("/legacy/ok").text == "ok"
+    failed = web_session.get("/legacy/fail")
+    assert (failed.status_code, failed.text) == (500, "Error: ValueError: legacy\n")
+    broken = web_session.get("/broken", timeout=10)  # answered, never left hanging
+    assert broken.status_code == 500 and "handle_result failed" in broken.text

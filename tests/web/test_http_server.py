@@ -271,3 +271,64 @@ def _refuses_connections(port: int) -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+# -- found in review: ordering and ownership corner cases ---------------------------------
+
+
+class Big:
+    name = "big"
+
+    @http("GET", "/big")
+    def big(self, request):
+        return "x" * (4 * 1024 * 1024)
+
+
+def test_requests_before_a_malformed_one_are_answered_first(start, raw):
+    start(Service)
+    client = raw()
+    client.send(get(b"/echo/first") + b"NOT HTTP\r\n\r\n")
+    first, error = client.responses(2)
+    assert (first.status, first.body, error.status) == (200, b"first", 400)
+    assert client.closed_by_server()
+
+
+def test_100_continue_waits_for_the_answers_ahead_of_it(start, raw):
+    start(Service)
+    client = raw()
+    client.send(
+        get(b"/block") + b"POST /size HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert Service.entered.wait(RELEASE_TIMEOUT)
+    Service.gate.set()
+    blocked, interim = client.responses(2)  # the 200 first, then the 100 for the POST
+    assert (blocked.status, blocked.body, interim.status) == (200, b"released", 100)
+    client.send(b"ok")
+    assert client.responses(1)[0].body == b"2"
+
+
+def test_a_slow_request_behind_a_large_response_keeps_its_connection(start, raw):
+    start(Big, WEB_BODY_TIMEOUT=0.5)
+    start(Service)  # shares the address
+    client = raw()
+    client.send(get(b"/big") + get(b"/block"))
+    assert Service.entered.wait(RELEASE_TIMEOUT)
+    big = client.responses(1)[0]
+    assert len(big.body) == 4 * 1024 * 1024
+    Event().wait(1.0)  # no event to wait for: time passes the old write deadline, unfired
+    Service.gate.set()
+    assert client.responses(1)[0].body == b"released"
+
+
+def test_a_request_dropped_by_a_kill_is_answered_503(start, web_config_port):
+    container = start(Service, max_workers=1)  # alone: requests queue on its own pool
+    url = f"http://127.0.0.1:{web_config_port}"
+    with ThreadPoolExecutor(2) as pool:
+        pool.submit(requests.get, f"{url}/block")
+        assert Service.entered.wait(RELEASE_TIMEOUT)
+        queued = pool.submit(requests.get, f"{url}/echo/queued", timeout=10)
+        wait_until(lambda: container._worker_pool.pending == 1, timeout=5, what="one queued")
+        start(Other)  # keeps the address open after the kill
+        container.kill()
+        assert queued.result().status_code == 503
+        Service.gate.set()

@@ -247,3 +247,34 @@ def test_a_client_that_stops_reading_cannot_hold_up_stop(start, web_config_port,
         assert not stopper.is_alive(), "container.stop() hung on a client that doesn't read"
     finally:
         sock.close()
+
+
+def test_an_upgrade_pipelined_behind_a_large_response_waits_for_it(start, web_config_port):
+    from nameko.web.handlers import http
+
+    class Large(Chat):
+        name = "large"
+
+        @http("GET", "/big")
+        def big(self, request):
+            return "x" * (4 * 1024 * 1024)
+
+    start(Large)
+    sock = socket.create_connection(("127.0.0.1", web_config_port), timeout=10)
+    try:
+        sock.sendall(
+            b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n"
+            b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        data = b""
+        while b"101 Switching Protocols" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, "closed before the upgrade"
+            data += chunk
+    finally:
+        sock.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    body = rest[: 4 * 1024 * 1024]
+    assert body == b"x" * (4 * 1024 * 1024)  # whole, then the 101
+    assert rest[len(body) :].startswith(b"HTTP/1.1 101 Switching Protocols")

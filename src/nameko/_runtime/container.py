@@ -182,6 +182,10 @@ class ServiceContainer:
 
     def _abandon_workers(self) -> None:
         dropped = self._worker_pool.drop_pending()
+        for job in dropped:  # a job that must answer someone (an HTTP request) says so
+            cancel = getattr(job, "cancel", None)
+            if cancel is not None:
+                _call_hook(cancel)
         running = self._worker_pool.running
         if dropped or running:
             # Threads can't be killed: running workers finish in the background,

@@ -8,7 +8,6 @@ wait for a thread the request gets 503 with ``Retry-After`` at once.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from werkzeug.routing import Rule
@@ -72,12 +71,11 @@ class HttpRequestHandler(Entrypoint):
             return self.response_from_exception(exc)
 
     def _run_worker(self, request: Request, args: Any, kwargs: Any, context_data: Any) -> Any:
-        outcome: OneShot[Any] = OneShot()
+        outcome = ResultEvent()
+        handle_result = settled_by(self.handle_result, outcome)
         if request.environ.get(INLINE_ENVIRON_KEY) is self.container:
             # already on one of our container's pool threads (see hosting.Hosted._pick)
-            self.container.run_worker(
-                self, args, kwargs, context_data, partial(self.handle_result, outcome)
-            )
+            self.container.run_worker(self, args, kwargs, context_data, handle_result)
             if not outcome.ready():  # the worker crashed the container before its result
                 raise ContainerBeingKilled()
             return outcome.get()
@@ -86,13 +84,13 @@ class HttpRequestHandler(Entrypoint):
             args,
             kwargs,
             context_data=context_data,
-            handle_result=partial(self.handle_result, outcome),
+            handle_result=handle_result,
             max_pending=self.server.queue_limit,
         )
         return wait_for_worker(self.container, outcome)
 
     def handle_result(
-        self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any
+        self, outcome: ResultEvent, worker_ctx: Any, result: Any, exc_info: Any
     ) -> Any:
         return deliver(outcome, result, exc_info)
 
@@ -122,6 +120,29 @@ class HttpRequestHandler(Entrypoint):
         return Response(payload, status=status, mimetype="text/plain")
 
 
+class ResultEvent(OneShot[Any]):
+    """The ``event`` `handle_result` gets: ``event.send(result, exc_info)`` works
+    as with nameko's eventlet Event, so 2.14-style overrides keep working."""
+
+    def send(self, result: Any = None, exc: Any = None) -> bool:  # type: ignore[override]
+        if exc is not None:
+            return self.send_exception(exc[1] if isinstance(exc, tuple) else exc)
+        return super().send(result)
+
+
+def settled_by(handle_result: Any, outcome: ResultEvent) -> Any:
+    """``handle_result`` bound to ``outcome``; if it raises, the waiter gets the error."""
+
+    def settle(worker_ctx: Any, result: Any, exc_info: Any) -> Any:
+        try:
+            return handle_result(outcome, worker_ctx, result, exc_info)
+        except Exception as exc:  # the client gets a 500, never a request left hanging
+            outcome.send_exception(exc)
+            raise
+
+    return settle
+
+
 def wait_for_worker(container: Any, outcome: OneShot[Any]) -> Any:
     """The worker's result, or `ContainerBeingKilled` if the container is killed
     first: a kill drops queued workers, which then never answer."""
@@ -131,12 +152,9 @@ def wait_for_worker(container: Any, outcome: OneShot[Any]) -> Any:
     return outcome.get()
 
 
-def deliver(outcome: OneShot[Any], result: Any, exc_info: Any) -> tuple[Any, Any]:
+def deliver(outcome: ResultEvent, result: Any, exc_info: Any) -> tuple[Any, Any]:
     """Hand a worker's outcome to the thread waiting for it (a `handle_result`)."""
-    if exc_info is not None:
-        outcome.send_exception(exc_info[1])
-    else:
-        outcome.send(result)
+    outcome.send(result, exc_info)
     return result, exc_info
 
 

@@ -28,6 +28,7 @@ class HttpError(Exception):
         self.status = status
         self.reason = reason
         self.detail = detail
+        self.completed: list[HttpRequest] = []  # requests complete before the bad one
 
 
 @dataclass
@@ -71,6 +72,15 @@ class RequestParser:
 
     def feed(self, data: bytes) -> list[HttpRequest]:
         try:
+            self._feed(data)
+        except HttpError as exc:
+            exc.completed, self._done = self._done, []
+            raise
+        done, self._done = self._done, []
+        return done
+
+    def _feed(self, data: bytes) -> None:
+        try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             offset = upgrade.args[0] if upgrade.args else len(data)
@@ -83,8 +93,6 @@ class RequestParser:
             raise HttpError(400, "Bad Request", "request target is not valid (it must be ASCII)")
         except httptools.HttpParserError as exc:
             raise HttpError(400, "Bad Request", f"malformed request: {exc}")
-        done, self._done = self._done, []
-        return done
 
     def _fail(self, status: int, reason: str, detail: str) -> None:
         self._error = HttpError(status, reason, detail)

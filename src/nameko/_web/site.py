@@ -85,6 +85,19 @@ class _Conn:
     error: HttpError | None = None  # a parse error to answer after the queued requests
 
 
+class _Job:
+    """A request for a worker pool; `cancel` answers it if the pool drops it unrun."""
+
+    __slots__ = ("_run", "cancel")
+
+    def __init__(self, run: Callable[[], None], cancel: Callable[[], None]) -> None:
+        self._run = run
+        self.cancel = cancel
+
+    def __call__(self) -> None:
+        self._run()
+
+
 class _WarnEvery:
     """A warning at most once per ``period`` (with how many were not logged)."""
 
@@ -189,7 +202,7 @@ class Site:
             self._accept()
         elif data == "wake":
             self._run_calls()
-        else:
+        elif not data.closed:  # a stale event of a closed or handed-over connection
             if mask & selectors.EVENT_READ:
                 self._on_readable(data)
             if mask & selectors.EVENT_WRITE and not data.closed:
@@ -246,6 +259,7 @@ class Site:
         try:
             requests = conn.parser.feed(data)
         except HttpError as exc:
+            conn.queued.extend(exc.completed)  # the requests before the bad one are answered
             self._fail(conn, exc)
             return
         conn.queued.extend(requests)
@@ -269,21 +283,23 @@ class Site:
                 conn.phase, conn.deadline = "body", now + self.limits.body_timeout
             elif conn.phase == "idle":
                 conn.phase, conn.deadline = "headers", now + self.limits.header_timeout
-        if parser.expects_continue and not conn.continued and not conn.busy and not conn.out:
-            conn.continued = True
-            self._write(conn, _CONTINUE)
+        self._maybe_continue(conn)
         if len(conn.queued) >= self.limits.max_pipelined:
             self._watch(conn, conn.events & ~selectors.EVENT_READ)  # back-pressure
 
+    def _maybe_continue(self, conn: _Conn) -> None:
+        """`100 Continue` for the request being read, once nothing is ahead of it."""
+        ahead = conn.busy or conn.out or conn.queued
+        if conn.parser.expects_continue and not conn.continued and not ahead:
+            conn.continued = True
+            self._write(conn, _CONTINUE)
+
     def _fail(self, conn: _Conn, exc: HttpError) -> None:
         _log.info("bad request from %s: %s", conn.peer, exc.detail)
-        conn.queued.clear()
         self._unwatch_reads(conn)
-        if conn.busy:  # answer in order: after the response being prepared
-            conn.queued.append(None)
-            conn.error = exc
-            return
-        self._write(conn, simple_response(exc.status, exc.reason, exc.detail), close=True)
+        conn.queued.append(None)  # answered in order, after the requests before it
+        conn.error = exc
+        self._dispatch_next(conn)
 
     # -- dispatching ----------------------------------------------------------
 
@@ -298,6 +314,9 @@ class Site:
             return
         if self._draining:
             self._write(conn, unavailable("the server is stopping"), close=True)
+            return
+        if request.upgrade and conn.out:  # the previous answer goes first, whole
+            conn.queued.appendleft(request)
             return
         conn.busy, conn.phase, conn.deadline = True, "busy", None
         if request.upgrade:
@@ -314,7 +333,7 @@ class Site:
     def _submit(self, conn: _Conn, request: HttpRequest) -> None:
         try:
             submit, target = self._pick(request)
-            job = partial(self._serve, conn, request, target)
+            job = _Job(partial(self._serve, conn, request, target), partial(self._cancelled, conn))
             if submit is None:
                 self._pool.submit(job)
                 return
@@ -332,6 +351,11 @@ class Site:
             _log.info("could not dispatch %s %r: %s", request.method, request.target, exc)
             reply = Reply(unavailable("the service is stopping"), keep_alive=False)
         self._complete(conn, reply)
+
+    def _cancelled(self, conn: _Conn) -> None:
+        """The pool dropped the job (its container was killed): answer for it."""
+        reply = Reply(unavailable("the service is stopping"), keep_alive=False)
+        self.call_soon(partial(self._complete, conn, reply))
 
     def _serve(self, conn: _Conn, request: HttpRequest, target: Any) -> None:
         """On a request thread: run the handler, post the response to the loop."""
@@ -363,6 +387,7 @@ class Site:
 
     def _detach(self, conn: _Conn, takeover: Takeover) -> None:
         self._watch(conn, 0)
+        conn.closed = True  # to this loop: the socket is the takeover's now
         del self._conns[conn.sock]
         conn.sock.setblocking(True)
         with self._taken_lock:
@@ -412,8 +437,12 @@ class Site:
         self._watch(conn, conn.events & ~selectors.EVENT_WRITE)
         if conn.close_after_write or (conn.eof and not conn.busy and not conn.queued):
             self._close(conn)
-        elif not conn.busy:
+        elif conn.busy:  # written while the next request runs: no deadline for it
+            conn.phase, conn.deadline = "busy", None
+        else:
             self._set_idle(conn, time.monotonic())
+            self._dispatch_next(conn)  # e.g. an upgrade that waited for this output
+            self._maybe_continue(conn)
 
     def _set_idle(self, conn: _Conn, now: float) -> None:
         if conn.parser.headers_complete:

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from nameko._concurrency import Lock, OneShot
-from nameko._web.handlers import deliver, wait_for_worker
+from nameko._concurrency import Lock
+from nameko._web.handlers import ResultEvent, deliver, settled_by, wait_for_worker
 from nameko._web.hosting import TAKEOVER_ENVIRON_KEY
 from nameko._web.server import WebServer
 from nameko._web.ws_session import WebSocketSession, accept
@@ -238,18 +238,18 @@ class WebSocketRpc(Entrypoint):
 
     def handle_message(self, socket_id: str, data: dict[str, Any], context_data: Any) -> Any:
         self.check_signature((socket_id,), data)
-        outcome: OneShot[Any] = OneShot()
+        outcome = ResultEvent()
         self.container.spawn_worker(
             self,
             (socket_id,),
             data,
             context_data=context_data,
-            handle_result=partial(self.handle_result, outcome),
+            handle_result=settled_by(self.handle_result, outcome),
             max_pending=self.server.wsgi_server.queue_limit,
         )
         return wait_for_worker(self.container, outcome)
 
-    def handle_result(self, outcome: OneShot[Any], worker_ctx: Any, result: Any, exc_info: Any):
+    def handle_result(self, outcome: ResultEvent, worker_ctx: Any, result: Any, exc_info: Any):
         return deliver(outcome, result, exc_info)
 
 

@@ -84,6 +84,8 @@ def call_wsgi(app: WsgiApp, environ: dict[str, Any], keep_alive: bool) -> tuple[
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         if exc_info is not None and started:
             raise exc_info[1].with_traceback(exc_info[2])
+        if "\n" in status or "\r" in status or "\0" in status:
+            raise ValueError(f"newline in response status {status!r}")
         for name, value in headers:  # no response splitting through an app's header
             if "\n" in name or "\r" in name or "\n" in value or "\r" in value:
                 raise ValueError(f"newline in response header {name!r}")
