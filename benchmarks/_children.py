@@ -8,7 +8,7 @@ import subprocess
 import time
 from typing import Any
 
-__all__ = ["Children"]
+__all__ = ["Children", "interrupt", "signal_group"]
 
 
 class Children:
@@ -46,3 +46,8 @@ def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # start_new_session: the group id is the pid
     except ProcessLookupError:
         pass
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C does, so every child is ended."""
+    raise KeyboardInterrupt

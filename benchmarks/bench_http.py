@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _children import Children
+from _children import Children, interrupt
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -533,10 +533,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def missing_rows(bench: Bench) -> list[str]:
     return [row.label for row in ROWS if any(not bench.values(row.key, impl.key) for impl in IMPLS)]
 
@@ -584,7 +580,7 @@ def write_json(path: Path, plan: Plan, found: dict[str, Any], bench: Bench, wall
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     children = Children(
         signal.SIGINT, STOP_GRACE
     )  # nameko 2.14.1 under eventlet 0.41 ignores SIGTERM here

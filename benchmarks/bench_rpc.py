@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _children import Children
+from _children import Children, interrupt
 
 from nameko.utils import sanitize_url  # the banner shows the broker, never its password
 
@@ -570,10 +570,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace, vhost: str, children: Children, tmp: Path) -> int:
     plan = QUICK if args.quick else DEFAULT
     broker = f"{BROKER}/{vhost}"
@@ -655,7 +651,7 @@ def write_json(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     children = Children(signal.SIGTERM, STOP_GRACE)
     try:
         with tempfile.TemporaryDirectory(prefix="bench_rpc_") as tmp, throwaway_vhost() as vhost:

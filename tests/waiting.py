@@ -3,6 +3,7 @@ reported by rabbitmqctl): poll with a deadline, never a bare sleep."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 from nameko._concurrency import Event, deadline_after, remaining
@@ -19,3 +20,12 @@ def wait_until(
         if left == 0.0:
             raise AssertionError(f"not true within {timeout}s: {what or predicate}")
         pause.wait(min(interval, left))
+
+
+def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
+    """A predicate for `wait_until`: nothing listens on ``host:port`` any more."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
 from nameko.testing.utils import find_free_port
-from tests.waiting import wait_until
+from tests.waiting import refuses_connections, wait_until
 
 
 def _answers(url: str) -> bool:
@@ -17,14 +16,6 @@ def _answers(url: str) -> bool:
         return requests.get(url, timeout=2).status_code == 200
     except requests.ConnectionError:
         return False
-
-
-def _refuses(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 def test_sigterm_closes_the_listener_answers_in_flight_requests_and_exits_0(nameko_run):
@@ -41,7 +32,7 @@ def test_sigterm_closes_the_listener_answers_in_flight_requests_and_exits_0(name
         in_flight = pool.submit(requests.get, f"{base}/slow/3", timeout=30)
         wait_until(lambda: "slow request started" in proc.output(), timeout=10)
         proc.signal(signal.SIGTERM)
-        wait_until(lambda: _refuses(port), timeout=5, what="the listener closes first")
+        wait_until(lambda: refuses_connections(port), timeout=5, what="the listener closes first")
         assert not in_flight.done()
         response = in_flight.result()
     assert (response.status_code, response.text) == (200, "finished")

@@ -292,57 +292,39 @@ def test_bad_address_fails_the_start(container_factory):
         container.start()
 
 
-class SplittingServer(WebServer):
-    def get_wsgi_app(self):
-        def app(environ, start_response):
-            start_response("200 OK", [("X-A", "a\r\nSet-Cookie: evil=1")])
-            return [b"split"]
+def serving_raw_app(status: str, headers: list) -> type:
+    """A service whose WebServer answers every request with a raw WSGI app."""
 
-        return app
+    class RawServer(WebServer):
+        def get_wsgi_app(self):
+            def app(environ, start_response):
+                start_response(status, headers)
+                return [b"split"]
 
+            return app
 
-class Splitting(HttpRequestHandler):
-    server = SplittingServer()
+    class RawHandler(HttpRequestHandler):
+        server = RawServer()
 
+    class Splitter:
+        name = "splitter"
 
-class Splitter:
-    name = "splitter"
+        @RawHandler.decorator("GET", "/split")
+        def split(self, request):
+            return "never"
 
-    @Splitting.decorator("GET", "/split")
-    def split(self, request):
-        return "never"
+    return Splitter
 
 
 def test_a_header_with_a_newline_cannot_split_the_response(start, web_session):
-    start(Splitter)
+    start(serving_raw_app("200 OK", [("X-A", "a\r\nSet-Cookie: evil=1")]))
     response = web_session.get("/split")
     assert response.status_code == 500 and "Set-Cookie" not in response.headers
     assert "Traceback" not in response.text
 
 
-class StatusSplittingServer(WebServer):
-    def get_wsgi_app(self):
-        def app(environ, start_response):
-            start_response("200 OK\r\nX-Injected: yes", [])
-            return [b"split"]
-
-        return app
-
-
-class StatusSplitting(HttpRequestHandler):
-    server = StatusSplittingServer()
-
-
-class StatusSplitter:
-    name = "status_splitter"
-
-    @StatusSplitting.decorator("GET", "/split")
-    def split(self, request):
-        return "never"
-
-
 def test_a_status_with_a_newline_cannot_split_the_response(start, web_session):
-    start(StatusSplitter)
+    start(serving_raw_app("200 OK\r\nX-Injected: yes", []))
     response = web_session.get("/split")
     assert response.status_code == 500 and "X-Injected" not in response.headers
 

@@ -11,7 +11,7 @@ import requests
 from nameko._concurrency import Event
 from nameko.exceptions import ConfigurationError
 from nameko.web.handlers import http
-from tests.waiting import wait_until
+from tests.waiting import refuses_connections, wait_until
 
 RELEASE_TIMEOUT = 10
 
@@ -258,19 +258,11 @@ def test_graceful_stop_answers_in_flight_requests_after_closing_the_listener(
         in_flight = pool.submit(requests.get, f"{url}/block")
         assert Service.entered.wait(RELEASE_TIMEOUT)
         stopping = pool.submit(container.stop)
-        wait_until(lambda: _refuses_connections(web_config_port), timeout=5, what="listener closed")
+        wait_until(lambda: refuses_connections(web_config_port), timeout=5, what="listener closed")
         assert not stopping.done()
         Service.gate.set()
         assert in_flight.result().text == "released"
         stopping.result(timeout=RELEASE_TIMEOUT)
-
-
-def _refuses_connections(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
-        return True
-    return False
 
 
 # -- found in review: ordering and ownership corner cases ---------------------------------

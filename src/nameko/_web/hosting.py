@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -44,6 +44,11 @@ class Mount:
     app: WsgiApp
     container: Any = None  # requests run on its worker pool when it is alone on the site
     queue_limit: int | None = None
+    submit: Any = field(init=False, default=None)  # built once, used per request
+
+    def __post_init__(self) -> None:
+        if self.container is not None:
+            self.submit = partial(self.container.submit_job, max_pending=self.queue_limit)
 
 
 class RouteTable:
@@ -144,9 +149,9 @@ class Hosted:
         and the entrypoint queues the worker as any other does.
         """
         single = self.routes.single
-        if single is None or single.container is None:
+        if single is None or single.submit is None:
             return None, None
-        return partial(single.container.submit_job, max_pending=single.queue_limit), single
+        return single.submit, single
 
     def _serve(
         self, request: HttpRequest, peer: Any, takeover: Takeover | None, target: Any

@@ -60,7 +60,7 @@ class WebServer(ProviderCollector, SharedExtension):
         self._hosted: hosting.Hosted | None = None
         self._mounted = False
         self.url_map: Map | None = None
-        self.queue_limit: int | None = None  # WEB_QUEUE_LIMIT, read at set-up
+        self._limits: WebLimits | None = None
 
     @property
     def bind_addr(self) -> BindAddress:
@@ -69,7 +69,14 @@ class WebServer(ProviderCollector, SharedExtension):
 
     @property
     def limits(self) -> WebLimits:
-        return WebLimits.from_config(self.container.config)
+        """The ``WEB_*`` limits, read from config once."""
+        if self._limits is None:
+            self._limits = WebLimits.from_config(self.container.config)
+        return self._limits
+
+    @property
+    def queue_limit(self) -> int:
+        return self.limits.queue_limit
 
     @property
     def port(self) -> int | None:
@@ -77,8 +84,9 @@ class WebServer(ProviderCollector, SharedExtension):
         return self._hosted.site.port if self._hosted is not None else None
 
     def setup(self) -> None:
-        self.bind_addr  # noqa: B018 -- a bad address fails set-up, not the first request
-        self.queue_limit = self.limits.queue_limit
+        # a bad address or limit fails set-up, not the first request
+        self.bind_addr  # noqa: B018
+        self.limits  # noqa: B018
 
     def start(self) -> None:
         if self._hosted is not None:
