@@ -178,7 +178,17 @@ class RabbitConsumer(Consumer):
         self._consume(conn, token)
 
     def _consume(self, conn: Connection, token: Any) -> None:
-        consume = methods.BasicConsume(queue=self.queue, consumer_tag=self.tag, no_ack=self.no_ack)
+        # x-cancel-on-ha-failover: when a queue goes down, RabbitMQ 3.x first
+        # tries to consume the queue of the same name again; if someone has
+        # re-declared it meanwhile, a consumer of the deleted queue would be
+        # attached to the new one behind our back. With the flag the broker
+        # always cancels and `_on_consumer_cancelled` decides what to do.
+        consume = methods.BasicConsume(
+            queue=self.queue,
+            consumer_tag=self.tag,
+            no_ack=self.no_ack,
+            arguments={"x-cancel-on-ha-failover": True},
+        )
         conn.send_method(self.channel, consume, token)
 
     def settle_function(self) -> Callable[[int, bool, bool], bool]:
