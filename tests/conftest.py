@@ -24,3 +24,13 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.rabbit)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_global_config():
+    """Whatever a test (or a CLI command it runs) puts in nameko 3's global
+    config is gone after it."""
+    from nameko import config
+
+    with config.patch({}):
+        yield

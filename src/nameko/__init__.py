@@ -1,5 +1,12 @@
-"""shimeji: nameko services on plain threads, wire-compatible with nameko 2.14."""
+"""shimeji: nameko services on plain threads, wire-compatible with nameko 2.14.
 
-__all__ = ["__version__"]
+``from nameko import config`` is nameko 3's global config (see
+`nameko._global_config`); 2.x code that passes config dicts around is
+unaffected by it.
+"""
+
+from nameko._global_config import Config, config
+
+__all__ = ["Config", "__version__", "config"]
 
 __version__ = "2.14.1"  # the nameko API version we are compatible with

@@ -3,6 +3,7 @@
 from typing import Any
 
 from nameko._broker.base import Exchange
+from nameko._global_config import given_or_global
 from nameko._protocol.names import (
     RPC_QUEUE_TEMPLATE,
     RPC_REPLY_QUEUE_TEMPLATE,
@@ -32,5 +33,6 @@ __all__ = [
 ServiceRpc = RpcProxy  # nameko 3 name
 
 
-def get_rpc_exchange(config: Any) -> Exchange:
-    return Exchange(rpc_exchange_name(config), type="topic", durable=True)
+def get_rpc_exchange(config: Any = None) -> Exchange:
+    """The RPC exchange of a config (nameko 3: of the global config)."""
+    return Exchange(rpc_exchange_name(given_or_global(config)), type="topic", durable=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from nameko._global_config import given_or_global
 from nameko._protocol import codecs
 from nameko.constants import (
     ACCEPT_CONFIG_KEY,
@@ -29,12 +30,13 @@ class SerializationConfig(NamedTuple):
     accept: list[str]
 
 
-def setup(config: Mapping[str, Any]) -> SerializationConfig:
+def setup(config: Mapping[str, Any] | None = None) -> SerializationConfig:
     """Register ``SERIALIZERS`` and return ``(serializer, accept)``.
 
     Every name in ``[serializer] + accept`` must be a registered serializer
     name, else `ConfigurationError`.
     """
+    config = given_or_global(config)  # nameko 3: no argument
     for name, options in (config.get(SERIALIZERS_CONFIG_KEY) or {}).items():
         _register_from_config(name, options)
     serializer = config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)

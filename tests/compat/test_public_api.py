@@ -9,6 +9,7 @@ import inspect
 import pytest
 
 PUBLIC = {
+    "nameko": {"Config", "config", "__version__"},  # nameko 3: the global config
     "nameko.constants": {"AMQP_URI_CONFIG_KEY", "SERIALIZER_CONFIG_KEY", "DEFAULT_MAX_WORKERS"},
     "nameko.extensions": {
         "ENTRYPOINT_EXTENSIONS_ATTR",

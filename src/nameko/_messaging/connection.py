@@ -9,11 +9,14 @@ from typing import Any
 from nameko._broker import connect
 from nameko._broker.base import Broker
 from nameko._concurrency import Lock
+from nameko._global_config import config as global_config
+from nameko._global_config import given_or_global
 from nameko._runtime.extensions import ProviderCollector, SharedExtension
 from nameko._urls import sanitize_url
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
+    DEFAULT_AMQP_URI,
     DEFAULT_HEARTBEAT,
     HEARTBEAT_CONFIG_KEY,
     LOGIN_METHOD_CONFIG_KEY,
@@ -28,9 +31,13 @@ _log = logging.getLogger("nameko.messaging")
 
 
 def amqp_uri(config: Mapping[str, Any]) -> str:
+    """The broker URL. The global config (nameko 3) falls back to
+    ``DEFAULT_AMQP_URI``; a 2.x config dict without one is an error."""
     try:
         return config[AMQP_URI_CONFIG_KEY]
     except KeyError:
+        if config is global_config:
+            return DEFAULT_AMQP_URI
         raise ConfigurationError(
             f"{AMQP_URI_CONFIG_KEY} is not set: give a broker URL such as "
             "'amqp://guest:guest@localhost' or 'memory://'"
@@ -38,10 +45,13 @@ def amqp_uri(config: Mapping[str, Any]) -> str:
 
 
 def config_with_uri(config: Mapping[str, Any] | None, uri: str | None) -> dict[str, Any]:
-    """A copy of ``config`` with nameko 3's ``uri=`` option as its ``AMQP_URI``."""
-    merged = dict(config or {})
+    """A copy of ``config`` (the global one when None) with nameko 3's
+    ``uri=`` option as its ``AMQP_URI``."""
+    merged = dict(given_or_global(config))
     if uri is not None:
         merged[AMQP_URI_CONFIG_KEY] = uri
+    elif config is None:
+        merged.setdefault(AMQP_URI_CONFIG_KEY, amqp_uri(global_config))
     return merged
 
 

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from inspect import getmembers, isfunction
 from typing import Any
 
 from nameko import serialization
 from nameko._concurrency import Lock, ManagedThread, OneShot, WorkerPool, current_thread
+from nameko._global_config import given_or_global
 from nameko._runtime.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
     Entrypoint,
@@ -72,13 +73,15 @@ def get_service_name(service_cls: type) -> str:
     return name
 
 
-def get_container_cls(config: dict[str, Any]) -> type[ServiceContainer]:
+def get_container_cls(config: Mapping[str, Any] | None = None) -> type[ServiceContainer]:
+    config = given_or_global(config)
     return import_from_path(config.get("SERVICE_CONTAINER_CLS")) or ServiceContainer
 
 
 class ServiceContainer:
-    def __init__(self, service_cls: type, config: dict[str, Any]) -> None:
+    def __init__(self, service_cls: type, config: Mapping[str, Any] | None = None) -> None:
         self.service_cls = service_cls
+        config = given_or_global(config)  # nameko 3: no argument, the global config
         self.config = config
         self.service_name = get_service_name(service_cls)
         self.shared_extensions: dict[Any, Extension] = {}

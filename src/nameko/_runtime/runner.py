@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import queue
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from nameko._concurrency import start_thread
+from nameko._global_config import given_or_global
 from nameko._runtime.container import get_container_cls
 from nameko.utils.concurrency import SpawningProxy
 
@@ -18,8 +19,9 @@ _log = logging.getLogger("nameko.runners")
 
 
 class ServiceRunner:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.service_map: dict[str, Any] = {}
+        config = given_or_global(config)  # nameko 3: no argument, the global config
         self.config = config
         self.container_cls = get_container_cls(config)
 
@@ -80,10 +82,14 @@ class ServiceRunner:
 
 @contextmanager
 def run_services(
-    config: dict[str, Any], *services: type, kill_on_exit: bool = False
+    config: Any = None, *services: type, kill_on_exit: bool = False
 ) -> Iterator[ServiceRunner]:
-    """Run ``services`` for the duration of the block. Unlike nameko 2.14 the
-    services are stopped (or killed) even when the block raises."""
+    """``run_services(config, *services)`` (2.x) or ``run_services(*services)``
+    (nameko 3, global config): run the services for the duration of the
+    block. Unlike nameko 2.14 they are stopped (or killed) even when the
+    block raises."""
+    if config is not None and not isinstance(config, Mapping):
+        config, services = None, (config, *services)  # nameko 3: no config first
     runner = ServiceRunner(config)
     for service in services:
         runner.add_service(service)

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from nameko._redaction import redact_config
-from nameko.cli.config import setup_config
+from nameko.cli.config import add_define_option, setup_config
 
 NAME = "show-config"
 HELP = "Print the configuration, with environment variables substituted"
@@ -19,8 +19,9 @@ HELP = "Print the configuration, with environment variables substituted"
 
 def init_parser(parser: Any) -> None:
     parser.add_argument(
-        "--config", default="config.yaml", metavar="FILE", help="YAML configuration file"
+        "-c", "--config", default="config.yaml", metavar="FILE", help="YAML configuration file"
     )
+    add_define_option(parser)
     parser.add_argument(
         "--show-secrets",
         action="store_true",

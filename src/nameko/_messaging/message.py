@@ -1,0 +1,173 @@
+"""The message object extensions get: a kombu-``Message`` look-alike over a `Delivery`.
+
+nameko 2.x handed its entrypoints kombu ``Message`` objects, and extensions
+written against it (nameko-amqp-retry, tracing, dead-lettering helpers) read
+and change them: ``message.headers[...] = ...``, ``message.properties.copy()``,
+``message.delivery_info['routing_key']``, ``message.ack()``. Every consuming
+path here (``@consume``, ``@event_handler``, ``@rpc``, the 2.x
+``QueueConsumer`` and ``nameko.amqp.consume.Consumer``) wraps its deliveries
+in this one class, so those extensions see the same thing everywhere.
+
+Kept cheap for the hot path: nothing is copied or decoded until asked for.
+``headers`` is a mutable copy made on first use (the delivery's own mapping
+may be shared with the broker), and ``properties['application_headers']`` is
+that same dict, so a change made through one is seen through the other (an
+extension that republishes ``properties`` carries its header changes along).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nameko._broker.base import Delivery, Properties
+from nameko._protocol import codecs
+from nameko._protocol.compression import decompress
+
+__all__ = ["Message", "decode_delivery"]
+
+_PROPERTY_NAMES = (
+    "content_type",
+    "content_encoding",
+    "delivery_mode",
+    "priority",
+    "correlation_id",
+    "reply_to",
+    "expiration",
+    "message_id",
+    "timestamp",
+    "type",
+    "user_id",
+    "app_id",
+)
+
+_UNDECODED = object()
+
+
+def decode_delivery(delivery: Delivery, accept: Iterable[str] | None) -> Any:
+    """The body of a delivery, decompressed and decoded (raises on failure)."""
+    props = delivery.properties
+    body = delivery.body
+    compression = (props.headers or {}).get("compression")
+    if compression:
+        body = decompress(compression, body)
+    return codecs.decode(body, props.content_type, props.content_encoding, accept)
+
+
+class Message:
+    """A delivered message, read and settled the way kombu's ``Message`` is."""
+
+    __slots__ = ("delivery", "accept", "consumer_tag", "_headers", "_properties", "_payload")
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        accept: Iterable[str] | None = None,
+        consumer_tag: str | None = None,
+    ) -> None:
+        self.delivery = delivery
+        self.accept = accept
+        self.consumer_tag = consumer_tag
+        self._headers: dict[str, Any] | None = None
+        self._properties: dict[str, Any] | None = None
+        self._payload: Any = _UNDECODED
+
+    # -- what kombu's Message offers -------------------------------------------
+
+    @property
+    def body(self) -> bytes:
+        return self.delivery.body
+
+    @property
+    def headers(self) -> dict[str, Any]:
+        """The application headers: a dict of our own, mutations are kept."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = dict(self.delivery.properties.headers or {})
+        return headers
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The set AMQP properties by kombu's names; ``application_headers``
+        is `headers` itself."""
+        properties = self._properties
+        if properties is None:
+            properties = self._properties = _properties_dict(self.delivery.properties)
+            properties["application_headers"] = self.headers
+        return properties
+
+    @property
+    def delivery_info(self) -> dict[str, Any]:
+        delivery = self.delivery
+        info = {
+            "exchange": delivery.exchange,
+            "routing_key": delivery.routing_key,
+            "redelivered": delivery.redelivered,
+            "delivery_tag": delivery.delivery_tag,
+        }
+        if self.consumer_tag is not None:
+            info["consumer_tag"] = self.consumer_tag
+        return info
+
+    @property
+    def content_type(self) -> str | None:
+        return self.delivery.properties.content_type
+
+    @property
+    def content_encoding(self) -> str | None:
+        return self.delivery.properties.content_encoding
+
+    @property
+    def delivery_tag(self) -> int:
+        return self.delivery.delivery_tag
+
+    @property
+    def payload(self) -> Any:
+        """The decoded body (decoded once; raises if it can't be decoded)."""
+        if self._payload is _UNDECODED:
+            self._payload = decode_delivery(self.delivery, self.accept)
+        return self._payload
+
+    def decode(self) -> Any:
+        return self.payload
+
+    @property
+    def acknowledged(self) -> bool:
+        """True once acked, rejected or requeued (kombu's meaning)."""
+        return self.delivery.settled
+
+    def ack(self) -> bool:
+        """Acknowledge; a no-op (False) when settled already or the channel is gone."""
+        return self.delivery.ack()
+
+    def reject(self, requeue: bool = False) -> bool:
+        return self.delivery.reject(requeue=requeue)
+
+    def requeue(self) -> bool:
+        return self.delivery.reject(requeue=True)
+
+    # -- shortcuts of ours -------------------------------------------------------
+
+    @property
+    def routing_key(self) -> str:
+        return self.delivery.routing_key
+
+    @property
+    def redelivered(self) -> bool:
+        return self.delivery.redelivered
+
+    def set_payload(self, payload: Any) -> None:
+        """Record a body decoded elsewhere, so `payload` won't decode it again."""
+        self._payload = payload
+
+    def __repr__(self) -> str:
+        delivery = self.delivery
+        return (
+            f"<Message {delivery.exchange!r}/{delivery.routing_key!r} "
+            f"tag={delivery.delivery_tag} acknowledged={delivery.settled}>"
+        )
+
+
+def _properties_dict(properties: Properties) -> dict[str, Any]:
+    values = {name: getattr(properties, name) for name in _PROPERTY_NAMES}
+    return {name: value for name, value in values.items() if value is not None}
