@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from nameko._reexports import reexported
 from nameko._runtime.extensions import DependencyProvider
 
 __all__ = ["Config", "DependencyProvider"]
@@ -14,3 +15,7 @@ class Config(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> dict[str, Any]:
         return self.container.config.copy()
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

@@ -14,6 +14,7 @@ from nameko._events.handler import (
     EventHandlerConfigurationError,
     event_handler,
 )
+from nameko._reexports import reexported
 
 __all__ = [
     "BROADCAST",
@@ -25,3 +26,7 @@ __all__ = [
     "event_handler",
     "get_event_exchange",
 ]
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

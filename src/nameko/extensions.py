@@ -1,5 +1,6 @@
 """The extension model (public nameko 2.x path)."""
 
+from nameko._reexports import reexported
 from nameko._runtime.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
     DependencyProvider,
@@ -27,3 +28,7 @@ __all__ = [
     "iter_extensions",
     "register_entrypoint",
 ]
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

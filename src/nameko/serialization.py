@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from nameko._global_config import given_or_global
 from nameko._protocol import codecs
+from nameko._reexports import reexported
 from nameko.constants import (
     ACCEPT_CONFIG_KEY,
     DEFAULT_SERIALIZER,
@@ -60,3 +61,7 @@ def _register_from_config(name: str, options: Mapping[str, Any]) -> None:
         codecs.register(name, encoder=encoder, decoder=decoder, **options)
     except TypeError as exc:  # unknown extra option
         raise ConfigurationError(f'Invalid options for serializer "{name}": {exc}') from exc
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

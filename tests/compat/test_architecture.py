@@ -21,6 +21,7 @@ LAYERS = {
     "nameko.log_helpers": 0,
     "nameko._config_yaml": 0,
     "nameko._global_config": 0,
+    "nameko._reexports": 0,
     "nameko._broker": 1,  # transport
     "nameko._amqp": 1,
     "nameko._protocol": 2,  # protocol: pure

@@ -17,5 +17,10 @@ from __future__ import annotations
 
 from nameko._messaging.core_publisher import Publisher, UndeliverableMessage
 from nameko._messaging.pool import get_connection, get_producer
+from nameko._reexports import reexported
 
 __all__ = ["Publisher", "UndeliverableMessage", "get_connection", "get_producer"]
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

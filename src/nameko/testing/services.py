@@ -8,6 +8,7 @@ from typing import Any
 from unittest.mock import MagicMock, patch
 
 from nameko._concurrency import Event, Lock, deadline_after, remaining
+from nameko._reexports import reexported
 from nameko._runtime.extensions import DependencyProvider, Entrypoint, is_dependency
 from nameko.exceptions import ExtensionNotFound
 from nameko.testing.utils import get_extension
@@ -225,3 +226,7 @@ class Once(Entrypoint):
 
 once = Once.decorator
 dummy = Entrypoint.decorator
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

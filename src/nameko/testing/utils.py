@@ -11,6 +11,7 @@ from typing import Any
 from unittest.mock import ANY
 
 from nameko._concurrency import Event
+from nameko._reexports import reexported
 from nameko._runtime.extensions import Entrypoint
 
 __all__ = [
@@ -127,3 +128,7 @@ def get_rabbit_connections(vhost: str, rabbit_manager: Any) -> list[Any]:
 def reset_rabbit_connections(vhost: str, rabbit_manager: Any) -> None:
     for connection in get_rabbit_connections(vhost, rabbit_manager):
         rabbit_manager.delete_connection(connection["name"])
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)
