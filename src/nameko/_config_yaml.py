@@ -34,6 +34,7 @@ __all__ = [
     "NESTED_LOOKUP_ERROR",
     "env_var_constructor",
     "load_config",
+    "malformed_placeholder",
     "raw_env_var_constructor",
     "setup_yaml_parser",
     "substitute_env_vars",
@@ -75,6 +76,20 @@ def substitute_env_vars(text: str, nested: bool | None = None) -> str:
         pos = placeholder.end
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def malformed_placeholder(text: str, nested: bool | None = None) -> str | None:
+    """The first ``${...`` in ``text`` that is not a placeholder (a quoted
+    scalar keeps placeholders as text, so only malformed ones count)."""
+    if nested is None:
+        nested = NESTED_DEFAULTS
+    pos = 0
+    while (start := text.find("${", pos)) >= 0:
+        placeholder = _parse_placeholder(text, start, nested)
+        if placeholder is None:
+            return text[start : start + 20]
+        pos = placeholder.end
+    return None
 
 
 def _lookup(placeholder: _Placeholder, nested: bool) -> str:

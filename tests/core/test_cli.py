@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import yaml
 
@@ -53,3 +55,77 @@ def test_redact_config_keeps_non_string_values_and_shapes():
     config = {"PASSWORD_RETRIES": 3, "tokens": ["a", "b"], "nested": ({"secret": None},)}
     assert redact_config(config) == config  # only string values of secret keys go
     assert redact_config({"auth": {"Password": "pw"}}) == {"auth": {"Password": "********"}}
+
+
+def _run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(list(argv))
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "AMQP_URI: [unclosed\n  x: 1\n",
+            "config.yaml:2:4: invalid YAML: while parsing a flow sequence expected ',' or ']'",
+        ),
+        ("a: 1\n b: 2\n", "config.yaml:2:3: invalid YAML: mapping values are not allowed here"),
+        ("AMQP_URI: ${PASSWORD\n", "config.yaml: AMQP_URI: bad placeholder '${PASSWORD'"),
+        ("DB:\n  - x${:y}\n", "config.yaml: DB[0]: bad placeholder '${:y}'"),
+        ("- a\n- b\n", "The config file must contain a mapping, not list"),
+        (b"a: \xff\n", "is not UTF-8 text"),
+    ],
+)
+def test_a_bad_config_file_is_one_line_and_a_failure(tmp_path, capsys, text, message):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    code, out, err = _run_cli(capsys, "show-config", "-c", str(path))
+    assert code == 1
+    assert err.startswith("Error: ") and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_directory_as_config_is_one_line(tmp_path, capsys):
+    code, _, err = _run_cli(capsys, "show-config", "--config", str(tmp_path))
+    assert code == 1
+    assert err == f"Error: config file {tmp_path} is a directory, not a YAML file\n"
+
+
+def test_a_quoted_placeholder_stays_text_as_in_nameko(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text("TEMPLATE: '${NAME}'\n")
+    code, out, _ = _run_cli(capsys, "show-config", "-c", str(path))
+    assert code == 0 and yaml.safe_load(out) == {"TEMPLATE": "${NAME}"}
+
+
+def test_a_failing_logging_config_is_one_line(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "AMQP_URI: memory://logging\n"
+        "LOGGING:\n  version: 1\n  handlers:\n    x:\n      class: no.such.Handler\n"
+    )
+    code, _, err = _run_cli(capsys, "run", "-c", str(path), "tests.core.test_cli")
+    assert code == 1
+    assert err == "Error: LOGGING in the config is invalid: Unable to configure handler 'x'\n"
+
+
+def test_broker_on_the_command_line_beats_the_config_file_and_says_so(tmp_path, capsys):
+    from nameko import config
+    from nameko.cli.config import add_config_options, setup_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("AMQP_URI: amqp://u:filepass@file-host/\n")
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, "amqp://guest:guest@localhost")
+    args = parser.parse_args(["-c", str(path), "--broker", "amqp://u:clipass@cli-host/"])
+    assert setup_config(args)["AMQP_URI"] == "amqp://u:clipass@cli-host/"
+    assert config["AMQP_URI"] == "amqp://u:clipass@cli-host/"
+    err = capsys.readouterr().err
+    assert err == f"--broker amqp://u:********@cli-host/ overrides AMQP_URI from {path}\n"
+
+    no_broker = parser.parse_args(["-c", str(path)])
+    assert setup_config(no_broker)["AMQP_URI"] == "amqp://u:filepass@file-host/"
+    assert setup_config(parser.parse_args([]))["AMQP_URI"] == "amqp://guest:guest@localhost"
