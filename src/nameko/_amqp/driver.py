@@ -55,6 +55,15 @@ class NotConnected(Exception):
     """No connection is up right now (connecting, reconnecting or closed)."""
 
 
+class ClosedByBroker(ConnectionAbortedError):
+    """The broker closed the connection (Connection.Close from the server)."""
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(f"closed by the broker: {reply_code} {reply_text}")
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
 class _Stopped(Exception):
     """`Driver.close` was called."""
 
@@ -149,7 +158,7 @@ class Driver:
         self._close_deadline: float | None = None
         self._was_ready = False
         self._ready_since = 0.0
-        self._closed_reason: str | None = None
+        self._closed_by: ClosedByBroker | None = None
 
     # -- any thread --------------------------------------------------------
 
@@ -277,7 +286,7 @@ class Driver:
 
     def _session(self) -> None:
         self._was_ready = False
-        self._closed_reason = None
+        self._closed_by = None
         sock = self._sock = self._open_socket()
         conn = self._handler.new_connection()
         error: BaseException | None = None
@@ -412,7 +421,7 @@ class Driver:
     def _note_close_reason(self, events: list[Event]) -> None:
         for event in events:
             if type(event) is ConnectionClosed and event.by_server:
-                self._closed_reason = f"closed by the broker: {event.reply_code} {event.reply_text}"
+                self._closed_by = ClosedByBroker(event.reply_code, event.reply_text)
 
     def _run_submitted(self) -> None:
         """Run the queued `submit` calls, in order, in one hold of the lock."""
@@ -504,6 +513,6 @@ class Driver:
         if conn.state == CLOSED:
             if self._close_deadline is not None:
                 return True
-            raise ConnectionAbortedError(self._closed_reason or "the broker closed the connection")
+            raise self._closed_by or ConnectionAbortedError("the broker closed the connection")
         # no Close-Ok in time: just drop the socket
         return self._close_deadline is not None and time.monotonic() > self._close_deadline

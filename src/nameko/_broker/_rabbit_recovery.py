@@ -24,7 +24,7 @@ from nameko._amqp.consumer import (
     RabbitConsumer,
     RestoreToken,
 )
-from nameko._amqp.driver import Driver
+from nameko._amqp.driver import ClosedByBroker, Driver
 from nameko._amqp.events import ChannelClosed, ConsumerCancelled, PendingPublish
 from nameko._amqp.uri import AmqpParams
 from nameko._broker.base import (
@@ -52,6 +52,23 @@ def channel_error(reply_code: int, reply_text: str) -> BrokerError:
         return MessageTooLarge(f"the broker refused the message: {reply_text}")
     kind = {404: NotFound, 406: PreconditionFailed}.get(reply_code, ChannelError)
     return kind(reply_text, reply_code)
+
+
+ACCESS_REFUSED, NOT_ALLOWED = 403, 530  # a wrong login, a missing vhost: not transient
+
+
+def refused(exc: BaseException) -> bool:
+    """The broker turned the connection down for a reason retrying cannot fix."""
+    return isinstance(exc, ClosedByBroker) and exc.reply_code in (ACCESS_REFUSED, NOT_ALLOWED)
+
+
+def refusal_hint(exc: BaseException, params: AmqpParams) -> str:
+    if not refused(exc):
+        return str(exc)
+    assert isinstance(exc, ClosedByBroker)
+    if exc.reply_code == ACCESS_REFUSED:
+        return f"the broker refused the login of user {params.username!r} ({exc.reply_text})"
+    return f"the broker refused vhost {params.vhost!r} (does it exist?) ({exc.reply_text})"
 
 
 def fail(tokens: Iterable[Any], error: BaseException) -> None:
@@ -117,15 +134,19 @@ class Recovery:
             return None
         opts = self._options
         bounded = not ever_connected or not self._reconnect_forever
-        if bounded and opts["max_retries"] is not None and failures >= opts["max_retries"]:
+        limit = opts["max_retries"] if bounded else None
+        if (limit is not None and failures >= limit) or (not ever_connected and refused(exc)):
             self._give_up(exc, ever_connected)
             return None
         delay = self._backoff(failures)
+        of = f" of {limit}" if limit is not None else ""
         log.warning(
-            "Error connecting to broker at %s (%s).\nRetrying in %s seconds.",
+            "Error connecting to broker at %s (%s).\nRetrying in %s seconds (retry %s%s).",
             self._params.display,
             exc,
             delay,
+            failures + 1,
+            of,
         )
         return delay
 
@@ -133,7 +154,7 @@ class Recovery:
         """No more attempts: the first connection raises, a lost one closes
         the broker (what is still waiting gets `BrokerClosed`)."""
         unreachable = BrokerUnreachable(
-            f"cannot connect to broker at {self._params.display}: {exc}"
+            f"cannot connect to broker at {self._params.display}: {refusal_hint(exc, self._params)}"
         )
         if not ever_connected:
             self._first.send_exception(unreachable)
