@@ -9,7 +9,6 @@ stop: leftovers are then killed and requeued, and the exit status is 1.
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import logging
 import os
@@ -19,6 +18,7 @@ from importlib import import_module
 from typing import Any
 
 from nameko._concurrency import Event, start_thread
+from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
 from nameko.exceptions import CommandError
@@ -37,19 +37,39 @@ def init_parser(parser: Any) -> None:
         "services", nargs="+", metavar="module[:ServiceClass]", help="services to run"
     )
     add_config_options(parser, DEFAULT_BROKER)
-    parser.add_argument("--backdoor-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--backdoor-port",
+        metavar="[HOST:]PORT",
+        help="serve a Python console with `runner` in scope on this port (loopback only "
+        "unless HOST is given); connect with `nameko backdoor [HOST:]PORT`",
+    )
     parser.set_defaults(main=main)
 
 
 def main(args: Any) -> int:
-    if args.backdoor_port is not None:
-        raise CommandError("--backdoor-port needs eventlet's backdoor, which shimeji does not have")
+    backdoor = _backdoor_address(args.backdoor_port)
     if "." not in sys.path:
         sys.path.insert(0, ".")
     config = setup_config(args)
     setup_logging(config)
     services = [cls for path in args.services for cls in import_services(path)]
-    return run(services, config)
+    return run(services, config, backdoor)
+
+
+def _backdoor_address(option: str | None) -> tuple[str, int] | None:
+    if option is None:
+        return None
+    try:
+        host, port, host_given = parse_backdoor_address(option)
+    except ValueError as exc:
+        raise CommandError(f"--backdoor-port: {exc}") from None
+    if host_given and host not in ("127.0.0.1", "localhost", "::1"):
+        _log.warning(
+            "the backdoor on %s:%s accepts anyone who can reach it: it runs any Python code",
+            host,
+            port,
+        )
+    return host, port
 
 
 def import_services(path: str) -> list[type]:
@@ -137,12 +157,15 @@ class _Signals:
             self.runner.kill()
 
 
-def run(services: list[type], config: dict[str, Any]) -> int:
+def run(
+    services: list[type], config: dict[str, Any], backdoor: tuple[str, int] | None = None
+) -> int:
     runner = ServiceRunner(config)
     for cls in services:
         runner.add_service(cls)
     signals = _Signals(runner, config.get(SHUTDOWN_TIMEOUT_CONFIG_KEY))
     signals.install()
+    door = _open_backdoor(runner, *backdoor) if backdoor is not None else None
     try:
         runner.start()
         runner.wait()
@@ -151,4 +174,20 @@ def run(services: list[type], config: dict[str, Any]) -> int:
         killer = start_thread(runner.kill, "kill")
         killer.join(5)
         os._exit(1)  # at once, whatever threads are still running
+    finally:
+        if door is not None:
+            door.close()
     return 1 if signals.timed_out else 0  # supervisors should see unfinished work
+
+
+def _open_backdoor(runner: ServiceRunner, host: str, port: int) -> Backdoor:
+    try:
+        door = Backdoor(host, port, {"runner": runner})
+    except OSError as exc:
+        raise CommandError(f"cannot open the backdoor on {host}:{port}: {exc.strerror}") from None
+    bound_host, bound_port = door.address
+    print(
+        f"backdoor on {bound_host}:{bound_port}: nameko backdoor {bound_host}:{bound_port}",
+        flush=True,
+    )
+    return door
