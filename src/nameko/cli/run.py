@@ -191,3 +191,13 @@ def _open_backdoor(runner: ServiceRunner, host: str, port: int) -> Backdoor:
         flush=True,
     )
     return door
+
+
+def setup_backdoor(runner: ServiceRunner, backdoor_port: int | str) -> Backdoor:
+    """nameko's name: open the backdoor for ``runner`` on ``[host:]port``."""
+    address = _backdoor_address(str(backdoor_port))
+    assert address is not None
+    return _open_backdoor(runner, *address)
+
+
+import_service = import_services  # nameko's name for it
