@@ -19,6 +19,7 @@ from typing import Any
 
 from nameko._concurrency import Event, start_thread
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
+from nameko.cli._reload import Reloader
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
 from nameko.exceptions import CommandError
@@ -43,6 +44,16 @@ def init_parser(parser: Any) -> None:
         help="serve a Python console with `runner` in scope on this port (loopback only "
         "unless HOST is given); connect with `nameko backdoor [HOST:]PORT`",
     )
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the services (gracefully) when a Python file under the current "
+        "directory or a --reload-dir changes; a file that does not compile is reported and "
+        "the running code stays",
+    )
+    parser.add_argument(
+        "--reload-dir", action="append", default=[], metavar="DIR", help="also watch DIR"
+    )
     parser.set_defaults(main=main)
 
 
@@ -53,7 +64,16 @@ def main(args: Any) -> int:
     config = setup_config(args)
     setup_logging(config)
     services = [cls for path in args.services for cls in import_services(path)]
-    return run(services, config, backdoor)
+    reloader = None
+    if args.reload or args.reload_dir:
+        reloader = Reloader([".", *args.reload_dir], on_change=lambda: None)
+    status = run(services, config, backdoor, reloader)
+    if reloader is not None and reloader.restart_requested:
+        _log.info("restarting: %s", " ".join(sys.orig_argv))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, sys.orig_argv)  # the same command, with the new code
+    return status
 
 
 def _backdoor_address(option: str | None) -> tuple[str, int] | None:
@@ -142,6 +162,11 @@ class _Signals:
         )
         start_thread(self._stop, "graceful-stop")
 
+    def restart(self) -> None:
+        """A graceful stop that `main` follows with a restart (``--reload``)."""
+        _log.info("stopping for the reload: in-flight work finishes first")
+        start_thread(self._stop, "graceful-stop")
+
     def _stop(self) -> None:
         start_thread(self._deadline, "shutdown-deadline")
         self.runner.stop()
@@ -158,7 +183,10 @@ class _Signals:
 
 
 def run(
-    services: list[type], config: dict[str, Any], backdoor: tuple[str, int] | None = None
+    services: list[type],
+    config: dict[str, Any],
+    backdoor: tuple[str, int] | None = None,
+    reloader: Reloader | None = None,
 ) -> int:
     runner = ServiceRunner(config)
     for cls in services:
@@ -168,6 +196,9 @@ def run(
     door = _open_backdoor(runner, *backdoor) if backdoor is not None else None
     try:
         runner.start()
+        if reloader is not None:
+            reloader.on_change = signals.restart
+            reloader.start()
         runner.wait()
     except _ForcedExit as forced:
         _log.warning("%s received again: killing services", forced)
@@ -177,6 +208,8 @@ def run(
     finally:
         if door is not None:
             door.close()
+        if reloader is not None:
+            reloader.stop()
     return 1 if signals.timed_out else 0  # supervisors should see unfinished work
 
 
