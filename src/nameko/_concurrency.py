@@ -31,7 +31,9 @@ __all__ = [
     "ManagedThread",
     "OneShot",
     "RLock",
+    "ThreadHandle",
     "WorkerPool",
+    "current_thread_handle",
     "current_thread_name",
     "deadline_after",
     "remaining",
@@ -62,6 +64,36 @@ def current_thread_name() -> str:
 
 def current_thread() -> threading.Thread:
     return threading.current_thread()
+
+
+class ThreadHandle:
+    """A running thread seen the way nameko's tools saw a greenlet.
+
+    nameko 2.x mapped each running worker to its greenlet, and debugging
+    extensions print a worker's stack from ``greenlet.gr_frame``. Here
+    `gr_frame` is the thread's current frame (None once it has finished);
+    anything else is the `threading.Thread`'s own attribute.
+    """
+
+    __slots__ = ("thread",)
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+
+    @property
+    def gr_frame(self) -> Any:
+        ident = self.thread.ident
+        return None if ident is None else sys._current_frames().get(ident)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.thread, name)
+
+    def __repr__(self) -> str:
+        return f"<ThreadHandle {self.thread.name!r}>"
+
+
+def current_thread_handle() -> ThreadHandle:
+    return ThreadHandle(threading.current_thread())
 
 
 def deadline_after(timeout: float | None) -> float | None:

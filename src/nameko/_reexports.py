@@ -42,6 +42,10 @@ _SOURCES: dict[str, str] = {
     **{name: f"nameko.exceptions:{name}" for name in _EXCEPTIONS.split()},
     **{name: f"nameko.extensions:{name}" for name in _EXTENSIONS.split()},
     "BadRequest": "werkzeug.exceptions:BadRequest",
+    "Client": "nameko.rpc:Client",
+    "ConsumerCore": "nameko.amqp.consume:Consumer",
+    "QueueConsumer": "nameko.messaging:QueueConsumer",
+    "RESTRICTED_PUBLISHER_OPTIONS": "nameko.rpc:RESTRICTED_PUBLISHER_OPTIONS",
     "HTTPError": "requests.exceptions:HTTPError",
     "HeaderDecoder": "nameko.messaging:HeaderDecoder",
     "HeaderEncoder": "nameko.messaging:HeaderEncoder",
@@ -76,6 +80,9 @@ _OVERRIDES: dict[tuple[str, str], str] = {
     ("nameko.events", "Consumer"): "nameko.messaging:Consumer",
     ("nameko.events", "Publisher"): "nameko.messaging:Publisher",
     ("nameko.rpc", "Publisher"): "nameko.amqp.publish:Publisher",
+    ("nameko.rpc", "Consumer"): "nameko.amqp.consume:Consumer",
+    ("nameko.standalone.rpc", "Consumer"): "nameko.amqp.consume:Consumer",
+    ("nameko.standalone.rpc", "Publisher"): "nameko.amqp.publish:Publisher",
     ("nameko.standalone.events", "Publisher"): "nameko.amqp.publish:Publisher",
 }
 
@@ -94,6 +101,28 @@ REEXPORTS: dict[str, frozenset[str]] = {
         "nameko.serialization": "config",
         "nameko.standalone.events": "AMQP_SSL_CONFIG_KEY AMQP_URI_CONFIG_KEY DEFAULT_AMQP_URI "
         "LOGIN_METHOD_CONFIG_KEY PERSISTENT Publisher config serialization",
+        "nameko.messaging": "AMQP_SSL_CONFIG_KEY AMQP_URI_CONFIG_KEY ConsumerCore "
+        "ContainerBeingKilled DEFAULT_AMQP_URI DEFAULT_HEARTBEAT DEFAULT_PREFETCH_COUNT "
+        "DEFAULT_TRANSPORT_OPTIONS DependencyProvider Entrypoint HEARTBEAT_CONFIG_KEY "
+        "LOGIN_METHOD_CONFIG_KEY PREFETCH_COUNT_CONFIG_KEY ProviderCollector PublisherCore "
+        "SharedExtension TRANSPORT_OPTIONS_CONFIG_KEY config get_connection sanitize_url "
+        "serialization",
+        "nameko.rpc": "AMQP_SSL_CONFIG_KEY AMQP_URI_CONFIG_KEY Consumer ContainerBeingKilled "
+        "DEFAULT_AMQP_URI DEFAULT_HEARTBEAT DEFAULT_PREFETCH_COUNT DEFAULT_SERIALIZER "
+        "DependencyProvider Entrypoint HEARTBEAT_CONFIG_KEY HeaderDecoder HeaderEncoder "
+        "LOGIN_METHOD_CONFIG_KEY MalformedRequest MethodNotFound PREFETCH_COUNT_CONFIG_KEY "
+        "ProviderCollector Publisher QueueConsumer RPC_EXCHANGE_CONFIG_KEY "
+        "SERIALIZER_CONFIG_KEY SharedExtension UndeliverableMessage UnknownService "
+        "UnserializableValueError config decode_from_headers deserialize encode_to_headers "
+        "get_connection serialization serialize",
+        "nameko.standalone.rpc": "AMQP_SSL_CONFIG_KEY AMQP_URI_CONFIG_KEY "
+        "CALL_ID_STACK_CONTEXT_KEY Client Consumer DEFAULT_AMQP_URI DEFAULT_HEARTBEAT "
+        "DEFAULT_PREFETCH_COUNT Entrypoint HEARTBEAT_CONFIG_KEY LOGIN_METHOD_CONFIG_KEY "
+        "PREFETCH_COUNT_CONFIG_KEY Publisher RESTRICTED_PUBLISHER_OPTIONS "
+        "RPC_REPLY_QUEUE_TEMPLATE RPC_REPLY_QUEUE_TTL ReplyListener RpcTimeout ServiceProxy "
+        "WorkerContext config encode_to_headers get_connection get_rpc_exchange new_call_id "
+        "retry serialization",
+        "nameko.testing.rabbit": "HTTPError",
         "nameko.testing.services": "wait_for_call",
         "nameko.testing.utils": "HTTPError",
         "nameko.timer": "Entrypoint",

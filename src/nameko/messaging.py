@@ -6,6 +6,8 @@ See `nameko._messaging.consume` for how queues are declared (kombu-style
 and for what we do differently from nameko on errors, and
 `nameko._messaging.publisher` for publishing.
 
+`QueueConsumer` is nameko 2.x's shared consumer for extensions written
+against it (`nameko._messaging.queue_consumer`).
 `encode_to_headers` and `decode_from_headers` are nameko 3's helpers.
 """
 
@@ -16,7 +18,9 @@ from typing import Any
 
 from nameko._messaging.consume import Consumer, HeaderDecoder, QueueConsumerStopped, consume
 from nameko._messaging.publisher import HeaderEncoder, Publisher
+from nameko._messaging.queue_consumer import QueueConsumer
 from nameko._protocol.headers import decode_context_headers
+from nameko._reexports import reexported
 from nameko.constants import HEADER_PREFIX
 
 __all__ = [
@@ -24,6 +28,7 @@ __all__ = [
     "HeaderDecoder",
     "HeaderEncoder",
     "Publisher",
+    "QueueConsumer",
     "QueueConsumerStopped",
     "consume",
     "decode_from_headers",
@@ -43,3 +48,7 @@ def decode_from_headers(
 ) -> dict[str, Any]:
     """Context data from headers, ``<prefix>.`` stripped where present."""
     return decode_context_headers(headers, prefix)
+
+
+def __getattr__(name: str) -> object:  # what nameko exposed here by importing it
+    return reexported(__name__, name)

@@ -38,7 +38,13 @@ PUBLIC = {
         "RpcConsumer",
         "RpcProxy",
         "ServiceRpc",
+        "ClusterRpc",
+        "Client",
+        "Proxy",
+        "RpcCall",
+        "RESTRICTED_PUBLISHER_OPTIONS",
         "ReplyListener",
+        "Responder",
         "ServiceProxy",
         "MethodProxy",
         "RpcReply",
@@ -56,9 +62,17 @@ PUBLIC = {
         "EventHandler",
         "event_handler",
     },
-    "nameko.messaging": {"HeaderEncoder", "HeaderDecoder", "Publisher", "Consumer", "consume"},
+    "nameko.messaging": {
+        "HeaderEncoder",
+        "HeaderDecoder",
+        "Publisher",
+        "Consumer",
+        "QueueConsumer",
+        "consume",
+    },
     "nameko.amqp": {"UndeliverableMessage", "get_connection", "get_producer"},
     "nameko.amqp.publish": {"Publisher", "UndeliverableMessage"},
+    "nameko.amqp.consume": {"Consumer"},
     "nameko.timer": {"Timer", "timer"},
     "nameko.dependency_providers": {"Config", "DependencyProvider"},
     "nameko.contextdata": {"ContextDataProvider", "Language", "UserId", "UserAgent", "AuthToken"},
@@ -111,6 +125,7 @@ PUBLIC = {
         "dummy",
     },
     "nameko.testing.utils": {
+        "ResourcePipeline",
         "get_extension",
         "get_container",
         "wait_for_call",
@@ -125,6 +140,7 @@ PUBLIC = {
     },
     "nameko.testing.waiting": {"WaitResult", "wait_for_call"},
     "nameko.testing.websocket": {"make_virtual_socket"},
+    "nameko.testing.rabbit": {"Client"},
     "nameko.cli.main": {"main", "setup_parser"},
     "nameko.web.handlers": {"HttpRequestHandler", "http"},
     "nameko.web.server": {"BindAddress", "WebServer", "WsgiApp", "parse_address"},
@@ -149,12 +165,20 @@ def test_public_path_imports_with_exact_all(path):
     assert PUBLIC[path] <= set(module.__all__), PUBLIC[path] - set(module.__all__)
 
 
-def test_nameko_3_aliases():
-    from nameko.rpc import RpcProxy, ServiceRpc
-    from nameko.standalone.rpc import ClusterRpcClient, ClusterRpcProxy
+def test_nameko_3_names():
+    # nameko 3 made ServiceRpc/ClusterRpcProxy aliases of RpcProxy/ClusterRpcClient;
+    # shimeji keeps both families, each giving its own proxy objects
+    from nameko.rpc import RESTRICTED_PUBLISHER_OPTIONS, Client, Proxy, RpcProxy, ServiceRpc
 
-    assert ServiceRpc is RpcProxy
-    assert issubclass(ClusterRpcClient, ClusterRpcProxy)
+    assert Proxy is Client
+    assert ServiceRpc is not RpcProxy
+    assert RESTRICTED_PUBLISHER_OPTIONS == (
+        "exchange",
+        "routing_key",
+        "mandatory",
+        "reply_to",
+        "correlation_id",
+    )
 
 
 @pytest.mark.parametrize(
@@ -175,6 +199,45 @@ def test_nameko_3_aliases():
         (
             "nameko.standalone.rpc:ClusterRpcProxy",
             ["config", "context_data", "timeout", "reply_listener_cls", "options"],
+        ),
+        ("nameko.standalone.rpc:ServiceRpcProxy", ["service_name", "args", "kwargs"]),
+        (
+            "nameko.standalone.rpc:ClusterRpcClient",
+            ["context_data", "timeout", "publisher_options"],
+        ),
+        ("nameko.standalone.rpc:ServiceRpcClient", ["service_name", "args", "kwargs"]),
+        ("nameko.rpc:ClusterRpc", ["publisher_options"]),
+        ("nameko.rpc:ServiceRpc", ["target_service", "publisher_options"]),
+        (
+            "nameko.rpc:Client",
+            ["publish", "register_for_reply", "context_data", "service_name", "method_name"],
+        ),
+        ("nameko.rpc:RpcCall", ["correlation_id", "send_request", "get_response"]),
+        (
+            "nameko.rpc:ServiceProxy",
+            ["worker_ctx", "service_name", "reply_listener", "options"],
+        ),
+        (
+            "nameko.rpc:MethodProxy",
+            ["worker_ctx", "service_name", "method_name", "reply_listener", "options"],
+        ),
+        (
+            "nameko.rpc:Responder",
+            ["amqp_uri", "exchange", "serializer", "message", "ssl", "login_method"],
+        ),
+        (
+            "nameko.amqp.consume:Consumer",
+            [
+                "amqp_uri",
+                "ssl",
+                "login_method",
+                "queues",
+                "callbacks",
+                "heartbeat",
+                "prefetch_count",
+                "accept",
+                "consumer_options",
+            ],
         ),
         (
             "nameko.testing.services:entrypoint_hook",

@@ -8,6 +8,11 @@ with ``(body,)`` and the context data from the ``nameko.*`` headers, and the
 message is settled on the worker thread once the method returned: acked, or
 requeued when it raised and ``requeue_on_error`` is set.
 
+``handle_message(body, message)`` and ``handle_result(message, ...)`` get a
+`nameko._messaging.message.Message` (kombu's attributes: ``headers``,
+``properties``, ``delivery_info``, ``ack()``...), so 2.x extensions that
+override them work unchanged.
+
 Declaring the queue: ``queue`` is, as in nameko, a kombu ``Queue`` (read by
 duck typing if kombu is installed; it is not a dependency). Without kombu::
 
@@ -39,11 +44,8 @@ crash or wedge a service):
 
 from __future__ import annotations
 
-import bz2
 import logging
-import lzma
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -51,7 +53,7 @@ from nameko._broker.base import Consumer as BrokerConsumer
 from nameko._broker.base import Delivery, Entity
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
-from nameko._protocol import codecs
+from nameko._messaging.message import Message, decode_delivery
 from nameko._protocol.headers import decode_context_headers
 from nameko._runtime.extensions import Entrypoint
 from nameko.constants import HEADER_PREFIX
@@ -62,12 +64,6 @@ __all__ = ["Consumer", "HeaderDecoder", "QueueConsumerStopped", "consume", "deco
 _log = logging.getLogger("nameko.messaging")
 
 _SHIMEJI_OPTIONS = ("exchange", "routing_key", "prefetch_count", "accept")
-
-_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
-    "application/x-gzip": zlib.decompress,
-    "application/x-bz2": bz2.decompress,
-    "application/x-lzma": lzma.decompress,
-}
 
 
 class QueueConsumerStopped(Exception):
@@ -84,20 +80,11 @@ class HeaderDecoder:
 
 
 def _headers_of(message: Any) -> Mapping[str, Any] | None:
-    properties = getattr(message, "properties", None)
-    if properties is not None and hasattr(properties, "headers"):
-        return properties.headers  # our Delivery
-    return getattr(message, "headers", None)  # a kombu-like message
-
-
-def decode_delivery(delivery: Delivery, accept: Any) -> Any:
-    """The body of a delivery, decompressed and decoded (raises on failure)."""
-    props = delivery.properties
-    body = delivery.body
-    compression = (props.headers or {}).get("compression")
-    if compression:
-        body = _DECOMPRESS[compression](body)
-    return codecs.decode(body, props.content_type, props.content_encoding, accept)
+    headers = getattr(message, "headers", None)  # our Message, or a kombu one
+    if headers is not None:
+        return headers
+    properties = getattr(message, "properties", None)  # a bare Delivery
+    return getattr(properties, "headers", None)
 
 
 class Consumer(Entrypoint, HeaderDecoder):
@@ -152,8 +139,9 @@ class Consumer(Entrypoint, HeaderDecoder):
         if self._stopped:
             delivery.reject(requeue=True)  # arrived while we were cancelling
             return
+        message = Message(delivery, self._accept)
         try:
-            body = decode_delivery(delivery, self._accept)
+            body = message.payload
         except Exception as exc:
             _log.error(
                 "rejected undecodable message on %r (routing key %r): %s",
@@ -163,9 +151,9 @@ class Consumer(Entrypoint, HeaderDecoder):
             )
             delivery.reject(requeue=False)
             return
-        self.handle_message(body, delivery)
+        self.handle_message(body, message)
 
-    def handle_message(self, body: Any, message: Delivery) -> None:
+    def handle_message(self, body: Any, message: Message) -> None:
         context_data = self.unpack_message_headers(message)
         handle_result = partial(self.handle_result, message)
         try:
@@ -173,23 +161,23 @@ class Consumer(Entrypoint, HeaderDecoder):
                 self, (body,), {}, context_data=context_data, handle_result=handle_result
             )
         except ContainerBeingKilled:
-            message.reject(requeue=True)
+            message.requeue()
 
     # -- on the worker thread ----------------------------------------------------
 
     def handle_result(
-        self, message: Delivery, worker_ctx: Any, result: Any = None, exc_info: Any = None
+        self, message: Message, worker_ctx: Any, result: Any = None, exc_info: Any = None
     ) -> tuple[Any, Any]:
         self.handle_message_processed(message, result, exc_info)
         return result, exc_info
 
     def handle_message_processed(
-        self, message: Delivery, result: Any = None, exc_info: Any = None
+        self, message: Message, result: Any = None, exc_info: Any = None
     ) -> None:
         if exc_info is None or not self.requeue_on_error:
             message.ack()
         elif not message.redelivered:
-            message.reject(requeue=True)
+            message.requeue()
         else:
             _log.error(
                 "message on %r (routing key %r) failed again after a redelivery: "

@@ -17,12 +17,14 @@ extension that republishes ``properties`` carries its header changes along).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bz2
+import lzma
+import zlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nameko._broker.base import Delivery, Properties
 from nameko._protocol import codecs
-from nameko._protocol.compression import decompress
 
 __all__ = ["Message", "decode_delivery"]
 
@@ -43,6 +45,13 @@ _PROPERTY_NAMES = (
 
 _UNDECODED = object()
 
+# the ``compression`` header kombu sets -> how to undo it
+_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    "application/x-gzip": zlib.decompress,
+    "application/x-bz2": bz2.decompress,
+    "application/x-lzma": lzma.decompress,
+}
+
 
 def decode_delivery(delivery: Delivery, accept: Iterable[str] | None) -> Any:
     """The body of a delivery, decompressed and decoded (raises on failure)."""
@@ -50,7 +59,7 @@ def decode_delivery(delivery: Delivery, accept: Iterable[str] | None) -> Any:
     body = delivery.body
     compression = (props.headers or {}).get("compression")
     if compression:
-        body = decompress(compression, body)
+        body = _DECOMPRESS[compression](body)
     return codecs.decode(body, props.content_type, props.content_encoding, accept)
 
 

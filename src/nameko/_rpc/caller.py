@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -31,10 +31,19 @@ class RpcCaller:
     """
 
     def __init__(
-        self, broker: Broker, replies: ReplyQueue, serializer: str, **options: Any
+        self,
+        broker: Broker,
+        replies: ReplyQueue,
+        serializer: str,
+        *,
+        reply_listener: Any = None,
+        **options: Any,
     ) -> None:
         self.broker = broker
         self.replies = replies
+        # what 2.x proxies show as ``.reply_listener``: the container's
+        # ReplyListener, or the reply queue itself for standalone clients
+        self.reply_listener = replies if reply_listener is None else reply_listener
         self.exchange = replies.exchange
         self.serializer = options.get("serializer") or serializer
         self.use_confirms = options.get("use_confirms", True) is not False
@@ -50,6 +59,8 @@ class RpcCaller:
         # exist raises UnknownService at call time, as in nameko.
         self._routable: set[str] = set()
 
+    # -- nameko 2.x proxies: one call does everything -------------------------
+
     def call_async(
         self,
         service: str,
@@ -60,30 +71,68 @@ class RpcCaller:
         timeout: float | None = None,
     ) -> PendingReply:
         """Publish a request; raise `UnknownService` if nobody consumes it."""
+        payload = encode_request(args, kwargs)
+        headers = encode_context_headers(context_data)
         correlation_id = new_id()
-        body, content_type, encoding = codecs.encode(encode_request(args, kwargs), self.serializer)
-        properties = Properties(
-            content_type=content_type,
-            content_encoding=encoding,
-            headers=encode_context_headers(context_data),
-            delivery_mode=self._delivery_mode,
-            priority=self._priority,
-            correlation_id=correlation_id,
-            reply_to=self.replies.routing_key,
-            expiration=self._expiration,
-        )
         wait = self.timeout if timeout is None else timeout
         pending = self.replies.router.register(correlation_id, wait)
-        request = (self.exchange, rpc_routing_key(service, method), body, properties)
+        self._send(service, rpc_routing_key(service, method), payload, correlation_id, headers)
+        return pending
+
+    # -- nameko 3's Client: register first, then publish ----------------------
+
+    def register_for_reply(self, correlation_id: str) -> Callable[[], Any]:
+        """Start waiting for ``correlation_id``; returns the call that gets
+        the reply body (`RpcTimeout()` after this caller's timeout)."""
+        return self.replies.router.register(correlation_id, self.timeout).response
+
+    def publish(
+        self,
+        payload: Any,
+        *,
+        routing_key: str,
+        correlation_id: str,
+        extra_headers: Mapping[str, Any] | None = None,
+        mandatory: bool = True,  # requests are always mandatory: UnknownService needs it
+        **_ignored: Any,  # reply_to, exchange...: this caller's own
+    ) -> None:
+        """Publish a request body for ``register_for_reply(correlation_id)``.
+
+        The keywords are those of nameko's ``Publisher.publish``, so a
+        `Client` can be handed either this or a partial of one of those."""
+        service = routing_key.rpartition(".")[0]  # method names have no dots
+        self._send(service, routing_key, payload, correlation_id, dict(extra_headers or {}))
+
+    # -- the one publishing path --------------------------------------------
+
+    def _send(
+        self,
+        service: str,
+        routing_key: str,
+        payload: Any,
+        correlation_id: str,
+        headers: dict[str, Any],
+    ) -> None:
         try:
+            body, content_type, encoding = codecs.encode(payload, self.serializer)
+            properties = Properties(
+                content_type=content_type,
+                content_encoding=encoding,
+                headers=headers,
+                delivery_mode=self._delivery_mode,
+                priority=self._priority,
+                correlation_id=correlation_id,
+                reply_to=self.replies.routing_key,
+                expiration=self._expiration,
+            )
+            request = (self.exchange, routing_key, body, properties)
             if self.use_confirms and service in self._routable:
-                self._publish_pipelined(service, request, pending)
+                self._publish_pipelined(service, request, correlation_id)
             else:
                 self._publish(service, request)
         except BaseException:
-            pending.discard()
+            self.replies.router.discard(correlation_id)  # nobody will wait for it
             raise
-        return pending
 
     def _publish(self, service: str, request: tuple[Any, ...]) -> None:
         """Publish and wait for the confirm: `UnknownService` at call time."""
@@ -96,7 +145,7 @@ class RpcCaller:
             self._routable.add(service)
 
     def _publish_pipelined(
-        self, service: str, request: tuple[Any, ...], pending: PendingReply
+        self, service: str, request: tuple[Any, ...], correlation_id: str
     ) -> None:
         try:
             confirmation = self.broker.publish_async(*request, mandatory=True)
@@ -104,7 +153,7 @@ class RpcCaller:
             self._publish(service, request)
         else:
             confirmation.add_done_callback(
-                partial(self._confirmed, service, request, pending.correlation_id)
+                partial(self._confirmed, service, request, correlation_id)
             )
 
     def _confirmed(

@@ -1,25 +1,36 @@
-"""`RpcProxy`: call other services from inside a service."""
+"""Calling other services from inside a service.
+
+* `RpcProxy("svc")` (nameko 2.x) injects a 2.x `ServiceProxy`;
+* `ServiceRpc("svc")` and `ClusterRpc()` (nameko 3) inject a `Client`.
+
+All of them share the container's one `ReplyListener` (reply queue), unless
+given ``uri=``/``ssl=``/``login_method=``: such a dependency talks to that
+broker over a connection and reply queue of its own.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nameko._concurrency import Lock
 from nameko._messaging.connection import BrokerConnection
 from nameko._protocol.names import rpc_exchange_name
 from nameko._rpc.caller import RpcCaller
-from nameko._rpc.client import ServiceProxy
+from nameko._rpc.client import Client, ServiceProxy
+from nameko._rpc.link import CallerLink
+from nameko._rpc.options import connection_config, split_publisher_options
 from nameko._rpc.replies import PendingReply, ReplyQueue
 from nameko._runtime.extensions import DependencyProvider, SharedExtension
 
-__all__ = ["RPC_TIMEOUT_CONFIG_KEY", "ReplyListener", "RpcProxy"]
+__all__ = ["RPC_TIMEOUT_CONFIG_KEY", "ClusterRpc", "ReplyListener", "RpcProxy", "ServiceRpc"]
 
-# shimeji: default timeout (seconds) for calls made through RpcProxy.
+# shimeji: default timeout (seconds) for calls made from inside a service.
 RPC_TIMEOUT_CONFIG_KEY = "RPC_TIMEOUT"
 
 
 class ReplyListener(SharedExtension):
-    """The container's reply queue, shared by all its `RpcProxy` dependencies."""
+    """The container's reply queue, shared by all its RPC dependencies."""
 
     connection = BrokerConnection()
 
@@ -27,6 +38,7 @@ class ReplyListener(SharedExtension):
         super().__init__(**kwargs)
         self._replies: ReplyQueue | None = None
         self._lock = Lock()
+        self._callers: dict[str, RpcCaller] = {}
 
     def setup(self) -> None:
         # Consume before any worker can call: replies must have a home.
@@ -54,8 +66,36 @@ class ReplyListener(SharedExtension):
     def routing_key(self) -> str:
         return self.replies.routing_key
 
+    def caller_for(self, options: Mapping[str, Any]) -> RpcCaller:
+        """A caller publishing with ``options``, replies coming here. Cached:
+        2.14 extensions build a proxy per worker, and a caller remembers which
+        services it may pipeline requests to."""
+        key = repr(sorted(options.items()))
+        caller = self._callers.get(key)
+        if caller is None:
+            caller = self._new_caller(options)
+            with self._lock:
+                caller = self._callers.setdefault(key, caller)
+        return caller
+
+    def _new_caller(self, options: Mapping[str, Any]) -> RpcCaller:
+        container = self.container
+        options = dict(options)
+        options.setdefault("timeout", container.config.get(RPC_TIMEOUT_CONFIG_KEY))
+        return RpcCaller(
+            self.connection.broker,
+            self.replies,
+            container.serializer,
+            reply_listener=self,
+            **options,
+        )
+
     def get_reply_event(self, correlation_id: str) -> PendingReply:
         return self.replies.router.register(correlation_id)
+
+    def register_for_reply(self, correlation_id: str) -> Any:
+        """nameko 3: start waiting; returns the callable that gets the reply body."""
+        return self.replies.router.register(correlation_id).response
 
     def stop(self) -> None:
         if self._replies is not None:
@@ -69,7 +109,7 @@ class ReplyListener(SharedExtension):
 
 
 class RpcProxy(DependencyProvider):
-    """Injects a proxy to ``target_service``: ``self.other.method(...)``.
+    """Injects a 2.x proxy to ``target_service``: ``self.other.method(...)``.
 
     ``options`` as nameko's (``use_confirms``, ``serializer``, ...), plus
     ``timeout``: seconds to wait for each reply before `RpcTimeout` (default:
@@ -84,13 +124,76 @@ class RpcProxy(DependencyProvider):
         self._caller: RpcCaller | None = None
 
     def setup(self) -> None:
-        container = self.container
-        options = dict(self.options)
-        options.setdefault("timeout", container.config.get(RPC_TIMEOUT_CONFIG_KEY))
-        listener = self.rpc_reply_listener
-        self._caller = RpcCaller(
-            listener.connection.broker, listener.replies, container.serializer, **options
-        )
+        self._caller = self.rpc_reply_listener.caller_for(self.options)
 
     def get_dependency(self, worker_ctx: Any) -> ServiceProxy:
         return ServiceProxy(worker_ctx, self.target_service, self._caller, **self.options)
+
+
+class ClusterRpc(DependencyProvider):
+    """Injects a nameko 3 `Client` for every service: ``self.rpc.svc.method()``.
+
+    ``publisher_options``: the protocol's own (``exchange``, ``routing_key``,
+    ``mandatory``, ``reply_to``, ``correlation_id``) are dropped; ``uri``,
+    ``ssl``, ``login_method`` give this dependency a broker connection (and
+    reply queue) of its own; ``serializer``, ``use_confirms``,
+    ``delivery_mode``, ``priority``, ``expiration`` and ``timeout`` (see
+    `RpcProxy`) apply to its requests.
+    """
+
+    reply_listener = ReplyListener()
+
+    def __init__(self, **publisher_options: Any) -> None:
+        self.connection_options, self.publisher_options = split_publisher_options(publisher_options)
+        if self.connection_options:
+            # Shadows the class-level sub-extension, so the container's reply
+            # queue is not declared for us: our replies come back elsewhere.
+            self.reply_listener = None  # type: ignore[assignment]
+        self._caller: RpcCaller | None = None
+        self._link: CallerLink | None = None
+
+    def setup(self) -> None:
+        if self.reply_listener is not None:
+            self._caller = self.reply_listener.caller_for(self.publisher_options)
+            return
+        container = self.container
+        options = dict(self.publisher_options)
+        options.setdefault("timeout", container.config.get(RPC_TIMEOUT_CONFIG_KEY))
+        self._link = CallerLink(
+            connection_config(container.config, self.connection_options),
+            container.service_name,
+            container.serializer,
+            container.accept,
+            **options,
+        )
+        self._caller = self._link.caller
+
+    def get_dependency(self, worker_ctx: Any) -> Client:
+        caller = self._caller
+        return Client(caller.publish, caller.register_for_reply, worker_ctx.context_data)
+
+    def stop(self) -> None:
+        if self._link is not None:
+            self._link.stop(RuntimeError("the container is stopping"))
+
+    def kill(self) -> None:
+        if self._link is not None:
+            self._link.kill(RuntimeError("the container was killed"))
+
+
+class ServiceRpc(ClusterRpc):
+    """Injects a nameko 3 `Client` bound to ``target_service``:
+    ``self.other.method()``. Options as `ClusterRpc`'s."""
+
+    def __init__(self, target_service: str, **publisher_options: Any) -> None:
+        super().__init__(**publisher_options)
+        self.target_service = target_service
+
+    def get_dependency(self, worker_ctx: Any) -> Client:
+        caller = self._caller
+        return Client(
+            caller.publish,
+            caller.register_for_reply,
+            worker_ctx.context_data,
+            self.target_service,
+        )

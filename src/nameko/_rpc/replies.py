@@ -62,6 +62,16 @@ class PendingReply:
             self.discard()
             raise RpcTimeout(self.timeout) from None
 
+    # nameko 2.14's reply event is waited on with ``wait()``
+    wait = body
+
+    def response(self) -> Any:
+        """`body` for nameko 3's client: its timeout is a bare `RpcTimeout()`."""
+        try:
+            return self.body()
+        except RpcTimeout:
+            raise RpcTimeout() from None
+
     def discard(self) -> None:
         """Stop waiting: a reply arriving later is dropped."""
         self._router.discard(self.correlation_id)
@@ -140,6 +150,10 @@ class ReplyQueue:
         self._consumer = self.broker.consume(
             self.queue_name, self._on_reply, no_ack=True, topology=self.topology()
         )
+
+    def get_reply_event(self, correlation_id: str) -> PendingReply:
+        """Wait for ``correlation_id`` (the shape of nameko 2.14's ReplyListener)."""
+        return self.router.register(correlation_id)
 
     def _on_reply(self, delivery: Delivery) -> None:
         props = delivery.properties

@@ -14,6 +14,12 @@ a request we can't handle is answered with the matching error when it has a
 and logged once. Error replies are published from a short-lived managed
 thread, because a confirmed publish must not run on the dispatch thread.
 
+nameko 2.x extensions hook in where they did: every request goes through
+`RpcConsumer.handle_message(body, message)` and the entrypoint's
+``handle_message``/``handle_result``, with a kombu-like `Message`;
+``rpc_consumer.queue_consumer.ack_message(message)`` settles a request
+the extension answered (or republished) itself.
+
 A reply never makes its request run again (docs D18): a reply whose confirm
 was lost with its channel is published again; one the broker refused (too
 large, nacked...) is replaced by a small error reply; a request whose ack
@@ -23,6 +29,7 @@ can no longer reach the broker is logged once, since it will run twice.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -41,12 +48,14 @@ from nameko._broker.base import (
     Properties,
     Queue,
 )
-from nameko._concurrency import InFlight, OneShot
+from nameko._concurrency import InFlight, OneShot, current_thread
 from nameko._messaging.connection import BrokerConnection
+from nameko._messaging.consume import HeaderDecoder
+from nameko._messaging.message import Message
 from nameko._messaging.publish import publish
+from nameko._messaging.queue_consumer import QueueConsumer
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import EncodedReply, decode_request, encode_reply_body
-from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.names import (
     parse_routing_key,
     rpc_binding_key,
@@ -70,12 +79,16 @@ ACK_DRAIN_TIMEOUT = 30  # seconds a graceful stop waits for the last replies' co
 
 class RpcConsumer(SharedExtension, ProviderCollector):
     connection = BrokerConnection()
+    # nameko 2.x code settles requests through it (``ack_message``,
+    # ``requeue_message``); requests are consumed on the connection directly
+    queue_consumer = QueueConsumer()
 
     def __init__(self) -> None:
         super().__init__()
         self._by_routing_key: dict[str, Rpc] = {}
         self._consumer: Consumer | None = None
         self._unacked = InFlight()  # requests answered, waiting for the reply's confirm
+        self._dispatch_thread: Any = None  # the broker thread that hands us requests
 
     def setup(self) -> None:
         config = self.container.config
@@ -132,6 +145,9 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         except KeyError:
             raise MethodNotFound(parse_routing_key(routing_key)) from None
 
+    def requeue_message(self, message: Message) -> None:
+        self.queue_consumer.requeue_message(message)
+
     # -- on the dispatch thread --------------------------------------------
 
     def handle_delivery(self, delivery: Delivery) -> None:
@@ -143,27 +159,46 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             )
             delivery.reject(requeue=False)
             return
+        self._dispatch_thread = current_thread()
+        message = Message(delivery, self.container.accept)
         try:
-            provider = self.get_provider_for_method(delivery.routing_key)
-            provider.handle_message(delivery)
-        except ContainerBeingKilled:
-            delivery.reject(requeue=True)
-        except Exception as exc:
+            body = _request_body(message)
+        except MalformedRequest as exc:
             _log.warning("bad RPC request %r: %s", delivery.routing_key, exc)
-            self.container.spawn_managed_thread(
-                partial(self._answer_with_error, delivery, exc), "rpc-error-reply"
-            )
+            self.handle_result(message, None, sys.exc_info())
+            return
+        self.handle_message(body, message)
 
-    def _answer_with_error(self, delivery: Delivery, exc: BaseException) -> None:
-        self.send_reply(delivery, None, (type(exc), exc, exc.__traceback__))
+    def handle_message(self, body: Any, message: Message) -> None:
+        """Every request comes through here (nameko 2.x extensions override
+        it): find the method's entrypoint and let it spawn the worker; a bad
+        request is answered with its error."""
+        try:
+            provider = self.get_provider_for_method(message.routing_key)
+            provider.handle_message(body, message)
+        except Exception as exc:
+            _log.warning("bad RPC request %r: %s", message.routing_key, exc)
+            self.handle_result(message, None, sys.exc_info())
+
+    def handle_result(self, message: Message, result: Any, exc_info: Any) -> tuple[Any, Any]:
+        """Reply, then ack once the reply is confirmed. Called on the
+        dispatch thread (a bad request), the reply goes out from a managed
+        thread: a confirmed publish can't be made from there."""
+        if current_thread() is self._dispatch_thread:
+            self.container.spawn_managed_thread(
+                partial(self.send_reply, message, result, exc_info), "rpc-error-reply"
+            )
+            return result, exc_info
+        return self.send_reply(message, result, exc_info)
 
     # -- on a worker thread --------------------------------------------------
 
-    def send_reply(self, delivery: Delivery, result: Any, exc_info: Any) -> tuple[Any, Any]:
+    def send_reply(self, message: Message, result: Any, exc_info: Any) -> tuple[Any, Any]:
         """Publish the reply in the request's serializer; the request is acked
         once the broker has confirmed the reply. A result that can't be sent
         (unserialisable, or over the maximum message size) is replaced by
         the error saying so, which is also what ``worker_result`` sees."""
+        delivery = message.delivery
         serializer = codecs.serializer_for(delivery.properties.content_type)
         if serializer not in self.container.accept:  # don't answer in a format we refuse
             serializer = self.container.serializer
@@ -307,7 +342,17 @@ def _warn_lost_ack(delivery: Delivery) -> None:
     )
 
 
-class Rpc(Entrypoint):
+def _request_body(message: Message) -> Any:
+    """The decoded request body, or `MalformedRequest` saying why not."""
+    if not message.content_type:  # a raw body can't be a request
+        raise MalformedRequest("Message has no content_type: its body can't be decoded")
+    try:
+        return message.payload
+    except Exception as exc:
+        raise MalformedRequest(f"Message could not be decoded: {exc}") from exc
+
+
+class Rpc(Entrypoint, HeaderDecoder):
     """``@rpc``: the method answers RPC requests."""
 
     rpc_consumer = RpcConsumer()
@@ -318,32 +363,27 @@ class Rpc(Entrypoint):
     def stop(self) -> None:
         self.rpc_consumer.unregister_provider(self)
 
-    def handle_message(self, delivery: Delivery) -> None:
-        """Dispatch thread: decode, check, spawn; raises on a bad request."""
-        props = delivery.properties
-        if not props.content_type:  # a raw body can't be a request
-            raise MalformedRequest("Message has no content_type: its body can't be decoded")
-        try:
-            body = codecs.decode(
-                delivery.body, props.content_type, props.content_encoding, self.container.accept
-            )
-        except Exception as exc:
-            raise MalformedRequest(f"Message could not be decoded: {exc}") from exc
+    def handle_message(self, body: Any, message: Message) -> None:
+        """Dispatch thread: check the request and spawn its worker; raises
+        on a bad request (`RpcConsumer.handle_message` answers it)."""
         args, kwargs = decode_request(body)
         self.check_signature(args, kwargs)
-        context_data = decode_context_headers(props.headers)
-        self.container.spawn_worker(
-            self,
-            args,
-            kwargs,
-            context_data=context_data,
-            handle_result=partial(self.handle_result, delivery),
-        )
+        context_data = self.unpack_message_headers(message)
+        try:
+            self.container.spawn_worker(
+                self,
+                args,
+                kwargs,
+                context_data=context_data,
+                handle_result=partial(self.handle_result, message),
+            )
+        except ContainerBeingKilled:
+            self.rpc_consumer.requeue_message(message)
 
     def handle_result(
-        self, delivery: Delivery, worker_ctx: Any, result: Any, exc_info: Any
+        self, message: Message, worker_ctx: Any, result: Any, exc_info: Any
     ) -> tuple[Any, Any]:
-        return self.rpc_consumer.send_reply(delivery, result, exc_info)
+        return self.rpc_consumer.handle_result(message, result, exc_info)
 
 
 rpc = Rpc.decorator

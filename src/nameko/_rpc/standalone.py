@@ -1,26 +1,35 @@
 """Standalone RPC clients: call services from code that is not a service.
 
+* nameko 2.x: ``ClusterRpcProxy(config, context_data=None, timeout=None)``
+  and ``ServiceRpcProxy(service_name, config, ...)`` give 2.x proxies; the
+  config may be left out (then nameko 3's global config is used).
+* nameko 3: ``ClusterRpcClient(context_data=None, timeout=None, **options)``
+  and ``ServiceRpcClient(service_name, ...)`` read the global config (``uri=``
+  and friends override it) and give a `Client`.
+
 Unlike nameko 2.14's, a client here is safe to share between threads (one
 reply queue and one consumer per client; replies routed by correlation id),
 and works without ``with``: ``start()``/``stop()``, or simply use it, since
-the first attribute access starts it.
+the first attribute access starts it. The config is read when the client
+starts, so a client made at import time sees ``config.setup`` done later.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from nameko import serialization
 from nameko._concurrency import Lock
+from nameko._global_config import given_or_global
 from nameko._ids import new_id
-from nameko._messaging.connection import config_with_uri, open_broker
 from nameko._protocol.calls import make_call_id
-from nameko._protocol.names import rpc_exchange_name
 from nameko._rpc.caller import RpcCaller
-from nameko._rpc.client import ClusterProxy, ServiceProxy
-from nameko._rpc.replies import ReplyQueue
+from nameko._rpc.client import Client, ClusterProxy, ServiceProxy
+from nameko._rpc.link import CallerLink
+from nameko._rpc.options import connection_config, split_publisher_options
 from nameko._runtime.extensions import Entrypoint
-from nameko.constants import CALL_ID_STACK_CONTEXT_KEY
+from nameko.constants import CALL_ID_STACK_CONTEXT_KEY, HEADER_PREFIX
 
 __all__ = [
     "ClusterRpcClient",
@@ -31,58 +40,30 @@ __all__ = [
 ]
 
 STOPPED_MESSAGE = "This consumer has been stopped, and can no longer be used"
+CLIENT_STOPPED_MESSAGE = "Stopped and can no longer be used"  # nameko 3's wording
+
+_CALL_ID_STACK_HEADER = f"{HEADER_PREFIX}.{CALL_ID_STACK_CONTEXT_KEY}"
 
 
-class _CallerContext:
-    """Stands in for a worker context: the headers every call carries. Each
-    call gets a fresh call id (nameko 2.14 reused one per client)."""
+class _Standalone:
+    """Lifecycle shared by both families: connect on `start` (or on first
+    use), hand out the proxy object, fail waiting calls on `stop`."""
 
-    def __init__(self, container: Any, context_data: dict[str, Any] | None) -> None:
-        self.container = container
-        self.config = container.config
-        self.data = dict(context_data or {})
-
-    @property
-    def context_data(self) -> dict[str, Any]:
-        data = dict(self.data)
-        call_id = make_call_id(self.container.service_name, "call", new_id())
-        data[CALL_ID_STACK_CONTEXT_KEY] = [call_id]
-        return data
-
-
-class StandaloneProxyBase:
-    class ServiceContainer:
-        """The minimum of a container a client needs."""
-
-        service_name = "standalone_rpc_proxy"
-
-        def __init__(self, config: dict[str, Any]) -> None:
-            self.config = config
-            self.shared_extensions: dict[Any, Any] = {}
-
-    class Dummy(Entrypoint):
-        method_name = "call"
+    owner = "standalone_rpc_proxy"  # names the reply queue and the connection
+    stopped_message = STOPPED_MESSAGE
 
     def __init__(
         self,
-        config: dict[str, Any],
-        context_data: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        reply_listener_cls: Any = None,  # accepted for nameko compatibility
-        **options: Any,
+        config: Mapping[str, Any] | None,
+        timeout: float | None,
+        options: Mapping[str, Any],
     ) -> None:
-        self._container = self.ServiceContainer(config)
-        self._worker_ctx = _CallerContext(self._container, context_data)
+        self._given_config = config
         self.timeout = timeout
-        self._options = options
+        self._connection_options, self._options = split_publisher_options(options)
         self._lock = Lock()
-        self._broker: Any = None
-        self._replies: ReplyQueue | None = None
+        self._link: CallerLink | None = None
         self._proxy: Any = None
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return self._container.config
 
     def __enter__(self) -> Any:
         return self.start()
@@ -94,38 +75,26 @@ class StandaloneProxyBase:
         """Connect and return the proxy object (as nameko does, not ``self``)."""
         with self._lock:
             if self._proxy is None:
-                self._proxy = self._connect()
+                self._link = self._connect()
+                self._proxy = self._make_proxy(self._link.caller)
             return self._proxy
 
-    def _connect(self) -> Any:
-        config = self.config
+    def _connect(self) -> CallerLink:
+        config = connection_config(self._given_config, self._connection_options)
         serializer, accept = serialization.setup(config)
-        owner = self._container.service_name
-        self._broker = open_broker(config, f"nameko:{owner}")
-        try:
-            self._replies = ReplyQueue(self._broker, rpc_exchange_name(config), owner, accept)
-            self._replies.start()
-        except BaseException:
-            self._broker.close()
-            raise
-        caller = RpcCaller(
-            self._broker, self._replies, serializer, timeout=self.timeout, **self._options
-        )
-        return self._make_proxy(caller)
+        options = {"timeout": self.timeout, **self._options}
+        return CallerLink(config, self.owner, serializer, accept, **options)
 
     def _make_proxy(self, caller: RpcCaller) -> Any:
         raise NotImplementedError
 
     def stop(self) -> None:
-        """Disconnect; calls still waiting fail with `RuntimeError`."""
+        """Disconnect; calls still waiting (and later ones) fail with `RuntimeError`."""
         with self._lock:
-            replies, broker = self._replies, self._broker
-            self._replies = self._broker = None
-            self._proxy = _Stopped()
-        if replies is not None:
-            replies.stop(RuntimeError(STOPPED_MESSAGE))
-        if broker is not None:
-            broker.close()
+            link, self._link = self._link, None
+            self._proxy = _Stopped(self.stopped_message)
+        if link is not None:
+            link.stop(RuntimeError(self.stopped_message))
 
     def __getattr__(self, name: str) -> Any:
         # `ClusterRpcProxy(config).service.method()` without start(): start on
@@ -139,11 +108,73 @@ class StandaloneProxyBase:
 
 
 class _Stopped:
+    def __init__(self, message: str) -> None:
+        self._message = message
+
     def __getattr__(self, name: str) -> Any:
-        raise RuntimeError(STOPPED_MESSAGE)
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise RuntimeError(self._message)
 
     def __getitem__(self, name: str) -> Any:
-        raise RuntimeError(STOPPED_MESSAGE)
+        raise RuntimeError(self._message)
+
+
+# -- nameko 2.x ---------------------------------------------------------------
+
+
+class _CallerContext:
+    """Stands in for a worker context: the headers every call carries. Each
+    call gets a fresh call id (nameko 2.14 reused one per client)."""
+
+    def __init__(self, container: Any, context_data: Mapping[str, Any] | None) -> None:
+        self.container = container
+        self.data = dict(context_data or {})
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self.container.config
+
+    @property
+    def context_data(self) -> dict[str, Any]:
+        data = dict(self.data)
+        call_id = make_call_id(self.container.service_name, "call", new_id())
+        data[CALL_ID_STACK_CONTEXT_KEY] = [call_id]
+        return data
+
+
+class StandaloneProxyBase(_Standalone):
+    class ServiceContainer:
+        """The minimum of a container a client needs."""
+
+        service_name = "standalone_rpc_proxy"
+
+        def __init__(self, config: Mapping[str, Any] | None) -> None:
+            self._given = config
+            self.shared_extensions: dict[Any, Any] = {}
+
+        @property
+        def config(self) -> Mapping[str, Any]:
+            return given_or_global(self._given)
+
+    class Dummy(Entrypoint):
+        method_name = "call"
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        context_data: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        reply_listener_cls: Any = None,  # accepted for nameko compatibility
+        **options: Any,
+    ) -> None:
+        super().__init__(config, timeout, options)
+        self._container = self.ServiceContainer(config)
+        self._worker_ctx = _CallerContext(self._container, context_data)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        return self._container.config
 
 
 class ServiceRpcProxy(StandaloneProxyBase):
@@ -164,28 +195,53 @@ class ClusterRpcProxy(StandaloneProxyBase):
         return ClusterProxy(self._worker_ctx, caller)
 
 
-class ClusterRpcClient(ClusterRpcProxy):
-    """nameko 3 name; also takes ``uri=`` instead of a config dict."""
+# -- nameko 3 -----------------------------------------------------------------
+
+
+class ClusterRpcClient(_Standalone):
+    """``with ClusterRpcClient() as rpc: rpc.svc.method()`` (nameko 3).
+
+    Config from the global ``nameko.config``; ``uri``, ``ssl`` and
+    ``login_method`` override its connection settings, ``serializer`` and the
+    other publisher options apply to the requests. ``timeout`` (seconds, per
+    call) ends a wait with `RpcTimeout()`.
+    """
+
+    owner = "standalone_rpc_client"
+    stopped_message = CLIENT_STOPPED_MESSAGE
 
     def __init__(
         self,
-        config: dict[str, Any] | None = None,
-        *args: Any,
-        uri: str | None = None,
-        **kwargs: Any,
+        context_data: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        **publisher_options: Any,
     ) -> None:
-        super().__init__(config_with_uri(config, uri), *args, **kwargs)
+        super().__init__(None, timeout, publisher_options)
+        self.context_data = dict(context_data or {})
+        self.client_id = new_id()
+
+    def _make_proxy(self, caller: RpcCaller) -> Client:
+        return Client(self._publisher(caller), caller.register_for_reply, self.context_data)
+
+    def _publisher(self, caller: RpcCaller) -> Any:
+        """``caller.publish`` with a fresh call id on every request."""
+        prefix = f"{self.owner}.{self.client_id}."
+        publish = caller.publish
+
+        def publish_with_call_id(payload: Any, **kwargs: Any) -> None:
+            headers = dict(kwargs.pop("extra_headers", None) or {})
+            headers[_CALL_ID_STACK_HEADER] = [prefix + new_id()]
+            publish(payload, extra_headers=headers, **kwargs)
+
+        return publish_with_call_id
 
 
-class ServiceRpcClient(ServiceRpcProxy):
-    """nameko 3 name; also takes ``uri=`` instead of a config dict."""
+class ServiceRpcClient(ClusterRpcClient):
+    """``with ServiceRpcClient("svc") as svc: svc.method()`` (nameko 3)."""
 
-    def __init__(
-        self,
-        service_name: str,
-        config: dict[str, Any] | None = None,
-        *args: Any,
-        uri: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(service_name, config_with_uri(config, uri), *args, **kwargs)
+    def __init__(self, service_name: str, *args: Any, **kwargs: Any) -> None:
+        self.service_name = service_name
+        super().__init__(*args, **kwargs)
+
+    def _make_proxy(self, caller: RpcCaller) -> Client:
+        return super()._make_proxy(caller)[self.service_name]

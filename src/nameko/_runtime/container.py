@@ -39,7 +39,14 @@ from inspect import getmembers, isfunction
 from typing import Any
 
 from nameko import serialization
-from nameko._concurrency import Lock, ManagedThread, OneShot, WorkerPool, current_thread
+from nameko._concurrency import (
+    Lock,
+    ManagedThread,
+    OneShot,
+    ThreadHandle,
+    WorkerPool,
+    current_thread_handle,
+)
 from nameko._global_config import given_or_global
 from nameko._runtime.extensions import (
     ENTRYPOINT_EXTENSIONS_ATTR,
@@ -95,7 +102,8 @@ class ServiceContainer:
 
         self.started = False
         self._worker_pool = WorkerPool(self.max_workers, name=f"{self.service_name}-worker")
-        self._worker_threads: dict[WorkerContext, Any] = {}
+        # worker -> its thread; ``gr_frame`` gives its stack, as nameko's greenlets did
+        self._worker_threads: dict[WorkerContext, ThreadHandle] = {}
         self._managed_threads: dict[ManagedThread, str] = {}
         self._lock = Lock()
         self._being_killed = False
@@ -262,7 +270,7 @@ class ServiceContainer:
         return worker_ctx
 
     def _run_worker_guarded(self, worker_ctx: WorkerContext, handle_result: Any) -> None:
-        self._worker_threads[worker_ctx] = current_thread()
+        self._worker_threads[worker_ctx] = current_thread_handle()
         try:
             self._run_worker(worker_ctx, handle_result)
         except BaseException:

@@ -62,12 +62,15 @@ class WorkerContext:
 
     @property
     def call_id_stack(self) -> list[str]:
+        """A new list on every access, as in nameko 2.14: extensions edit the
+        list they got (nameko-amqp-retry appends ".backoff" to its last id
+        for the headers it republishes) without changing this worker's stack."""
         if self._call_id_stack is None:
             tracked = self.config.get(PARENT_CALLS_CONFIG_KEY, DEFAULT_PARENT_CALLS_TRACKED)
             self._call_id_stack = extend_call_id_stack(
                 self.parent_call_stack, self.call_id, tracked
             )
-        return self._call_id_stack
+        return list(self._call_id_stack)
 
     @property
     def context_data(self) -> dict[str, Any]:

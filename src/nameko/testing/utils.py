@@ -13,12 +13,14 @@ from unittest.mock import ANY
 from nameko._concurrency import Event
 from nameko._reexports import reexported
 from nameko._runtime.extensions import Entrypoint
+from nameko.testing._pipeline import ResourcePipeline
 
 __all__ = [
     "ANY_PARTIAL",
     "AnyInstanceOf",
     "DummyProvider",
     "MockCallArgs",
+    "ResourcePipeline",
     "assert_stops_raising",
     "find_free_port",
     "get_container",
