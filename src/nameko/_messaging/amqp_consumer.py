@@ -37,7 +37,7 @@ from nameko._broker.base import Broker, Delivery
 from nameko._broker.base import Consumer as BrokerConsumer
 from nameko._concurrency import Event
 from nameko._messaging.entities import as_queue, queue_entities
-from nameko._messaging.message import Message
+from nameko._messaging.message import UNDECODABLE, Message, payload_or_reject
 from nameko._urls import sanitize_url
 from nameko.constants import DEFAULT_HEARTBEAT, DEFAULT_PREFETCH_COUNT
 
@@ -126,13 +126,8 @@ class Consumer:
             self._handle(item)
 
     def _handle(self, message: Message) -> None:
-        try:
-            body = message.payload
-        except Exception as exc:
-            _log.error(
-                "rejected undecodable message (routing key %r): %s", message.routing_key, exc
-            )
-            message.reject(requeue=False)
+        body = payload_or_reject(message, _log)
+        if body is UNDECODABLE:
             return
         for callback in self.callbacks:
             callback(body, message)

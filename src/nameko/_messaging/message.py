@@ -26,7 +26,9 @@ from typing import Any
 from nameko._broker.base import Delivery, Properties
 from nameko._protocol import codecs
 
-__all__ = ["Message", "decode_delivery"]
+__all__ = ["UNDECODABLE", "Message", "decode_delivery", "payload_or_reject"]
+
+UNDECODABLE = object()  # what `payload_or_reject` returns for a message it rejected
 
 _PROPERTY_NAMES = (
     "content_type",
@@ -180,3 +182,15 @@ class Message:
 def _properties_dict(properties: Properties) -> dict[str, Any]:
     values = {name: getattr(properties, name) for name in _PROPERTY_NAMES}
     return {name: value for name, value in values.items() if value is not None}
+
+
+def payload_or_reject(message: Message, log: Any) -> Any:
+    """The decoded body, or `UNDECODABLE` once a message that cannot be
+    decoded has been rejected (never requeued: it would come back forever)
+    and logged on ``log``."""
+    try:
+        return message.payload
+    except Exception as exc:
+        log.error("rejected undecodable message (routing key %r): %s", message.routing_key, exc)
+        message.reject(requeue=False)
+        return UNDECODABLE

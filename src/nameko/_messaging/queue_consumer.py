@@ -38,7 +38,7 @@ from nameko._broker.base import Delivery
 from nameko._concurrency import Lock
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
-from nameko._messaging.message import Message
+from nameko._messaging.message import UNDECODABLE, Message, payload_or_reject
 from nameko._runtime.extensions import ProviderCollector, SharedExtension
 
 __all__ = ["QueueConsumer"]
@@ -124,13 +124,8 @@ class QueueConsumer(SharedExtension, ProviderCollector):
             delivery.reject(requeue=True)  # its provider is going away
             return
         message = Message(delivery, self.container.accept)
-        try:
-            body = message.payload
-        except Exception as exc:
-            _log.error(
-                "rejected undecodable message (routing key %r): %s", delivery.routing_key, exc
-            )
-            delivery.reject(requeue=False)
+        body = payload_or_reject(message, _log)
+        if body is UNDECODABLE:
             return
         name = f"{type(provider).__name__}.handle_message[{delivery.routing_key}]"
         self.container.spawn_managed_thread(partial(provider.handle_message, body, message), name)
