@@ -59,12 +59,8 @@ LACKING: dict[str, str] = {
         "nameko.cli.run",
         "AMQP_URI_CONFIG_KEY MISSING_MODULE_TEMPLATE is_entrypoint is_type logger config",
     ),
-    **_each(
-        "the shell is reworked in issue #10",
-        "nameko.cli.shell",
-        "AMQP_URI_CONFIG_KEY ClusterRpcProxy ClusterRpcClient SHELLS Shell ShellRunner config "
-        "event_dispatcher interact make_nameko_helper",
-    ),
+    "nameko.cli.shell:Shell": "an IPython name nameko 2.14 imported; ShellRunner.ipython "
+    "starts IPython with start_ipython",
     **_each(
         "pytest hooks and helpers of nameko's eventlet plugin; ours are in nameko.testing.pytest",
         "nameko.testing.pytest",

@@ -5,17 +5,15 @@ pseudo-terminal."""
 from __future__ import annotations
 
 import os
-import pty
-import select
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
+from tests.terminal import Terminal
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 TIMEOUT = 10
@@ -172,32 +170,13 @@ def test_nameko_backdoor_with_piped_input(running):
 
 def test_nameko_backdoor_on_a_terminal(running):
     cwd, env, port = running
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: the command with a terminal as stdin/stdout
-        os.chdir(cwd)
-        os.execve(
-            sys.executable, [sys.executable, "-m", "nameko", "backdoor", f"127.0.0.1:{port}"], env
-        )
-    output = _read_pty_until(fd, b">>> ")
-    os.write(fd, b"runner.service_names\n")
-    output += _read_pty_until(fd, b"dict_keys(['svc'])")
-    os.write(fd, b"\x04")  # Ctrl-D
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
+    terminal = Terminal(["nameko", "backdoor", f"127.0.0.1:{port}"], cwd, env, TIMEOUT * 3)
+    output = terminal.read_until(b">>> ")
+    terminal.send(b"runner.service_names\n")
+    output += terminal.read_until(b"dict_keys(['svc'])")
+    terminal.send(b"\x04")  # Ctrl-D
+    assert terminal.exit_code() == 0
     assert b"in scope: runner" in output
-
-
-def _read_pty_until(fd: int, marker: bytes) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + TIMEOUT * 3
-    while marker not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"no {marker!r} from the terminal; got {seen!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            seen += os.read(fd, 65536)
-    return seen
 
 
 def test_a_backdoor_nobody_listens_on_is_one_line(tmp_path):

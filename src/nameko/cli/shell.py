@@ -1,6 +1,9 @@
 """``nameko shell``: a Python console with ``n`` to call services.
 
-``n.rpc.service.method(...)`` (a started `ClusterRpcProxy`), ``n.rpc['a-b']``,
+``n.rpc.service.method(...)`` (a started `ClusterRpcProxy` seen through
+`nameko.cli._shell.ShellRpc`: calls time out after ``--timeout`` seconds,
+tab completion knows the services and methods of this session and of the
+management API, an unknown service suggests close names), ``n.rpc['a-b']``,
 ``n.dispatch_event(service, event_type, data)``, ``n.config``,
 ``n.disconnect()``. Without a terminal it reads statements from stdin and
 stops at the first error (exit status 1), so it can be scripted.
@@ -12,39 +15,133 @@ import code
 import os
 import sys
 import types
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+from nameko._global_config import config
+from nameko._rpc.dependency import RPC_TIMEOUT_CONFIG_KEY
 from nameko._urls import sanitize_url
+from nameko.cli._shell import (
+    Catalogue,
+    NoReply,
+    ShellRpc,
+    ShellUnknownService,
+    rpc_services_from_management_api,
+)
 from nameko.cli.config import add_config_options, setup_config
 from nameko.cli.main import DEFAULT_BROKER
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcClient, ClusterRpcProxy
+
+__all__ = [
+    "AMQP_URI_CONFIG_KEY",
+    "SHELLS",
+    "ClusterRpcClient",
+    "ClusterRpcProxy",
+    "ShellRunner",
+    "config",
+    "event_dispatcher",
+    "interact",
+    "main",
+    "make_nameko_helper",
+]
 
 NAME = "shell"
 HELP = "Interactive Python shell connected to the services"
+SHELLS = ["bpython", "ipython", "plain"]
+DEFAULT_TIMEOUT = 30.0
+interact = code.interact
+#: errors the shell explains in one line instead of a traceback
+SHELL_ERRORS = (NoReply, ShellUnknownService)
 
 
 def init_parser(parser: Any) -> None:
     add_config_options(parser, DEFAULT_BROKER)
+    parser.add_argument("--interface", choices=SHELLS, help="preferred shell")
     parser.add_argument(
-        "--interface", choices=["bpython", "ipython", "plain"], help="preferred shell"
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"how long n.rpc calls wait for a reply (default: the config's "
+        f"{RPC_TIMEOUT_CONFIG_KEY}, else {DEFAULT_TIMEOUT:g}; 0 waits for ever)",
+    )
+    parser.add_argument(
+        "--management-api",
+        metavar="URL",
+        help="RabbitMQ management API to list services from (default: the broker's "
+        "host, port 15672; ignored when it does not answer)",
     )
     parser.set_defaults(main=main)
 
 
-def make_helper(config: dict[str, Any]) -> types.ModuleType:
-    from nameko.standalone.events import event_dispatcher
-    from nameko.standalone.rpc import ClusterRpcProxy
-
+def make_nameko_helper(
+    config: Mapping[str, Any], timeout: float | None = None, management_api: str | None = None
+) -> types.ModuleType:
+    """The ``n`` of the shell: ``rpc``, ``dispatch_event``, ``config``, ``disconnect``."""
     helper = types.ModuleType("nameko", "Use n.rpc.<service>.<method>(...) to call services")
-    client = ClusterRpcProxy(config)
-    helper.rpc = client.start()
+    client = ClusterRpcProxy(config, timeout=timeout)
+    amqp_uri = config[AMQP_URI_CONFIG_KEY]
+    catalogue = Catalogue(partial(rpc_services_from_management_api, amqp_uri, management_api))
+    helper.rpc = ShellRpc(client.start(), catalogue, timeout)
     helper.dispatch_event = event_dispatcher(config)
     helper.config = config
     helper.disconnect = client.stop
     return helper
 
 
-class _ScriptConsole(code.InteractiveConsole):
-    """Stdin is not a terminal: the first failing statement ends the shell."""
+def call_timeout(args: Any, config: Mapping[str, Any]) -> float | None:
+    """``--timeout``, else the config's RPC_TIMEOUT, else 30 s; 0 means none."""
+    timeout = args.timeout
+    if timeout is None:
+        timeout = config.get(RPC_TIMEOUT_CONFIG_KEY) or DEFAULT_TIMEOUT
+    return float(timeout) or None
+
+
+def main(args: Any) -> None:
+    config = setup_config(args)
+    timeout = call_timeout(args, config)
+    waits = f"calls wait {timeout:g} s for a reply" if timeout else "calls wait for ever"
+    banner = (
+        f"Nameko Python {sys.version} shell on {sys.platform}\n"
+        f"Broker: {sanitize_url(config[AMQP_URI_CONFIG_KEY])}"
+        + (" (from --config)" if args.config else "")
+        + f"\nn.rpc.<service>.<method>(...): {waits} (--timeout)"
+    )
+    helper = make_nameko_helper(config, timeout, args.management_api)
+    namespace = {"n": helper}
+    try:
+        if sys.stdin.isatty():
+            ShellRunner(banner, namespace).start_shell(args.interface)
+        else:
+            _ScriptConsole(namespace).interact(banner, exitmsg="")
+    finally:
+        helper.disconnect()
+
+
+def _one_line(exc: BaseException) -> str:
+    public = "RpcTimeout" if isinstance(exc, NoReply) else "UnknownService"
+    return f"{public}: {exc}\n"
+
+
+class _Console(code.InteractiveConsole):
+    """The plain console: the shell's own errors in one line, not a traceback."""
+
+    def showtraceback(self) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, SHELL_ERRORS):
+            self.write(_one_line(exc))
+        else:
+            super().showtraceback()
+
+
+class _ScriptConsole(_Console):
+    """Stdin is not a terminal: no prompts in the output, and the first failing
+    statement ends the shell."""
+
+    def raw_input(self, prompt: str = "") -> str:
+        return input()
 
     def showtraceback(self) -> None:
         super().showtraceback()
@@ -55,50 +152,52 @@ class _ScriptConsole(code.InteractiveConsole):
         sys.exit(1)
 
 
-def main(args: Any) -> None:
-    config = setup_config(args)
-    banner = (
-        f"Nameko Python {sys.version} shell on {sys.platform}\n"
-        f"Broker: {sanitize_url(config['AMQP_URI'])}" + (" (from --config)" if args.config else "")
-    )
-    helper = make_helper(config)
-    namespace = {"n": helper}
+class ShellRunner:
+    """Starts the preferred console: bpython, IPython or the plain one."""
+
+    def __init__(self, banner: str, context: dict[str, Any]) -> None:
+        self.banner, self.context = banner, context
+
+    def start_shell(self, name: str | None = None) -> None:
+        self._run_startup_file()
+        for candidate in [name] if name else SHELLS:
+            try:
+                getattr(self, candidate or "plain")()
+                return
+            except ImportError:
+                continue
+        self.plain()
+
+    def bpython(self) -> None:
+        import bpython
+
+        bpython.embed(self.context, banner=self.banner)
+
+    def ipython(self) -> None:
+        from IPython import start_ipython
+        from traitlets.config import Config
+
+        ipython_config = Config()
+        ipython_config.TerminalInteractiveShell.banner2 = self.banner
+        start_ipython(argv=[], user_ns=self.context, config=ipython_config)
+
+    def plain(self) -> None:
+        _enable_completion(self.context)
+        _Console(self.context).interact(self.banner, exitmsg="")
+
+    def _run_startup_file(self) -> None:
+        startup = os.environ.get("PYTHONSTARTUP")
+        if startup and os.path.isfile(startup):
+            with open(startup) as f:
+                exec(compile(f.read(), startup, "exec"), self.context)
+
+
+def _enable_completion(namespace: dict[str, Any]) -> None:
+    """Tab completion in the plain console (``n.rpc.<tab>`` reads `dir()`)."""
     try:
-        if sys.stdin.isatty():
-            _interactive(namespace, banner, args.interface)
-        else:
-            _ScriptConsole(namespace).interact(banner, exitmsg="")
-    finally:
-        helper.disconnect()
-
-
-def _interactive(namespace: dict[str, Any], banner: str, preferred: str | None) -> None:
-    startup = os.environ.get("PYTHONSTARTUP")
-    if startup and os.path.isfile(startup):
-        with open(startup) as f:
-            exec(compile(f.read(), startup, "exec"), namespace)
-    for name in [preferred] if preferred else ["bpython", "ipython", "plain"]:
-        if name == "bpython" and _try(
-            lambda: __import__("bpython").embed(namespace, banner=banner)
-        ):
-            return
-        if name == "ipython" and _try(lambda: _ipython(namespace, banner)):
-            return
-    code.interact(banner, local=namespace)
-
-
-def _ipython(namespace: dict[str, Any], banner: str) -> None:
-    from IPython import start_ipython
-    from traitlets.config import Config
-
-    config = Config()
-    config.TerminalInteractiveShell.banner2 = banner
-    start_ipython(argv=[], user_ns=namespace, config=config)
-
-
-def _try(start: Any) -> bool:
-    try:
-        start()
-    except ImportError:
-        return False
-    return True
+        import readline
+        import rlcompleter
+    except ImportError:  # e.g. Windows without pyreadline
+        return
+    readline.set_completer(rlcompleter.Completer(namespace).complete)
+    readline.parse_and_bind("tab: complete")

@@ -1,0 +1,208 @@
+"""What ``nameko shell`` adds around its RPC proxy.
+
+``n.rpc`` is a started `ClusterProxy` seen through `ShellRpc`, which adds
+three things a person at a prompt needs and a program does not:
+
+* a call timeout (``--timeout``), so a call to a service whose queue exists
+  but has no running instance ends with ``no reply from 'svc' in 30 s: is an
+  instance running?`` instead of hanging;
+* `dir()` of ``n.rpc`` and ``n.rpc.<service>`` lists the services and methods
+  the shell knows of, which is what tab completion (readline, IPython) reads;
+* `UnknownService` suggests close names (``did you mean 'inventory'?``).
+
+The shell knows a service from the calls it made in this session and, when
+RabbitMQ's management API answers, from the ``rpc-<service>`` queues that
+have a consumer; it knows methods only from calls made in this session (the
+broker cannot tell them).
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+from urllib.request import Request, urlopen
+
+from nameko.exceptions import RpcTimeout, UnknownService
+
+__all__ = [
+    "Catalogue",
+    "NoReply",
+    "ShellRpc",
+    "ShellUnknownService",
+    "management_api_url",
+    "rpc_services_from_management_api",
+]
+
+RPC_QUEUE_PREFIX = "rpc-"
+
+
+class NoReply(RpcTimeout):
+    """A shell call that got no reply within the shell's timeout."""
+
+    def __init__(self, service: str, timeout: float) -> None:
+        super().__init__(timeout)
+        self.service, self.timeout = service, timeout
+
+    def __str__(self) -> str:
+        return f"no reply from {self.service!r} in {self.timeout:g} s: is an instance running?"
+
+
+class ShellUnknownService(UnknownService):
+    """`UnknownService` with the close names the shell knows of."""
+
+    def __init__(self, service: str, suggestions: list[str]) -> None:
+        super().__init__(service)
+        self.suggestions = suggestions
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if not self.suggestions:
+            return text
+        return f"{text}: did you mean {' or '.join(map(repr, self.suggestions))}?"
+
+
+class Catalogue:
+    """The services and methods this shell knows of.
+
+    ``discover`` (e.g. the management API) is asked once, when a name is
+    first needed, so a shell whose broker has no API starts no slower."""
+
+    def __init__(self, discover: Callable[[], Iterable[str]] = tuple) -> None:
+        self._methods: dict[str, set[str]] = {}
+        self._discover: Callable[[], Iterable[str]] | None = discover
+
+    def saw(self, service: str, method: str) -> None:
+        self._methods.setdefault(service, set()).add(method)
+
+    def services(self) -> list[str]:
+        self._discovered()
+        return sorted(self._methods)
+
+    def methods(self, service: str) -> list[str]:
+        return sorted(self._methods.get(service, ()))
+
+    def close_to(self, service: str) -> list[str]:
+        self._discovered()
+        known = [name for name in self._methods if name != service]
+        return difflib.get_close_matches(service, known, n=3, cutoff=0.6)
+
+    def _discovered(self) -> None:
+        discover, self._discover = self._discover, None
+        for name in discover() if discover else ():
+            self._methods.setdefault(name, set())
+
+
+class ShellRpc:
+    """``n.rpc``: the cluster proxy with completion and the shell's errors."""
+
+    def __init__(self, cluster: Any, catalogue: Catalogue, timeout: float | None) -> None:
+        self._cluster, self._catalogue, self._timeout = cluster, catalogue, timeout
+
+    def __getattr__(self, name: str) -> _ShellService:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> _ShellService:
+        return _ShellService(self._cluster[name], name, self._catalogue, self._timeout)
+
+    def __dir__(self) -> list[str]:
+        return self._catalogue.services()
+
+    def __repr__(self) -> str:
+        return f"<n.rpc: {len(self._catalogue.services())} services known>"
+
+
+class _ShellService:
+    def __init__(self, proxy: Any, name: str, catalogue: Catalogue, timeout: float | None) -> None:
+        self._proxy, self._name = proxy, name
+        self._catalogue, self._timeout = catalogue, timeout
+
+    def __getattr__(self, method: str) -> _ShellMethod:
+        if method.startswith("__"):
+            raise AttributeError(method)
+        return self[method]
+
+    def __getitem__(self, method: str) -> _ShellMethod:
+        return _ShellMethod(self._proxy[method], self._name, method, self)
+
+    def __dir__(self) -> list[str]:
+        return self._catalogue.methods(self._name)
+
+    def __repr__(self) -> str:
+        return f"<n.rpc.{self._name}>"
+
+    def _translated(self, method: str, call: Any) -> Any:
+        """``call()``, with the shell's errors for a silent or unknown service."""
+        try:
+            result = call()
+        except RpcTimeout:
+            raise NoReply(self._name, self._timeout or 0) from None
+        except UnknownService:
+            suggestions = self._catalogue.close_to(self._name)
+            raise ShellUnknownService(self._name, suggestions) from None
+        self._catalogue.saw(self._name, method)
+        return result
+
+
+class _ShellMethod:
+    def __init__(self, proxy: Any, service: str, method: str, owner: _ShellService) -> None:
+        self._proxy, self._service, self._method, self._owner = proxy, service, method, owner
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._owner._translated(self._method, lambda: self._proxy(*args, **kwargs))
+
+    def call_async(self, *args: Any, **kwargs: Any) -> _ShellReply:
+        reply = self._owner._translated(
+            self._method, lambda: self._proxy.call_async(*args, **kwargs)
+        )
+        return _ShellReply(reply, self)
+
+    def __repr__(self) -> str:
+        return f"<n.rpc.{self._service}.{self._method}>"
+
+
+class _ShellReply:
+    def __init__(self, reply: Any, method: _ShellMethod) -> None:
+        self._reply, self._method = reply, method
+
+    def result(self) -> Any:
+        return self._method._owner._translated(self._method._method, self._reply.result)
+
+
+def management_api_url(amqp_uri: str) -> str:
+    """The management API's queue listing for ``amqp_uri``'s vhost (port 15672)."""
+    parts = urlsplit(amqp_uri)
+    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    return f"http://{parts.hostname or 'localhost'}:15672/api/queues/{quote(vhost, safe='')}"
+
+
+def rpc_services_from_management_api(
+    amqp_uri: str, api_url: str | None = None, timeout: float = 1.0
+) -> list[str]:
+    """Services with a consumer on their ``rpc-`` queue, or ``[]`` if the API is silent.
+
+    The API is optional (the plugin is often off): any failure means "the
+    cluster cannot tell", never an error at the prompt."""
+    parts = urlsplit(amqp_uri)
+    credentials = f"{parts.username or 'guest'}:{parts.password or 'guest'}"
+    request = Request(
+        f"{api_url or management_api_url(amqp_uri)}?columns=name,consumers",
+        headers={"Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()},
+    )
+    try:
+        with urlopen(request, timeout=timeout) as response:
+            queues = json.load(response)
+    except (OSError, ValueError):
+        return []
+    return sorted(
+        queue["name"][len(RPC_QUEUE_PREFIX) :]
+        for queue in queues
+        if isinstance(queue, dict)
+        and str(queue.get("name", "")).startswith(RPC_QUEUE_PREFIX)
+        and queue.get("consumers")
+    )
