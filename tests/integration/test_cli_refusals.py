@@ -68,3 +68,53 @@ def test_a_broker_that_is_down_is_retried_a_bounded_number_of_times(tmp_path):
     assert retries == ["1", "2"]
     assert done.stderr.strip().splitlines()[-1].startswith("Error: cannot connect to broker")
     assert PASSWORD not in done.stdout + done.stderr
+
+
+CONFIG_ERRORS = [
+    (
+        "config.yaml",
+        "AMQP_URI: [unclosed\n  x: 1\n",
+        "Error: config.yaml:2:4: invalid YAML: while parsing a flow sequence expected ',' or "
+        "']', but got ':'",
+    ),
+    (
+        "config.yaml",
+        "AMQP_URI: amqp://guest:${PASSWORD@localhost/\n",
+        "Error: config.yaml: AMQP_URI: bad placeholder '${PASSWORD@localhost': write ${NAME} "
+        "or ${NAME:default}",
+    ),
+    ("folder", None, "Error: config file folder is a directory, not a YAML file"),
+    ("missing.yaml", None, "Error: config file not found: missing.yaml"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line"), CONFIG_ERRORS, ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize("command", ["run", "shell", "show-config"])
+def test_a_bad_config_is_one_line_from_every_command(tmp_path, command, name, text, line):
+    if text is None and name == "folder":
+        (tmp_path / name).mkdir()
+    elif text is not None:
+        (tmp_path / name).write_text(text)
+    (tmp_path / "svc.py").write_text(SERVICE)
+    args = [sys.executable, "-m", "nameko", command, "--config", name]
+    done = subprocess.run(
+        [*args, "svc"] if command == "run" else args,
+        cwd=tmp_path,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+    )
+    assert (done.returncode, done.stderr) == (1, line + "\n")
+
+
+def test_a_failing_logging_config_is_one_line_from_nameko_run(tmp_path):
+    (tmp_path / "config.yaml").write_text(
+        "AMQP_URI: memory://x\nLOGGING:\n  version: 1\n  handlers:\n    x:\n      class: no.Such\n"
+    )
+    done = nameko_run(tmp_path, "memory://x", "-c", "config.yaml")
+    assert (done.returncode, done.stderr) == (
+        1,
+        "Error: LOGGING in the config is invalid: Unable to configure handler 'x'\n",
+    )
