@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 __all__ = [
     "Condition",
@@ -47,7 +47,7 @@ Event = threading.Event
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 
 def start_thread(
@@ -180,7 +180,7 @@ class OneShot(Generic[T]):
             raise TimeoutError(timeout)
         if self._exc is not None:
             raise self._exc
-        return self._value  # type: ignore[return-value]
+        return cast(T, self._value)  # sent with `send`: a T (which may include None)
 
 
 class InFlight:
@@ -231,8 +231,8 @@ class ManagedThread:
     def _run(self) -> None:
         try:
             self.fn()
-        except BaseException:
-            self._on_error(self, sys.exc_info())  # type: ignore[arg-type]
+        except BaseException as exc:
+            self._on_error(self, (type(exc), exc, exc.__traceback__))
         finally:
             self._on_exit(self)
 

@@ -139,6 +139,7 @@ def _find_closing_brace(text: str, start: int, nested: bool) -> int | None:
 
 def env_var_constructor(loader: yaml.SafeLoader, node: yaml.Node, raw: bool = False) -> Any:
     """Constructor of ``!env_var`` (and, with ``raw``, ``!raw_env_var``)."""
+    # the stub wants a ScalarNode; construct_scalar checks the node itself (ConstructorError)
     value = loader.construct_scalar(node)  # type: ignore[arg-type]
     substituted = substitute_env_vars(value)
     if raw or substituted == value:

@@ -18,14 +18,14 @@ import functools
 import inspect
 from collections import UserDict
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 __all__ = ["Config", "ConfigPatch", "config", "given_or_global"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Config(UserDict):  # type: ignore[type-arg]
+class Config(UserDict[str, Any]):
     """The global config (nameko 3's ``nameko.Config``)."""
 
     def setup(self, data: Mapping[str, Any]) -> None:
@@ -66,14 +66,14 @@ class ConfigPatch:
                 with self:
                     yield from func(*args, **kwargs)
 
-            return generator  # type: ignore[return-value]
+            return cast(F, generator)  # functools.wraps: func's signature
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self:
                 return func(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
 
 config = Config()

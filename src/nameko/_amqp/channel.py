@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
-from nameko._amqp.events import Event, PendingPublish, ProtocolError, Returned
+from nameko._amqp.events import Delivered, PendingPublish, ProtocolError, Returned
 from nameko._broker.base import Properties
 
 __all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState", "too_large_limit", "triage_unconfirmed"]
@@ -45,7 +46,7 @@ class ChannelState:
         self.confirming = False
         self.next_seq = 1
         self.unconfirmed: OrderedDict[int, PendingPublish] = OrderedDict()
-        self._content: tuple[type[Event], tuple[Any, ...]] | None = None
+        self._content: tuple[type[Delivered | Returned], tuple[Any, ...]] | None = None
         self._properties: Properties | None = None
         self._size = 0
         self._parts: list[bytes] = []
@@ -118,20 +119,20 @@ class ChannelState:
 
     # -- content (Basic.Deliver / Basic.Return + header + body frames) -------
 
-    def begin_content(self, kind: type[Event], args: tuple[Any, ...]) -> None:
+    def begin_content(self, kind: type[Delivered | Returned], args: tuple[Any, ...]) -> None:
         if self._content is not None:
             raise ProtocolError(f"channel {self.number}: new content before the last one ended")
         self._content = (kind, args)
         self._properties = None
 
-    def content_header(self, body_size: int, properties: Properties) -> Event | None:
+    def content_header(self, body_size: int, properties: Properties) -> Delivered | Returned | None:
         if self._content is None or self._properties is not None:
             raise ProtocolError(f"channel {self.number}: unexpected content header")
         self._properties = properties
         self._size = body_size
         return self._finish(b"") if body_size == 0 else None
 
-    def content_body(self, chunk: bytes) -> Event | None:
+    def content_body(self, chunk: bytes) -> Delivered | Returned | None:
         if self._properties is None:
             raise ProtocolError(f"channel {self.number}: unexpected content body")
         received = self._received + len(chunk)
@@ -147,11 +148,13 @@ class ChannelState:
         self._parts = []
         return self._finish(body)
 
-    def _finish(self, body: bytes) -> Event:
-        kind, args = self._content  # type: ignore[misc]
-        properties = self._properties
+    def _finish(self, body: bytes) -> Delivered | Returned:
+        if self._content is None or self._properties is None:  # the callers checked
+            raise ProtocolError(f"channel {self.number}: content body before its header")
+        (kind, args), properties = self._content, self._properties
         self._content = self._properties = None
         self._received = 0
+        # mypy cannot match a tuple of unknown length followed by more positionals
         return kind(self.number, *args, properties, body)  # type: ignore[call-arg]
 
 
@@ -177,6 +180,7 @@ def triage_unconfirmed(
     """
     match = _MISSING_EXCHANGE.search(reply_text)
     limit = too_large_limit(reply_text)
+    fails: Callable[[PendingPublish], bool]
     if match is not None:
         name = match.group(1)
         fails = lambda e: e.exchange == name  # noqa: E731

@@ -103,7 +103,7 @@ def encode_publish(
     properties: bytes,
     body: bytes,
     frame_max: int,
-) -> list[bytes]:
+) -> list[bytes | memoryview]:
     """Basic.Publish + content header + body frames split by ``frame_max``.
 
     ``properties`` is the output of `encode_properties`. Returns the frames as
@@ -128,7 +128,7 @@ def encode_publish(
         if size:  # an empty body is sent as no body frame at all
             head += (HEADER.pack(FRAME_BODY, channel, size), body, FRAME_END_BYTE)
         return [b"".join(head)]
-    chunks = [b"".join(head)]
+    chunks: list[bytes | memoryview] = [b"".join(head)]
     view = memoryview(body)
     for start in range(0, size, limit):
         part = view[start : start + limit]

@@ -112,7 +112,7 @@ class Connection:
         self.channels: dict[int, ChannelState] = {}
         self.server_properties: dict[str, Any] = {}
         self.blocked = False
-        self._out: list[bytes] = [PROTOCOL_HEADER]
+        self._out: list[bytes | memoryview] = [PROTOCOL_HEADER]  # body parts are views
         self._rbuf = b""
         self._events: list[Event] = []
         self._last_recv = self._last_sent = 0.0
@@ -169,11 +169,11 @@ class Connection:
         if event is not None:
             self._on_content(channel, event)
 
-    def _on_content(self, channel: ChannelState, event: Event) -> None:
-        if type(event) is Delivered:
+    def _on_content(self, channel: ChannelState, event: Delivered | Returned) -> None:
+        if isinstance(event, Delivered):
             if channel.state != CLOSING:  # a closing channel's deliveries go back to the queue
                 self._events.append(event)
-        elif not (channel.confirming and channel.claim_return(event)):  # type: ignore[arg-type]
+        elif not (channel.confirming and channel.claim_return(event)):
             self._events.append(event)
 
     def _on_method(self, number: int, buf: bytes, start: int, end: int) -> None:
@@ -287,10 +287,8 @@ class Connection:
     def _on_close(self, method: commands.Connection.Close) -> None:
         self._send_method(0, commands.Connection.CloseOk())
         self.state = CLOSED
-        text = method.reply_text or ""
-        self._events.append(
-            ConnectionClosed(method.reply_code, text, True, method.class_id, method.method_id)
-        )
+        code, text, class_id, method_id = _close_reason(method)
+        self._events.append(ConnectionClosed(code, text, True, class_id, method_id))
 
     def _on_close_ok(self, method: Any) -> None:
         self.state = CLOSED
@@ -321,9 +319,8 @@ class Connection:
         resent: list[PendingPublish] = []
         if unconfirmed:
             unconfirmed, resent = self._resend(number, unconfirmed, text)
-        closed = ChannelClosed(
-            number, method.reply_code, text, method.class_id, method.method_id, waiting
-        )
+        code, _, class_id, method_id = _close_reason(method)
+        closed = ChannelClosed(number, code, text, class_id, method_id, waiting)
         closed.unconfirmed, closed.resent = unconfirmed, resent
         self._events.append(closed)
 
@@ -368,7 +365,7 @@ class Connection:
             self._send_method(
                 channel.number, commands.Basic.CancelOk(consumer_tag=method.consumer_tag)
             )
-        self._events.append(ConsumerCancelled(channel.number, method.consumer_tag))
+        self._events.append(ConsumerCancelled(channel.number, method.consumer_tag or ""))
 
     # -- commands in -------------------------------------------------------
 
@@ -512,3 +509,17 @@ class Connection:
             return None
         due = min(self._last_sent + self.heartbeat / 2, self._last_recv + 2 * self.heartbeat)
         return max(0.0, due - now)
+
+
+def _close_reason(
+    method: commands.Connection.Close | commands.Channel.Close,
+) -> tuple[int, str, int, int]:
+    """Code, text, class id and method id of a close from the broker. pamqp
+    types them as optional (its constructors default them to None); a decoded
+    frame has them all."""
+    return (
+        method.reply_code or 0,
+        method.reply_text or "",
+        method.class_id or 0,
+        method.method_id or 0,
+    )

@@ -85,7 +85,7 @@ class Handler(Protocol):
         """Seconds to wait before the next attempt; None gives up."""
 
 
-def tls_context(options: bool | dict[str, Any] | ssl.SSLContext) -> ssl.SSLContext:
+def tls_context(options: bool | dict[str, Any] | ssl.SSLContext | None) -> ssl.SSLContext:
     """An `ssl.SSLContext` from kombu/py-amqp style ``ssl`` options: ``True``
     or a dict with ``ca_certs``, ``certfile``, ``keyfile``, ``cert_reqs``,
     ``check_hostname``, ``ciphers``, ``tls_minimum_version``... (the peer is
@@ -398,7 +398,7 @@ class Driver:
             if not size:
                 raise ConnectionResetError("the broker closed the connection")
             self._feed(conn, buffer[:size].tobytes())
-            if size < RECV_SIZE and not (self._tls is not None and sock.pending()):  # type: ignore[attr-defined]
+            if size < RECV_SIZE and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                 return False
         return True
 
@@ -438,9 +438,9 @@ class Driver:
                     fn(conn, *args)
                 except Exception as exc:
                     failed.append((on_error, exc))
-        for on_error, exc in failed:  # outside the lock: callers' code
+        for on_error, error in failed:  # outside the lock: callers' code
             try:
-                on_error(exc)
+                on_error(error)
             except Exception:
                 log.exception("error reporting a failed submit")
 

@@ -478,9 +478,9 @@ class Server:
                 now = time.monotonic()
                 deadlines = []
                 for queue in list(self._expiring):
-                    if queue.consumers:
+                    if queue.consumers or queue.expires is None:  # (only x-expires queues here)
                         continue  # in use; a consumer leaving wakes us
-                    due = queue.idle_since + queue.expires  # type: ignore[operator]
+                    due = queue.idle_since + queue.expires
                     if due <= now:
                         self._remove_queue(queue)
                     else:

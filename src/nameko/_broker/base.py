@@ -286,7 +286,7 @@ class Delivery:
         return f"<Delivery {self.exchange!r}/{self.routing_key!r} tag={self.delivery_tag}>"
 
 
-OnMessage = Callable[[Delivery], None]
+OnMessage = Callable[[Delivery], object]  # what it returns is ignored
 
 
 class Consumer(abc.ABC):

@@ -397,15 +397,14 @@ class RabbitBroker(Recovery, Broker):
         )
 
     def on_events(self, events: list[Event]) -> None:
-        for event in events:
-            kind = type(event)
-            if kind is Delivered:
-                self._on_delivered(event)  # type: ignore[arg-type]
-            elif kind is PublishSettled:
-                self._on_settled(event)  # type: ignore[arg-type]
-            elif kind is MethodReply:
-                if event.token is not None:  # type: ignore[attr-defined]
-                    event.token.send(event.method)  # type: ignore[attr-defined]
+        for event in events:  # exact-type tests: cheaper than isinstance, no subclasses
+            if type(event) is Delivered:
+                self._on_delivered(event)
+            elif type(event) is PublishSettled:
+                self._on_settled(event)
+            elif type(event) is MethodReply:
+                if event.token is not None:
+                    event.token.send(event.method)
             else:
                 self._on_rare_event(event)
 

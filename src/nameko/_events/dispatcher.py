@@ -19,23 +19,39 @@ Deliberate differences from nameko 2.14:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from nameko import serialization
+from nameko._concurrency import Lock
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri, config_with_uri
 from nameko._messaging.core_publisher import Publisher as CorePublisher
 from nameko._messaging.publisher import Publisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
-__all__ = ["EventDispatcher", "event_dispatcher"]
+__all__ = ["EventDispatcher", "StandaloneDispatcher", "event_dispatcher"]
 
 
 class EventDispatcher(Publisher):
-    """Injects ``dispatch(event_type, event_data)``, which returns once the
-    broker confirmed the event. ``options`` go to the core publisher
-    (``use_confirms``, ``serializer``, ``delivery_mode``, ...)."""
+    """Injects ``dispatch(event_type, event_data)``. ``options`` go to the core
+    publisher (``use_confirms``, ``serializer``, ``delivery_mode``, ...).
+
+    ``dispatch`` sends the event and returns without waiting for the broker's
+    confirm; the worker waits for all its events' confirms after the method
+    returns and before its result is reported (RPC reply sent, triggering
+    message acked). So nothing is acknowledged while one of its events may
+    still be lost, and a nacked event (or one whose connection was lost and
+    whose re-publish failed) fails the worker with that error. This spares a
+    round trip per event (nameko waits for each confirm inside ``dispatch``);
+    ``pipeline=False`` restores that, for a method that must see a failed
+    dispatch where it dispatches. ``mandatory=True`` events are always
+    confirmed inside ``dispatch`` (an unroutable event raises there)."""
+
+    def __init__(self, *args: Any, pipeline: bool = True, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self.pipeline = pipeline
 
     def setup(self) -> None:
         config = self.container.config
@@ -46,19 +62,32 @@ class EventDispatcher(Publisher):
 
     def get_dependency(self, worker_ctx: Any) -> Callable[[str, Any], None]:
         def dispatch(event_type: str, event_data: Any) -> None:
-            self.publish_for(worker_ctx, event_data, exchange=self.exchange, routing_key=event_type)
+            if not self.pipeline:
+                self.publish_for(
+                    worker_ctx, event_data, exchange=self.exchange, routing_key=event_type
+                )
+                return
+            wait = self.publish_pipelined_for(
+                worker_ctx, event_data, exchange=self.exchange, routing_key=event_type
+            )
+            worker_ctx.before_result(wait)
 
         return dispatch
 
 
 def event_dispatcher(
-    nameko_config: Mapping[str, Any] | None = None, **kwargs: Any
-) -> Callable[[str, str, Any], None]:
+    nameko_config: Mapping[str, Any] | None = None,
+    *,
+    pipeline: bool = False,
+    max_in_flight: int = 1000,
+    **kwargs: Any,
+) -> StandaloneDispatcher:
     """``dispatch(service_name, event_type, event_data)`` for code outside services.
 
     The serializer comes from the config unless ``serializer`` is given; other
     ``kwargs`` are core publisher options. nameko 3's ``uri=`` is accepted
-    instead of (or on top of) a config dict.
+    instead of (or on top of) a config dict. ``pipeline=True``: see
+    `StandaloneDispatcher`.
     """
     config = config_with_uri(nameko_config, kwargs.pop("uri", None))
     serializer = serialization.setup(config).serializer  # also registers SERIALIZERS
@@ -66,15 +95,66 @@ def event_dispatcher(
     kwargs.setdefault("ssl", config.get(AMQP_SSL_CONFIG_KEY))
     kwargs.setdefault("login_method", config.get(LOGIN_METHOD_CONFIG_KEY))
     publisher = CorePublisher(amqp_uri(config), serializer=serializer, **kwargs)
-    declare = declares_event_exchanges(config)
+    return StandaloneDispatcher(publisher, config, pipeline, max_in_flight)
 
-    def dispatch(service_name: str, event_type: str, event_data: Any) -> None:
-        exchange = get_event_exchange(service_name, config)
-        publisher.publish(
-            event_data,
-            exchange=exchange,
-            routing_key=event_type,
-            declare=[exchange] if declare else [],
-        )
 
-    return dispatch
+class StandaloneDispatcher:
+    """``dispatch(service_name, event_type, event_data)``, thread-safe.
+
+    By default each call returns once the broker confirmed the event, as in
+    nameko. With ``pipeline=True`` a call returns once the event is sent and
+    `flush` is the confirm point: it returns when every event dispatched so
+    far is confirmed, and raises the first failure among them (after waiting
+    for all). At most ``max_in_flight`` events wait for a confirm: one more
+    first waits for the oldest (and raises its failure, if any). Used as a
+    context manager, it flushes on exit.
+    """
+
+    def __init__(
+        self,
+        publisher: CorePublisher,
+        config: Mapping[str, Any],
+        pipeline: bool,
+        max_in_flight: int,
+    ) -> None:
+        self._publisher, self._config = publisher, config
+        self._declare = declares_event_exchanges(config)
+        self.pipeline, self.max_in_flight = pipeline, max(1, max_in_flight)
+        self._waits: deque[Callable[[], None]] = deque()
+        self._lock = Lock()
+
+    def __call__(self, service_name: str, event_type: str, event_data: Any) -> None:
+        exchange = get_event_exchange(service_name, self._config)
+        options = {
+            "exchange": exchange,
+            "routing_key": event_type,
+            "declare": [exchange] if self._declare else [],
+        }
+        if not self.pipeline:
+            self._publisher.publish(event_data, **options)
+            return
+        wait = self._publisher.publish_pipelined(event_data, **options)
+        with self._lock:
+            self._waits.append(wait)
+            oldest = self._waits.popleft() if len(self._waits) > self.max_in_flight else None
+        if oldest is not None:
+            oldest()
+
+    def flush(self) -> None:
+        """Wait for the confirms of every event dispatched so far."""
+        with self._lock:
+            waits, self._waits = self._waits, deque()
+        failure: Exception | None = None
+        for wait in waits:
+            try:
+                wait()
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def __enter__(self) -> StandaloneDispatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.flush()

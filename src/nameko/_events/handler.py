@@ -32,12 +32,15 @@ Deliberate differences from nameko 2.14:
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko._broker.base import Binding, Entity, Queue
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.consume import Consumer
 from nameko._protocol.names import BROADCAST, SERVICE_POOL, SINGLETON, event_handler_queue
+
+if TYPE_CHECKING:
+    from nameko._runtime.container import ServiceContainer
 
 __all__ = [
     "BROADCAST",
@@ -93,8 +96,8 @@ class EventHandler(Consumer):
             )
         return uuid.uuid4().hex
 
-    def bind(self, container: Any, method_name: str) -> EventHandler:  # type: ignore[override]
-        instance: EventHandler = super().bind(container, method_name)  # type: ignore[assignment]
+    def bind(self, container: ServiceContainer, method_name: str) -> EventHandler:  # type: ignore[override]  # as `Entrypoint.bind`
+        instance = super().bind(container, method_name)
         instance.check_configuration()
         return instance
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nameko._broker import connect
-from nameko._broker.base import Broker
+from nameko._broker.base import Broker, BrokerClosed
 from nameko._concurrency import Lock
 from nameko._global_config import config as global_config
 from nameko._global_config import given_or_global
@@ -83,7 +83,11 @@ class BrokerConnection(SharedExtension, ProviderCollector):
     def __init__(self) -> None:
         super().__init__()
         self._broker: Broker | None = None
+        self._closed = False
         self._lock = Lock()
+
+    def setup(self) -> None:
+        self._closed = False
 
     @property
     def broker(self) -> Broker:
@@ -91,6 +95,10 @@ class BrokerConnection(SharedExtension, ProviderCollector):
         if broker is not None:
             return broker
         with self._lock:
+            if self._closed:
+                # e.g. a worker abandoned by `kill` finishing late: a connection
+                # opened now would outlive its container and reconnect for ever
+                raise BrokerClosed(f"the connection of {self._connection_name()} is closed")
             if self._broker is None:
                 self._broker = open_broker(self.container.config, self._connection_name())
             return self._broker
@@ -108,5 +116,6 @@ class BrokerConnection(SharedExtension, ProviderCollector):
     def _close(self) -> None:
         with self._lock:
             broker, self._broker = self._broker, None
+            self._closed = True
         if broker is not None:
             broker.close()

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from nameko._broker.base import Broker, Entity, NotFound, Properties, Unroutable
+from nameko._broker.base import Broker, ConnectionLost, Entity, NotFound, Properties, Unroutable
 from nameko._messaging.entities import declare_once, entities_of, exchange_name, forget_declared
 from nameko._messaging.pool import get_producer
 from nameko._messaging.publish import publish as publish_with_retry
@@ -165,6 +165,48 @@ class Publisher:
     def publish(self, payload: Any, **kwargs: Any) -> None:
         """Publish ``payload``; raises `UndeliverableMessage` when a
         ``mandatory`` message is unroutable (needs confirms)."""
+        message, declare, options = self._prepare(payload, kwargs)
+        with self._connection() as broker:
+            self._send(broker, message, declare, options)
+
+    def publish_pipelined(self, payload: Any, **kwargs: Any) -> Callable[[], None]:
+        """Publish ``payload`` without waiting for its confirm; returns ``wait()``.
+
+        ``wait()`` returns once the broker confirmed the message and raises
+        what `publish` would have raised. A connection lost (or an exchange
+        gone) before the confirm is retried then, through `publish`: the
+        message may arrive twice, never not at all without an error. A
+        ``mandatory`` or unconfirmed publish is done in full at once (an
+        unroutable message must raise in the caller), and ``wait`` is a no-op.
+        """
+        message, declare, options = self._prepare(payload, kwargs)
+        if options["mandatory"] or not options["use_confirms"]:
+            with self._connection() as broker:
+                self._send(broker, message, declare, options)
+            return _nothing_to_wait_for
+        with self._connection() as broker:
+            declare_once(broker, *declare)
+            outcome = broker.publish_async(
+                message.exchange, message.routing_key, message.body, message.properties
+            )
+
+        def wait() -> None:
+            outcome.wait()
+            exc = outcome.exception()
+            if exc is None:
+                return
+            if isinstance(exc, NotFound) or (isinstance(exc, ConnectionLost) and options["retry"]):
+                with self._connection() as broker:
+                    self._send(broker, message, declare, options)
+                return
+            raise exc
+
+        return wait
+
+    def _prepare(
+        self, payload: Any, kwargs: dict[str, Any]
+    ) -> tuple[_Message, tuple[list[Entity], list[str]], dict[str, Any]]:
+        """The message, the declarations and the options of one publish call."""
         headers = {
             **(self.publish_kwargs.get("headers") or {}),
             **(kwargs.pop("headers", None) or {}),
@@ -179,10 +221,9 @@ class Publisher:
             warnings.warn(
                 "Mandatory delivery requested but publish confirms not enabled.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        with self._connection() as broker:
-            self._send(broker, message, declare, options)
+        return message, declare, options
 
     def _declarations(self, extra: Iterable[Any] | None) -> tuple[list[Entity], list[str]]:
         """Entities (and their cache keys) of the instance's ``declare`` list,
@@ -229,6 +270,10 @@ class Publisher:
             raise UndeliverableMessage() from None
 
 
+def _nothing_to_wait_for() -> None:
+    pass
+
+
 def _publish(broker: Broker, message: _Message, options: dict[str, Any]) -> None:
     publish_with_retry(
         broker,
@@ -264,7 +309,7 @@ def build_message(
         content_type=content_type,
         content_encoding=encoding,
         headers=headers,
-        delivery_mode=_DELIVERY_MODES.get(delivery_mode, delivery_mode),  # type: ignore[arg-type]
+        delivery_mode=_DELIVERY_MODES.get(delivery_mode, delivery_mode),
         priority=options["priority"],
         expiration=None if expiration is None else str(int(expiration * 1000)),
         **extra,

@@ -19,7 +19,7 @@ through here:
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nameko._broker.base import Binding, Broker, Entity, Exchange, Queue
@@ -112,6 +112,7 @@ def queue_entities(
     queue, its binding(s). For our `Queue` (which carries no binding) or a
     name, ``exchange`` and ``routing_key`` give the binding."""
     decl = as_queue(queue)
+    links: list[tuple[Any, str | None, Mapping[str, Any] | None]]
     if isinstance(queue, (Queue, str)):
         links = [(exchange, routing_key or "", {})]
     else:

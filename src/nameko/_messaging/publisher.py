@@ -128,10 +128,21 @@ class Publisher(DependencyProvider, HeaderEncoder):
 
     def publish_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> None:
         """Publish ``msg`` with ``worker_ctx``'s context headers (computed now)."""
+        self._core_publisher().publish(msg, **self._with_headers(worker_ctx, kwargs))
+
+    def publish_pipelined_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> Callable[[], None]:
+        """`publish_for` without waiting for the confirm: returns ``wait()``."""
+        publisher = self._core_publisher()
+        return publisher.publish_pipelined(msg, **self._with_headers(worker_ctx, kwargs))
+
+    def _with_headers(self, worker_ctx: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         extra_headers = {
             **self.get_message_headers(worker_ctx),
             **(kwargs.pop("extra_headers", None) or {}),
         }
+        return {**kwargs, "extra_headers": extra_headers}
+
+    def _core_publisher(self) -> CorePublisher:
         if self.publisher is None:
             raise RuntimeError(f"{self!r} publishes only once its container is set up")
-        self.publisher.publish(msg, extra_headers=extra_headers, **kwargs)
+        return self.publisher

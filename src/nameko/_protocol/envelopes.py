@@ -68,7 +68,13 @@ def decode_request(body: Any) -> tuple[Any, Any]:
 
 def _kind(value: Any) -> str:
     """How a JSON-minded reader would name ``value``'s type."""
-    names = {list: "a list", tuple: "a list", str: "a string", bytes: "bytes", dict: "an object"}
+    names: dict[type, str] = {
+        list: "a list",
+        tuple: "a list",
+        str: "a string",
+        bytes: "bytes",
+        dict: "an object",
+    }
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -120,15 +120,15 @@ class Client:
         """Send the request now; the reply is waited for by `RpcCall.result`."""
         if self.service_name is None or self.method_name is None:
             raise ValueError(f"Cannot call unspecified method {self.identifier}")
+        routing_key = rpc_routing_key(self.service_name, self.method_name)
         correlation_id = new_id()
         get_response = self.register_for_reply(correlation_id)
-        call = RpcCall(correlation_id, self._request_sender(correlation_id), get_response)
+        send = self._request_sender(routing_key, correlation_id)
+        call = RpcCall(correlation_id, send, get_response)
         call.send_request(*args, **kwargs)
         return call
 
-    def _request_sender(self, correlation_id: str) -> Callable[..., None]:
-        routing_key = rpc_routing_key(self.service_name, self.method_name)  # type: ignore[arg-type]
-
+    def _request_sender(self, routing_key: str, correlation_id: str) -> Callable[..., None]:
         def send_request(*args: Any, **kwargs: Any) -> None:
             self.publish(
                 encode_request(args, kwargs),

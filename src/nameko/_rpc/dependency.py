@@ -141,14 +141,14 @@ class ClusterRpc(DependencyProvider):
     `RpcProxy`) apply to its requests.
     """
 
-    reply_listener = ReplyListener()
+    reply_listener: ReplyListener | None = ReplyListener()
 
     def __init__(self, **publisher_options: Any) -> None:
         self.connection_options, self.publisher_options = split_publisher_options(publisher_options)
         if self.connection_options:
             # Shadows the class-level sub-extension, so the container's reply
             # queue is not declared for us: our replies come back elsewhere.
-            self.reply_listener = None  # type: ignore[assignment]
+            self.reply_listener = None
         self._caller: RpcCaller | None = None
         self._link: CallerLink | None = None
 
@@ -168,8 +168,15 @@ class ClusterRpc(DependencyProvider):
         )
         self._caller = self._link.caller
 
+    @property
+    def _ready_caller(self) -> RpcCaller:
+        """What our clients publish with; made by `setup`."""
+        if self._caller is None:
+            raise RuntimeError(f"{self!r} is not set up")
+        return self._caller
+
     def get_dependency(self, worker_ctx: Any) -> Client:
-        caller = self._caller
+        caller = self._ready_caller
         return Client(caller.publish, caller.register_for_reply, worker_ctx.context_data)
 
     def stop(self) -> None:
@@ -190,7 +197,7 @@ class ServiceRpc(ClusterRpc):
         self.target_service = target_service
 
     def get_dependency(self, worker_ctx: Any) -> Client:
-        caller = self._caller
+        caller = self._ready_caller
         return Client(
             caller.publish,
             caller.register_for_reply,

@@ -76,7 +76,7 @@ class Responder:
         exc_info)`` as sent, an unserialisable result replaced by its error."""
         exc = exc_info[1] if exc_info is not None else None
         reply = encode_reply_body(result, exc, self.serializer)
-        if reply.error is not exc:
+        if reply.error is not None and reply.error is not exc:  # the result was unserialisable
             exc_info = (type(reply.error), reply.error, reply.error.__traceback__)
         properties = self.message.properties
         publisher = self.publisher_cls(self.amqp_uri, ssl=self.ssl, login_method=self.login_method)

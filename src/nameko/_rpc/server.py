@@ -43,6 +43,7 @@ from nameko._broker.base import (
     ConnectionLost,
     Consumer,
     Delivery,
+    Entity,
     Exchange,
     MessageTooLarge,
     Properties,
@@ -99,7 +100,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
     def start(self) -> None:
         if self._consumer is None:
             service = self.container.service_name
-            topology = [
+            topology: list[Entity] = [
                 Exchange(self.exchange_name, type="topic", durable=True),
                 Queue(self.queue_name),
                 Binding(self.queue_name, self.exchange_name, rpc_binding_key(service)),
@@ -200,11 +201,11 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         the error saying so, which is also what ``worker_result`` sees."""
         delivery = message.delivery
         serializer = codecs.serializer_for(delivery.properties.content_type)
-        if serializer not in self.container.accept:  # don't answer in a format we refuse
+        if serializer is None or serializer not in self.container.accept:  # nor in one we refuse
             serializer = self.container.serializer
         exc = exc_info[1] if exc_info is not None else None
         reply = encode_reply_body(result, exc, serializer)
-        if reply.error is not exc:  # the result could not be serialised
+        if reply.error is not None and reply.error is not exc:  # the result could not be serialised
             exc_info = _exc_info(reply.error)
         try:
             self._publish_reply(delivery, self._reply_args(delivery, reply))
@@ -302,7 +303,8 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         )
         if isinstance(refusal, MessageTooLarge):
             refusal = _result_too_large(delivery, refusal)
-        serializer = codecs.serializer_for(reply_args[3].content_type)
+        # the reply's own serializer (always one of ours, as the first reply was encoded with it)
+        serializer = codecs.serializer_for(reply_args[3].content_type) or self.container.serializer
         reply = encode_reply_body(None, refusal, serializer)
         try:
             publish(self.connection.broker, *self._reply_args(delivery, reply))

@@ -284,10 +284,12 @@ class ServiceContainer:
         providers, exc_info = self._inject_and_setup(worker_ctx)
         result = None
         if exc_info is None:
+            worker_ctx._in_flight = []
             result, exc_info = self._call_method(worker_ctx)
+            result, exc_info = self._settle_in_flight(worker_ctx, result, exc_info)
         if handle_result is not None:
             result, exc_info = self._handle_result(handle_result, worker_ctx, result, exc_info)
-        worker_ctx._providers_set_up = providers  # type: ignore[attr-defined]
+        worker_ctx._providers_set_up = providers
         self._worker_result(worker_ctx, result, exc_info)
         self._worker_teardown(worker_ctx)
 
@@ -318,6 +320,26 @@ class ServiceContainer:
             else:
                 _log.error("error handling worker %s: %s", worker_ctx, exc, exc_info=True)
             return None, sys.exc_info()
+
+    def _settle_in_flight(
+        self, worker_ctx: WorkerContext, result: Any, exc_info: Any
+    ) -> tuple[Any, Any]:
+        """Finish what the method left in flight (`WorkerContext.before_result`)
+        until something fails: that fails a worker that had succeeded, and the
+        rest is not waited for (a failed worker promises nothing, and waiting
+        out retries for each message of a lost connection would hold it up)."""
+        in_flight = worker_ctx._take_in_flight()
+        for done, wait in enumerate(in_flight):
+            try:
+                wait()
+            except Exception as exc:
+                _log.error(
+                    "error settling worker %s (%d of %d sent not waited for): %s",
+                    *(worker_ctx, len(in_flight) - done - 1, len(in_flight), exc),
+                    exc_info=True,
+                )
+                return (None, sys.exc_info()) if exc_info is None else (result, exc_info)
+        return result, exc_info
 
     def _handle_result(
         self, handle_result: HandleResult, worker_ctx: WorkerContext, result: Any, exc_info: Any

@@ -16,7 +16,7 @@ import types
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nameko._concurrency import Event, Lock
 from nameko._runtime._arguments import check_arguments
@@ -41,14 +41,24 @@ __all__ = [
 
 ENTRYPOINT_EXTENSIONS_ATTR = "nameko_entrypoints"
 
+_E = TypeVar("_E", bound="Extension")
+_S = TypeVar("_S", bound="SharedExtension")
+_D = TypeVar("_D", bound="DependencyProvider")
+_P = TypeVar("_P", bound="Entrypoint")
+
 
 class Extension:
     """Base of everything that plugs into a service container."""
 
-    container: ServiceContainer | None = None
+    if TYPE_CHECKING:
+        # Set by `bind`. A declaration has None here, but only `is_bound` and
+        # `__repr__` read it there: every other method runs on bound instances.
+        container: ServiceContainer
+    else:
+        container = None
     __params: tuple[tuple[Any, ...], dict[str, Any]]
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> Extension:
+    def __new__(cls: type[_E], *args: Any, **kwargs: Any) -> _E:
         inst = super().__new__(cls)
         # Remembered so that `bind` can build a new instance the same way.
         inst.__params = (args, kwargs)
@@ -66,7 +76,7 @@ class Extension:
     def kill(self) -> None:
         """Called on bound extensions when the container is killed."""
 
-    def bind(self, container: ServiceContainer) -> Extension:
+    def bind(self: _E, container: ServiceContainer) -> _E:
         """A new instance of this declaration, bound to ``container``."""
         if self.is_bound():
             raise RuntimeError("Cannot `bind` a bound extension.")
@@ -112,11 +122,12 @@ class SharedExtension(Extension):
     def sharing_key(self) -> Any:
         return type(self)
 
-    def bind(self, container: ServiceContainer) -> Extension:
+    def bind(self: _S, container: ServiceContainer) -> _S:
         key = self.sharing_key
         shared = container.shared_extensions.get(key)
         if shared is not None:
-            return shared
+            # bound from a declaration with this sharing key: by default, this class
+            return cast(_S, shared)
         instance = super().bind(container)
         container.shared_extensions[key] = instance
         return instance
@@ -125,13 +136,18 @@ class SharedExtension(Extension):
 class DependencyProvider(Extension):
     """Injects an object into each worker as the attribute ``attr_name``."""
 
-    attr_name: str | None = None
+    if TYPE_CHECKING:
+        attr_name: str  # set by `bind` (on the declaration too); None before
+    else:
+        attr_name = None
 
-    def bind(self, container: ServiceContainer, attr_name: str) -> DependencyProvider:  # type: ignore[override]
+    # nameko's API: providers are bound with their attribute name, so the
+    # signature is narrower than `Extension.bind` (a deliberate LSP break).
+    def bind(self: _D, container: ServiceContainer, attr_name: str) -> _D:  # type: ignore[override]
         instance = super().bind(container)
         instance.attr_name = attr_name
         self.attr_name = attr_name
-        return instance  # type: ignore[return-value]
+        return instance
 
     def get_dependency(self, worker_ctx: WorkerContext) -> Any:
         """The object to inject into the worker's service instance."""
@@ -204,7 +220,10 @@ def register_entrypoint(fn: Callable[..., Any], entrypoint: Entrypoint) -> None:
 class Entrypoint(Extension):
     """Something that makes a service method run (an RPC request, a timer...)."""
 
-    method_name: str | None = None
+    if TYPE_CHECKING:
+        method_name: str  # set by `bind`; None on a declaration
+    else:
+        method_name = None
 
     def __init__(
         self, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any
@@ -220,10 +239,12 @@ class Entrypoint(Extension):
         self.sensitive_arguments = sensitive_arguments
         super().__init__(**kwargs)
 
-    def bind(self, container: ServiceContainer, method_name: str) -> Entrypoint:  # type: ignore[override]
+    # nameko's API: entrypoints are bound with their method name, so the
+    # signature is narrower than `Extension.bind` (a deliberate LSP break).
+    def bind(self: _P, container: ServiceContainer, method_name: str) -> _P:  # type: ignore[override]
         instance = super().bind(container)
         instance.method_name = method_name
-        return instance  # type: ignore[return-value]
+        return instance
 
     def check_signature(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise `IncorrectSignature` if the method can't take these arguments."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nameko._ids import new_id
@@ -31,11 +32,13 @@ class WorkerContext:
     call id stack added, which is what goes out as headers on onward calls.
     """
 
+    _providers_set_up: list[Any]  # set by the container once the providers' set-up ran
+
     def __init__(
         self,
         container: Any,
         service: Any,
-        entrypoint: type[Entrypoint] | Entrypoint,
+        entrypoint: Entrypoint,
         args: tuple[Any, ...] | list[Any] | None = None,
         kwargs: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
@@ -51,6 +54,7 @@ class WorkerContext:
         self.parent_call_stack: list[str] = self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or []
         self._call_id: str | None = None
         self._call_id_stack: list[str] | None = None
+        self._in_flight: list[Callable[[], None]] | None = None  # see before_result
 
     @property
     def call_id(self) -> str:
@@ -85,6 +89,24 @@ class WorkerContext:
     @property
     def immediate_parent_call_id(self) -> str | None:
         return self.parent_call_stack[-1] if self.parent_call_stack else None
+
+    def before_result(self, wait: Callable[[], None]) -> None:
+        """Have ``wait`` run after the method returns and before its result is
+        reported (reply sent, message acked); if it raises, the worker fails
+        with that error. Dependencies use it to leave work in flight during the
+        method, e.g. `EventDispatcher`'s confirms. Outside the method's run
+        (no container worker, or a thread that outlives the method) ``wait``
+        runs at once."""
+        pending = getattr(self, "_in_flight", None)
+        if pending is None:
+            wait()
+        else:
+            pending.append(wait)
+
+    def _take_in_flight(self) -> list[Callable[[], None]]:
+        """The container's side: what was registered while the method ran."""
+        pending, self._in_flight = getattr(self, "_in_flight", None), None
+        return pending or []
 
     def __repr__(self) -> str:
         method = getattr(self.entrypoint, "method_name", None)

@@ -55,7 +55,8 @@ class HttpRequestHandler(Entrypoint):
         self.server.unregister_provider(self)
 
     def get_entrypoint_parameters(self, request: Request) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (request,), dict(request.path_values)
+        # set by `WsgiApp`: nameko's attribute, which werkzeug's Request does not declare
+        return (request,), dict(request.path_values)  # type: ignore[attr-defined]
 
     def handle_request(self, request: Request) -> Response:
         request.shallow = False
@@ -124,7 +125,7 @@ class ResultEvent(OneShot[Any]):
     """The ``event`` `handle_result` gets: ``event.send(result, exc_info)`` works
     as with nameko's eventlet Event, so 2.14-style overrides keep working."""
 
-    def send(self, result: Any = None, exc: Any = None) -> bool:  # type: ignore[override]
+    def send(self, result: Any = None, exc: Any = None) -> bool:
         if exc is not None:
             return self.send_exception(exc[1] if isinstance(exc, tuple) else exc)
         return super().send(result)

@@ -57,7 +57,7 @@ class RouteTable:
     def __init__(self) -> None:
         self._mounts: dict[Any, Mount] = {}
         self._map = Map()
-        self._single: WsgiApp | None = None
+        self._single: Mount | None = None
         self._lock = Lock()
 
     def __len__(self) -> int:

@@ -98,6 +98,13 @@ class RequestParser:
         self._error = HttpError(status, reason, detail)
         raise self._error
 
+    @property
+    def _current(self) -> _Partial:
+        """The request being parsed: httptools calls `on_message_begin` first."""
+        if self._partial is None:
+            raise RuntimeError("httptools callback outside a message")
+        return self._partial
+
     # -- httptools callbacks -------------------------------------------------
 
     def on_message_begin(self) -> None:
@@ -106,13 +113,13 @@ class RequestParser:
         self.expects_continue = False
 
     def on_url(self, url: bytes) -> None:
-        partial = self._partial
+        partial = self._current
         partial.url += url
         if len(partial.url) > self._limits.max_url_length:
             self._fail(414, "URI Too Long", "request target longer than WEB_MAX_URL_LENGTH")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        partial = self._partial
+        partial = self._current
         partial.headers.append((name, value))
         partial.header_bytes += len(name) + len(value) + 4
         if partial.header_bytes > self._limits.max_header_size:
@@ -123,7 +130,7 @@ class RequestParser:
             )
 
     def on_headers_complete(self) -> None:
-        partial = self._partial
+        partial = self._current
         partial.keep_alive = self._parser.should_keep_alive()
         self.headers_complete = True
         length = _content_length(partial.headers)
@@ -133,14 +140,14 @@ class RequestParser:
         self.expects_continue = expect is not None and expect.lower() == b"100-continue"
 
     def on_body(self, body: bytes) -> None:
-        partial = self._partial
+        partial = self._current
         partial.body_size += len(body)
         if partial.body_size > self._limits.max_body_size:
             self._fail(413, "Content Too Large", "body larger than WEB_MAX_BODY_SIZE")
         partial.body.append(body)
 
     def on_message_complete(self) -> None:
-        partial, self._partial = self._partial, None
+        partial, self._partial = self._current, None
         self.headers_complete = False
         self.expects_continue = False
         self._done.append(
@@ -208,6 +215,6 @@ def render_response(
 def simple_response(status: int, reason: str, text: str, extra: tuple[str, ...] = ()) -> bytes:
     """A plain-text answer that closes the connection (errors the server gives itself)."""
     headers = [("Content-Type", "text/plain; charset=utf-8")]
-    headers += [tuple(h.split(": ", 1)) for h in extra]  # type: ignore[misc]
+    headers += [(name, value) for name, _, value in (h.partition(": ") for h in extra)]
     body = f"{reason}: {text}\n".encode()
     return render_response(f"{status} {reason}", headers, body, keep_alive=False, head=False)

@@ -10,6 +10,7 @@ each default.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -36,14 +37,15 @@ class WebLimits:
     websocket_ping_interval: float = 20.0  # WEB_WEBSOCKET_PING_INTERVAL; 0 turns pings off
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> WebLimits:
+    def from_config(cls, config: Mapping[str, Any]) -> WebLimits:
         values: dict[str, Any] = {}
         for field in fields(cls):
             key = "WEB_" + field.name.upper()
             if config.get(key) is None:
                 continue
             try:
-                values[field.name] = type(field.default)(config[key])
+                convert = float if isinstance(field.default, float) else int
+                values[field.name] = convert(config[key])
             except (TypeError, ValueError):
                 raise ConfigurationError(f"{key} must be a number, got {config[key]!r}")
             if values[field.name] < 0:

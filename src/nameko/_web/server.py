@@ -47,7 +47,9 @@ class WsgiApp:
         adapter = self.url_map.bind_to_environ(environ)
         try:
             provider, values = adapter.match()
-            request.path_values = values
+            # nameko's attribute on werkzeug's own Request class (not a subclass,
+            # as in 2.14), which does not declare it
+            request.path_values = values  # type: ignore[attr-defined]
             response = provider.handle_request(request)
         except HTTPException as exc:
             response = exc

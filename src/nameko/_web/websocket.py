@@ -249,7 +249,9 @@ class WebSocketRpc(Entrypoint):
         )
         return wait_for_worker(self.container, outcome)
 
-    def handle_result(self, outcome: ResultEvent, worker_ctx: Any, result: Any, exc_info: Any):
+    def handle_result(
+        self, outcome: ResultEvent, worker_ctx: Any, result: Any, exc_info: Any
+    ) -> tuple[Any, Any]:
         return deliver(outcome, result, exc_info)
 
 

@@ -172,7 +172,7 @@ class WebSocketSession:
                 return False
         return True
 
-    def _collect(self, event: Message, on_message: Callable[[str], None]) -> bool:
+    def _collect(self, event: Message[Any], on_message: Callable[[str], None]) -> bool:
         data = event.data
         ascii_only = isinstance(data, (bytes, bytearray)) or data.isascii()
         self._message_size += len(data) if ascii_only else len(data.encode("utf-8"))

@@ -24,7 +24,6 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
-from urllib.request import Request, urlopen
 
 from nameko.exceptions import RpcTimeout, UnknownService
 
@@ -188,6 +187,8 @@ def rpc_services_from_management_api(
 
     The API is optional (the plugin is often off): any failure means "the
     cluster cannot tell", never an error at the prompt."""
+    from urllib.request import Request, urlopen  # here: `nameko run` imports this module
+
     parts = urlsplit(amqp_uri)
     credentials = f"{parts.username or 'guest'}:{parts.password or 'guest'}"
     request = Request(

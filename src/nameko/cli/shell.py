@@ -15,7 +15,7 @@ import code
 import os
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -76,11 +76,20 @@ def init_parser(parser: Any) -> None:
     parser.set_defaults(main=main)
 
 
+class NamekoHelper(types.ModuleType):
+    """The ``n`` of the shell (a module, as in nameko)."""
+
+    rpc: ShellRpc
+    dispatch_event: Callable[[str, str, Any], None]
+    config: Mapping[str, Any]
+    disconnect: Callable[[], None]
+
+
 def make_nameko_helper(
     config: Mapping[str, Any], timeout: float | None = None, management_api: str | None = None
-) -> types.ModuleType:
+) -> NamekoHelper:
     """The ``n`` of the shell: ``rpc``, ``dispatch_event``, ``config``, ``disconnect``."""
-    helper = types.ModuleType("nameko", "Use n.rpc.<service>.<method>(...) to call services")
+    helper = NamekoHelper("nameko", "Use n.rpc.<service>.<method>(...) to call services")
     client = ClusterRpcProxy(config, timeout=timeout)
     amqp_uri = config[AMQP_URI_CONFIG_KEY]
     catalogue = Catalogue(partial(rpc_services_from_management_api, amqp_uri, management_api))

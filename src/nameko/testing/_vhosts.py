@@ -217,7 +217,7 @@ class VhostPool:
             self._admin.delete(leftovers)
 
     def _drain_ready(self) -> list[str]:
-        names = []
+        names: list[str] = []
         while True:
             try:
                 item = self._ready.get_nowait()

@@ -15,5 +15,7 @@ class WebSession(requests.Session):
         super().__init__()
         self.base_url = base_url
 
-    def request(self, method: str, url: Any, *args: Any, **kwargs: Any) -> Any:
+    def request(
+        self, method: str | bytes, url: Any, *args: Any, **kwargs: Any
+    ) -> requests.Response:
         return super().request(method, urljoin(self.base_url, str(url)), *args, **kwargs)

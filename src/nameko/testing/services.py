@@ -102,6 +102,7 @@ def entrypoint_waiter(
                 )
 
 
+# nameko 2.14 API on the function object; mypy does not allow attributes on functions
 entrypoint_waiter.Timeout = EntrypointWaiterTimeout  # type: ignore[attr-defined]
 
 

@@ -114,7 +114,8 @@ ANY_PARTIAL = ANY
 class DummyProvider(Entrypoint):
     def __init__(self, method_name: str | None = None) -> None:
         super().__init__()
-        self.method_name = method_name
+        if method_name is not None:  # else unbound, as a declaration is
+            self.method_name = method_name
 
 
 def find_free_port(host: str = "127.0.0.1") -> int:

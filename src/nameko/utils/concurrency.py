@@ -84,7 +84,7 @@ def _run_all(
     return results
 
 
-class SpawningSet(set):
+class SpawningSet(set[Any]):
     """A set whose `all` runs a method on every member concurrently."""
 
     @property
