@@ -129,3 +129,12 @@ def test_broker_on_the_command_line_beats_the_config_file_and_says_so(tmp_path, 
     no_broker = parser.parse_args(["-c", str(path)])
     assert setup_config(no_broker)["AMQP_URI"] == "amqp://u:filepass@file-host/"
     assert setup_config(parser.parse_args([]))["AMQP_URI"] == "amqp://guest:guest@localhost"
+
+
+def test_a_bad_process_count_is_one_line(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text("AMQP_URI: memory://processes\nPROCESSES: two\n")
+    code, _, err = _run_cli(capsys, "run", "-c", str(path), "tests.core.test_shell:Inventory")
+    assert (code, err) == (1, "Error: PROCESSES must be a whole number of at least 1\n")
+    code, _, err = _run_cli(capsys, "run", "--processes", "0", "tests.core.test_cli")
+    assert code == 2 and "--processes: must be a whole number of at least 1, not '0'" in err

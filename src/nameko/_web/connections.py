@@ -52,11 +52,13 @@ class Takeover:
         self._release(self)
 
 
-def listen(address: BindAddress) -> socket.socket:
+def listen(address: BindAddress, reuse_port: bool = False) -> socket.socket:
     host = address.address or "0.0.0.0"
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, address.port))
     except OSError:

@@ -35,6 +35,9 @@ class WebLimits:
     max_pipelined: int = 16  # WEB_MAX_PIPELINED: parsed requests held per connection
     websocket_max_message: int = 1 * MiB  # WEB_WEBSOCKET_MAX_MESSAGE -> close 1009
     websocket_ping_interval: float = 20.0  # WEB_WEBSOCKET_PING_INTERVAL; 0 turns pings off
+    # WEB_REUSE_PORT: 1 lets processes share the address (SO_REUSEPORT: the
+    # kernel splits connections); `nameko run --processes N` sets it
+    reuse_port: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> WebLimits:

@@ -124,7 +124,7 @@ class Site:
         self.limits = limits
         self._handler = handler
         self._pick = pick
-        self._listener = listen(address)
+        self._listener = listen(address, bool(limits.reuse_port))
         self.port = self._listener.getsockname()[1]
         self._selector = selectors.DefaultSelector()
         self._conns: dict[socket.socket, _Conn] = {}

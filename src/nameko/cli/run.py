@@ -9,6 +9,7 @@ stop: leftovers are then killed and requeued, and the exit status is 1.
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 from nameko._concurrency import Event, start_thread
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._reload import Reloader
+from nameko.cli._supervisor import SUPERVISOR_ENV, process_index, supervise, watch_supervisor
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
 from nameko.exceptions import CommandError
@@ -29,6 +31,8 @@ from nameko.runners import ServiceRunner
 NAME = "run"
 HELP = "Run nameko services"
 SHUTDOWN_TIMEOUT_CONFIG_KEY = "SHUTDOWN_TIMEOUT"
+PROCESSES_CONFIG_KEY = "PROCESSES"
+WEB_REUSE_PORT_CONFIG_KEY = "WEB_REUSE_PORT"
 
 _log = logging.getLogger("nameko.cli.run")
 
@@ -54,7 +58,31 @@ def init_parser(parser: Any) -> None:
     parser.add_argument(
         "--reload-dir", action="append", default=[], metavar="DIR", help="also watch DIR"
     )
+    parser.add_argument(
+        "--processes",
+        type=_positive,
+        metavar="N",
+        help=f"run the services in N supervised processes, each with its own connection and "
+        f"worker pool (default: the config's {PROCESSES_CONFIG_KEY}, else 1); a process "
+        "that dies is restarted, SIGTERM stops them all gracefully",
+    )
     parser.set_defaults(main=main)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
+
+
+def process_count(args: Any, config: dict[str, Any]) -> int:
+    """``--processes``, else the config's PROCESSES, else 1 (always 1 in a child)."""
+    if process_index() is not None:
+        return 1
+    count = args.processes or config.get(PROCESSES_CONFIG_KEY) or 1
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise CommandError(f"{PROCESSES_CONFIG_KEY} must be a whole number of at least 1")
+    return count
 
 
 def main(args: Any) -> int:
@@ -64,6 +92,14 @@ def main(args: Any) -> int:
     config = setup_config(args)
     setup_logging(config)
     services = [cls for path in args.services for cls in import_services(path)]
+    count = process_count(args, config)
+    if count > 1:
+        return supervise(count)  # the children import and run the services
+    index = process_index()
+    if index is not None:
+        config.setdefault(WEB_REUSE_PORT_CONFIG_KEY, True)  # the processes share the address
+        if backdoor is not None and backdoor[1]:
+            backdoor = (backdoor[0], backdoor[1] + index)
     reloader = None
     if args.reload or args.reload_dir:
         reloader = Reloader([".", *args.reload_dir], on_change=lambda: None)
@@ -164,7 +200,12 @@ class _Signals:
 
     def restart(self) -> None:
         """A graceful stop that `main` follows with a restart (``--reload``)."""
-        _log.info("stopping for the reload: in-flight work finishes first")
+        self.stop("stopping for the reload: in-flight work finishes first")
+
+    def stop(self, why: str = "") -> None:
+        """A graceful stop for a reason other than a signal."""
+        if why:
+            _log.info("%s", why)
         start_thread(self._stop, "graceful-stop")
 
     def _stop(self) -> None:
@@ -196,6 +237,11 @@ def run(
     door = _open_backdoor(runner, *backdoor) if backdoor is not None else None
     try:
         runner.start()
+        if os.environ.get(SUPERVISOR_ENV):
+            start_thread(
+                lambda: watch_supervisor(signals.stop, signals.stopped.wait),
+                "supervisor-watch",
+            )
         if reloader is not None:
             reloader.on_change = signals.restart
             reloader.start()
