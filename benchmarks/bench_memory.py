@@ -109,11 +109,12 @@ def main() -> int:
                         children.stop(proc)
         finally:
             children.stop_all()
-    report(figures, {label: size for label, _, _, size in rows(sizes)}, [i.key for i in impls])
+    payloads = {label: size for label, _, _, size in rows(sizes)}
+    report(figures, payloads, [i.key for i in impls], judge_target=not args.quick)
     return 0
 
 
-def report(figures, payloads, names) -> None:
+def report(figures, payloads, names, judge_target: bool = True) -> None:
     print(f"\n{'row':22} " + " ".join(f"{n + ' peak/payload':>22} {'s':>6}" for n in names))
     for label, by_impl in figures.items():
         cells = []
@@ -123,8 +124,11 @@ def report(figures, payloads, names) -> None:
         print(f"{label:22} " + " ".join(cells))
     largest = max((label for label in figures if label.startswith("result")), key=payloads.get)
     ratio = figures[largest]["shimeji"][1] / payloads[largest]
-    verdict = "met" if ratio <= TARGET else "MISSED"
-    print(f"\nshimeji, {largest}: {ratio:.3f}x the payload (target <= {TARGET}x: {verdict})")
+    if judge_target:  # the target is about large payloads: the full run's 127 MiB
+        verdict = "met" if ratio <= TARGET else "MISSED"
+        print(f"\nshimeji, {largest}: {ratio:.3f}x the payload (target <= {TARGET}x: {verdict})")
+    else:
+        print(f"\nshimeji, {largest}: {ratio:.3f}x the payload (target judged by the full run)")
     left = {name: figures["argument 1M objects"][name][2] / MiB for name in names}
     print(
         "RSS left after the 1M-object argument, MiB above before: "

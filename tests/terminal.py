@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import sys
 import time
 
@@ -33,8 +34,35 @@ class Terminal:
                 seen += os.read(self.fd, 65536)
         return seen
 
-    def exit_code(self) -> int:
-        """Wait for the command to end (send it Ctrl-D first)."""
-        _, status = os.waitpid(self.pid, 0)
+    def end(self, keys: bytes = b"\x04") -> int:
+        """Send ``keys`` (Ctrl-D) until the command exits; its exit code.
+
+        Sent again each second: a Ctrl-D that arrives while readline is
+        between two prompts can be lost."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            self.send(keys)
+            code = self._exit_code_within(1.0)
+            if code is not None:
+                os.close(self.fd)
+                return code
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
         os.close(self.fd)
-        return os.waitstatus_to_exitcode(status)
+        raise AssertionError(f"the command did not exit within {self.timeout} s")
+
+    def _exit_code_within(self, seconds: float) -> int | None:
+        until = time.monotonic() + seconds
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return os.waitstatus_to_exitcode(status)
+            left = until - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.fd], [], [], min(left, 0.05))
+            if ready:
+                try:
+                    os.read(self.fd, 65536)  # keep draining: a full terminal blocks the child
+                except OSError:  # the child closed its side
+                    pass
