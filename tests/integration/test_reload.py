@@ -4,6 +4,7 @@ does not compile leaves the running code in place."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -35,11 +36,16 @@ class Svc:
 """
 
 
-def test_an_edit_restarts_the_service_without_losing_calls(nameko_run, tmp_path, rabbit_uri):
+def test_an_edit_restarts_the_service_without_losing_calls(
+    nameko_run, tmp_path, rabbit_uri, monkeypatch
+):
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # as on a user's machine
     folder = tmp_path / "project"
     folder.mkdir()
     source = folder / "svc.py"
     source.write_text(VERSION.format(value=1))
+    second = source.stat().st_mtime_ns // 10**9 * 10**9
+    os.utime(source, ns=(second, second + 100))
     proc = nameko_run(["--reload", "svc"], folder=folder)
     broker = {"AMQP_URI": rabbit_uri}
     results, errors, seen_new = [], [], threading.Event()
@@ -62,6 +68,9 @@ def test_an_edit_restarts_the_service_without_losing_calls(nameko_run, tmp_path,
             caller = threading.Thread(target=call_in_a_loop)
             caller.start()
             source.write_text(VERSION.format(value=2))
+            # same size and the same mtime second as the bytecode cached at the
+            # start: Python would trust that .pyc and run the old code
+            os.utime(source, ns=(second, second + 200))
             assert seen_new.wait(TIMEOUT), proc.output()
             caller.join(TIMEOUT)
             assert in_flight.result() == "slow done"

@@ -15,6 +15,7 @@ the file changes again. The restart itself is the caller's (see
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -63,6 +64,18 @@ def syntax_error(path: Path) -> str | None:
     return None
 
 
+def forget_bytecode(paths: Iterable[Path]) -> None:
+    """Delete the cached bytecode of ``paths``. Python trusts a .pyc whose
+    source has the same size and the same mtime in whole seconds, so an edit
+    of the same length within a second of the last import would otherwise
+    restart into the old code."""
+    for path in paths:
+        try:
+            Path(importlib.util.cache_from_source(str(path))).unlink(missing_ok=True)
+        except (OSError, ValueError):  # not writable, or not a .py path: nothing cached
+            pass
+
+
 class Reloader:
     """Calls ``on_change`` (once) when the watched files changed and compile."""
 
@@ -84,6 +97,7 @@ class Reloader:
             changed = self._changes()
             if changed and self._compiles(changed):
                 _log.info("reloading: %s changed", ", ".join(sorted(map(str, changed))))
+                forget_bytecode(changed)
                 self.restart_requested = True
                 self.on_change()
                 return
