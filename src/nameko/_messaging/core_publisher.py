@@ -186,9 +186,15 @@ class Publisher:
             return _nothing_to_wait_for
         with self._connection() as broker:
             declare_once(broker, *declare)
-            outcome = broker.publish_async(
-                message.exchange, message.routing_key, message.body, message.properties
-            )
+            try:
+                outcome = broker.publish_async(
+                    message.exchange, message.routing_key, message.body, message.properties
+                )
+            except ConnectionLost:  # reconnecting: the retrying path waits for it
+                if not options["retry"]:
+                    raise
+                self._send(broker, message, declare, options)
+                return _nothing_to_wait_for
 
         def wait() -> None:
             outcome.wait()
