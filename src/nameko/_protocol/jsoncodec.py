@@ -107,9 +107,20 @@ def loads(text: str) -> Any:
     """Parse JSON text, rebuilding kombu's wrapped types."""
     # The hook costs a Python call per object; skip it when no marker can be
     # present (an escaped key would contain a backslash-u sequence).
-    if _TYPE not in text and "\\u" not in text:
+    if not _may_hold_markers(text):
         return json.loads(text)
     return _hooked_decoder.decode(text)
+
+
+def _may_hold_markers(text: str) -> bool:
+    """Could ``text`` hold a ``__type__`` key, maybe spelled with escapes?
+
+    A single-character `in` is a memchr (about 13 us per MiB here), a longer
+    pattern a slower search (0.4-0.8 ms per MiB, more than decoding a large
+    string costs), so the rare characters are looked for first."""
+    if "\\" in text and "\\u" in text:
+        return True
+    return "_" in text and _TYPE in text
 
 
 register_type(datetime.time, "time", datetime.time.isoformat, datetime.time.fromisoformat)
