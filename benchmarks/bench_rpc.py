@@ -70,12 +70,16 @@ class Plan:
     warmup: int
     seq_calls: int
     fanout_calls: int
-    threads: int
-    thread_calls: int
+    thread_calls: tuple[tuple[int, int], ...]  # (client threads, calls per thread)
+    payload_calls: tuple[tuple[int, int], ...]  # (payload bytes, sequential calls)
+    cpu_calls: int  # the --processes row: a fan-out of this many burn() calls
+    cpu_iterations: int = 500_000  # burn()'s loop: about 20 ms of pure Python here
     seed_calls: int = 20
     judge_targets: bool = True  # a target column with pass/MISS; the quick run's N is too small
 
 
+KIB = 1024
+MIB = 1024 * KIB
 QUICK = Plan(
     "quick",
     1,
@@ -83,12 +87,29 @@ QUICK = Plan(
     warmup=30,
     seq_calls=300,
     fanout_calls=500,
-    threads=8,
-    thread_calls=40,
+    thread_calls=((1, 100), (4, 50), (8, 40)),
+    payload_calls=((64 * KIB, 30), (MIB, 5)),
+    cpu_calls=40,
     judge_targets=False,
 )
 DEFAULT = Plan(
-    "default", 3, 3, warmup=200, seq_calls=1500, fanout_calls=2000, threads=8, thread_calls=250
+    "default",
+    3,
+    3,
+    warmup=200,
+    seq_calls=1500,
+    fanout_calls=2000,
+    thread_calls=((1, 1000), (4, 400), (8, 250)),
+    payload_calls=((64 * KIB, 200), (MIB, 30)),
+    cpu_calls=160,
+)
+PROCESS_COUNTS = (1, 2)  # the --processes row: shimeji with 1 and with 2 processes
+PLAIN = "plain"  # the floor's plain py-amqp client (no confirms): the targets' floor
+OWN = "shimeji"  # the floor's row for shimeji's own transport (with confirms)
+CPU_LINES = (
+    ("client", "client CPU per call"),
+    ("service", "service CPU per call"),
+    ("broker", "broker CPU per call"),
 )
 
 
@@ -98,13 +119,34 @@ class Row:
     label: str
     unit: str
     higher_is_better: bool
-    target: tuple[str, float] | None = None  # ("<=" or ">=", ratio shimeji/nameko)
+    # (against, op, bound): shimeji's figure / "nameko"'s, / the "floor" (the plain
+    # py-amqp rate of section vs_floor), or / shimeji's figure on another row (its key)
+    targets: tuple[tuple[str, str, float], ...] = ()
     vs_floor: str = ""  # raw round-trip section to compare shimeji's rate with
+    vs_row: str = ""  # another row's key: shimeji's figure here / shimeji's there
+    required: bool = True  # no figure from either implementation fails the run
+    cpu: bool = False  # followed by the client/service/broker CPU-per-call lines
+
+
+def size_name(size: int) -> str:
+    return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
+
+
+def payload_key(size: int) -> str:
+    return f"payload_{size}"
 
 
 def make_rows(plan: Plan) -> tuple[Row, ...]:
-    return (
-        Row("seq_rate", "1. sequential RPC", "calls/s", True, (">=", 2.0), vs_floor="serial"),
+    rows = [
+        Row(
+            "seq_rate",
+            "1. sequential RPC",
+            "calls/s",
+            True,
+            (("nameko", ">=", 2.0), ("floor", ">=", 0.8)),
+            vs_floor="serial",
+            cpu=True,
+        ),
         Row("seq_p50", "   sequential p50 latency", "ms", False),
         Row("seq_p99", "   sequential p99 latency", "ms", False),
         Row(
@@ -112,59 +154,125 @@ def make_rows(plan: Plan) -> tuple[Row, ...]:
             f"2. call_async fan-out ({plan.fanout_calls})",
             "calls/s",
             True,
-            (">=", 4.0),
+            (("nameko", ">=", 4.0), ("floor", ">=", 1.2)),
             vs_floor="pipelined",
+            cpu=True,
         ),
+    ]
+    for threads, calls in plan.thread_calls:
+        bound = {4: 3.5, 8: 3.0}.get(threads)
+        rows.append(
+            Row(
+                f"threads{threads}_rate",
+                f"3. {threads} client thread{'s' * (threads > 1)} x {calls}",
+                "calls/s",
+                True,
+                (("nameko", ">=", bound),) if bound else (),
+                vs_floor="serial" if threads == 1 else "pipelined",
+                cpu=True,
+            )
+        )
+    for size, calls in plan.payload_calls:
+        key = payload_key(size)
+        label = f"4. echo {size_name(size)} x {calls}"
+        rows.append(Row(f"{key}_rate", label, "calls/s", True, cpu=True))
+        rows.append(Row(f"{key}_mib", "   MiB/s (request + reply)", "MiB/s", True))
+    p1, p2 = (f"cpu_p{n}" for n in PROCESS_COUNTS)
+    rows += [
         Row(
-            "threads_rate",
-            f"3. {plan.threads} client threads x {plan.thread_calls}",
+            p1,
+            f"5. CPU-bound fan-out ({plan.cpu_calls}), --processes 1",
             "calls/s",
             True,
-            (">=", 3.0),
-            vs_floor="pipelined",
+            cpu=True,
+        ),
+        Row(
+            p2,
+            "   --processes 2 (nameko: one process)",
+            "calls/s",
+            True,
+            (("cpu_p1", ">=", 1.7),),
+            vs_row=p1,
+            cpu=True,
         ),
         Row(
             "seed001_wall",
-            f"4. seed 001: {plan.seed_calls} x sleep(1), max_workers {MAX_WORKERS}",
+            f"6. seed 001: {plan.seed_calls} x sleep(1), max_workers {MAX_WORKERS}",
             "s",
             False,
         ),
-        Row("startup", "5. startup: spawn to first reply", "s", False),
-        Row("idle_rss", "6. idle RSS of the service", "MiB", False, ("<=", 1.0)),
+        Row("startup", "7. startup: spawn to first reply", "s", False),
+        Row("idle_rss", "8. idle RSS of the service", "MiB", False, (("nameko", "<=", 0.7),)),
         Row("loaded_rss", "   RSS after the load rows (info)", "MiB", False),
-    )
+    ]
+    out: list[Row] = []
+    for row in rows:
+        out.append(row)
+        if row.cpu:
+            out += [
+                Row(f"{row.key}:cpu_{who}", f"     {label}", "us/call", False, required=False)
+                for who, label in CPU_LINES
+            ]
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class Scenario:
-    name: str
+    name: str  # shown in the progress lines
+    client: str  # the client's --scenario
     service: str  # service name prefix (the suffix tells the process apart)
     fields: dict[str, str]  # client result field -> row key
     options: dict[str, int]
+    cpu_row: str = ""  # the row whose CPU-per-call lines the client's cpu_us_* fill
 
 
 def make_scenarios(plan: Plan) -> tuple[Scenario, ...]:
     echo_fields = {"calls_per_s": "seq_rate", "p50_ms": "seq_p50", "p99_ms": "seq_p99"}
-    return (
+    scenarios = [
         Scenario(
-            "seq", "bench_echo", echo_fields, {"calls": plan.seq_calls, "warmup": plan.warmup}
+            "seq",
+            "seq",
+            "bench_echo",
+            echo_fields,
+            {"calls": plan.seq_calls, "warmup": plan.warmup},
+            "seq_rate",
         ),
         Scenario(
+            "fanout",
             "fanout",
             "bench_echo",
             {"calls_per_s": "fanout_rate"},
             {"calls": plan.fanout_calls, "warmup": plan.warmup},
+            "fanout_rate",
         ),
+    ]
+    for threads, calls in plan.thread_calls:
+        key = f"threads{threads}_rate"
+        options = {"calls": calls, "threads": threads, "warmup": plan.warmup}
+        scenarios.append(
+            Scenario(
+                f"threads x{threads}", "threads", "bench_echo", {"calls_per_s": key}, options, key
+            )
+        )
+    for size, calls in plan.payload_calls:
+        key = payload_key(size)
+        fields = {"calls_per_s": f"{key}_rate", "mib_per_s": f"{key}_mib"}
+        options = {"calls": calls, "size": size, "warmup": max(2, calls // 10)}
+        scenarios.append(
+            Scenario(
+                f"echo {size_name(size)}", "payload", "bench_echo", fields, options, f"{key}_rate"
+            )
+        )
+    scenarios.append(
         Scenario(
-            "threads",
-            "bench_echo",
-            {"calls_per_s": "threads_rate"},
-            {"calls": plan.thread_calls, "threads": plan.threads, "warmup": plan.warmup},
-        ),
-        Scenario(
-            "seed001", "greeting_service", {"wall_s": "seed001_wall"}, {"calls": plan.seed_calls}
-        ),
+            "seed001",
+            "seed001",
+            "greeting_service",
+            {"wall_s": "seed001_wall"},
+            {"calls": plan.seed_calls},
+        )
     )
+    return tuple(scenarios)
 
 
 # --- child processes --------------------------------------------------------------------
@@ -235,17 +343,58 @@ class Service:
     log: Path
 
 
+def find_broker_pid() -> int | None:
+    """The RabbitMQ node's pid (the listener on 5672, else the oldest beam.smp), for the
+    broker-CPU-per-call lines; None when it cannot be read (those lines say n/a)."""
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", "sport = :5672"], capture_output=True, text=True, timeout=10
+        ).stdout
+        if found := re.search(r"pid=(\d+)", out):
+            return int(found[1])
+    except (OSError, subprocess.SubprocessError):
+        pass
+    beams = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    start = int((entry / "stat").read_text().rpartition(")")[2].split()[19])
+                    beams.append((start, int(entry.name)))
+            except (OSError, ValueError, IndexError):
+                continue
+    return min(beams)[1] if beams else None
+
+
 @dataclass
 class Bench:
     plan: Plan
     broker: str
     tmp: Path
     children: Children
+    broker_pid: int | None = None
+    floors: list[Floor] = field(default_factory=list)
+    floor_errors: list[str] = field(default_factory=list)
+    broker_idle: list[float] = field(default_factory=list)  # ms of broker CPU per s, no load
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
     def add(self, row_key: str, impl: Impl, value: float) -> None:
         self.samples.setdefault(row_key, {}).setdefault(impl.key, []).append(value)
+
+    def cpu_pids(self, service_pid: int) -> str:
+        pids = f"client=self,service={service_pid}"
+        return pids + (f",broker={self.broker_pid}" if self.broker_pid else "")
+
+    def add_result(
+        self, scenario_fields: dict[str, str], cpu_row: str, impl: Impl, result: dict
+    ) -> None:
+        for field_name, row_key in scenario_fields.items():
+            self.add(row_key, impl, float(result[field_name]))
+        if cpu_row:
+            for who, _ in CPU_LINES:
+                if f"cpu_us_{who}" in result:
+                    self.add(f"{cpu_row}:cpu_{who}", impl, float(result[f"cpu_us_{who}"]))
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
@@ -257,15 +406,15 @@ def ordered(turn: int) -> tuple[Impl, ...]:
     return IMPLS if turn % 2 == 0 else IMPLS[::-1]
 
 
-def client_cmd(bench: Bench, impl: Impl, scenario: str, service: str, **opts: int) -> list[Any]:
+def client_cmd(bench: Bench, impl: Impl, scenario: str, service: str, **opts: Any) -> list[Any]:
     cmd: list[Any] = [impl.python, CLIENT, "--scenario", scenario, "--broker", bench.broker]
     cmd += ["--service", service, "--timeout", str(CALL_TIMEOUT)]
     for name, value in opts.items():
-        cmd += [f"--{name}", str(value)]
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
     return cmd
 
 
-def run_client(bench: Bench, impl: Impl, scenario: str, service: str, **opts: int) -> dict:
+def run_client(bench: Bench, impl: Impl, scenario: str, service: str, **opts: Any) -> dict:
     cmd = client_cmd(bench, impl, scenario, service, **opts)
     returncode, out, err = run_child(bench, cmd, f"{impl.key} {scenario}: client", subprocess.PIPE)
     if returncode != 0 or not out.strip():
@@ -292,12 +441,12 @@ def write_config(tmp: Path, broker: str) -> Path:
     return path
 
 
-def spawn_service(bench: Bench, impl: Impl, suffix: str) -> Service:
+def spawn_service(bench: Bench, impl: Impl, suffix: str, *extra: str) -> Service:
     """``nameko run`` with the config file (AMQP_URI, max_workers) and --broker (same URL:
     nameko 2.14 ignores --broker when --config is given, shimeji uses it as a default)."""
     log = bench.tmp / f"service{suffix}.log"
     cmd: list[Any] = [impl.python, "-m", "nameko", "run", "--config", bench.tmp / "config.yaml"]
-    cmd += ["--broker", bench.broker, "_bench_service"]
+    cmd += ["--broker", bench.broker, *extra, "_bench_service"]
     env = {**os.environ, "BENCH_SUFFIX": suffix, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
         proc = bench.children.spawn(
@@ -367,9 +516,11 @@ def measure_startups(bench: Bench) -> dict[str, Service]:
 
 
 def measure_load(bench: Bench, services: dict[str, Service]) -> None:
-    """Rows 1 to 4, interleaved and repeated."""
+    """The load rows, interleaved and repeated."""
     scenarios = make_scenarios(bench.plan)
+    cpu_services = spawn_cpu_services(bench)
     for rep in range(bench.plan.reps):
+        broker_background(bench)
         for index, scenario in enumerate(scenarios):
             for impl in ordered(rep + index):
                 service = services.get(impl.key)
@@ -380,22 +531,67 @@ def measure_load(bench: Bench, services: dict[str, Service]) -> None:
                     bench.fail(f"{impl.key} service died\n{tail(service.log)}")
                     del services[impl.key]
                     continue
+                options: dict[str, Any] = dict(scenario.options)
+                if scenario.cpu_row:
+                    options["cpu_pids"] = bench.cpu_pids(service.proc.pid)
                 try:
                     result = run_client(
-                        bench,
-                        impl,
-                        scenario.name,
-                        scenario.service + service.suffix,
-                        **scenario.options,
+                        bench, impl, scenario.client, scenario.service + service.suffix, **options
                     )
                 except BenchError as exc:
                     bench.fail(str(exc))
                     continue
-                for field_name, row_key in scenario.fields.items():
-                    bench.add(row_key, impl, float(result[field_name]))
+                bench.add_result(scenario.fields, scenario.cpu_row, impl, result)
+        measure_processes(bench, cpu_services, rep)
+        if RAW_SCRIPT.exists():
+            measure_floor_rep(bench)
     for service in services.values():
         if service.proc.poll() is None:
             bench.add("loaded_rss", service.impl, rss_mib(service.proc.pid))
+    bench.children.stop(*(service.proc for _, _, service in cpu_services))
+
+
+def spawn_cpu_services(bench: Bench) -> list[tuple[Impl, int, Service]]:
+    """The --processes row's services: shimeji with ``--processes 1`` and ``2``, nameko
+    (no such option: one process). Their clients wait until every process answers."""
+    found = []
+    for count in PROCESS_COUNTS:
+        suffix = f"_shimeji_p{count}"
+        found.append(
+            (SHIMEJI, count, spawn_service(bench, SHIMEJI, suffix, "--processes", str(count)))
+        )
+    found.append((NAMEKO, 1, spawn_service(bench, NAMEKO, "_nameko_cpu")))
+    return found
+
+
+def measure_processes(
+    bench: Bench, cpu_services: list[tuple[Impl, int, Service]], rep: int
+) -> None:
+    """One repetition of the CPU-bound fan-out against each of ``cpu_services``."""
+    plan = bench.plan
+    for impl, count, service in cpu_services if rep % 2 == 0 else cpu_services[::-1]:
+        what = f"{impl.key} --processes {count}" if impl is SHIMEJI else f"{impl.key} (one process)"
+        print(f"  rep {rep + 1}/{plan.reps} cpu-bound: {what}", flush=True)
+        if service.proc.poll() is not None:
+            bench.fail(f"{what}: service exited\n{tail(service.log)}")
+            continue
+        try:
+            result = run_client(
+                bench,
+                impl,
+                "cpu",
+                "bench_cpu" + service.suffix,
+                calls=plan.cpu_calls,
+                iterations=plan.cpu_iterations,
+                processes=count,
+                cpu_pids=bench.cpu_pids(service.proc.pid),
+            )
+        except BenchError as exc:
+            bench.fail(f"{what}: {exc}\n  service:\n{tail(service.log)}")
+            continue
+        keys = [f"cpu_p{count}"] if impl is SHIMEJI else [f"cpu_p{n}" for n in PROCESS_COUNTS]
+        for key in keys:  # nameko's one process is shown on both rows
+            bench.add_result({"calls_per_s": key}, key, impl, result)
 
 
 @dataclass
@@ -405,6 +601,9 @@ class Floor:
     titles: dict[str, str]  # section -> its title line, e.g. "pipelined (16 in flight)"
     rates: dict[str, dict[str, float]]  # section -> client name -> calls/s
     output: str
+    # section -> client name -> {"client": µs, "echo": µs} (the plain py-amqp rows)
+    cpu: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    runs: int = 1  # repetitions this floor is the median of
 
     def rate(self, section: str, client: str) -> float | None:
         """The rate of the client whose name starts with ``client`` ("shimeji", "py-amqp")."""
@@ -412,12 +611,15 @@ class Floor:
         return next((v for k, v in found.items() if k.startswith(client)), None)
 
 
-FLOOR_ROW = re.compile(r"^\s+(?P<name>\S.*?)\s+(?P<rate>[\d.]+)\s+[\d.]+\s+[\d.]+\s*$")
+FLOOR_ROW = re.compile(
+    r"^\s+(?P<name>\S.*?)\s+(?P<rate>[\d.]+)\s+[\d.]+\s+[\d.]+\s*(?:cpu-us/call: (?P<cpu>.*))?$"
+)
 
 
 def parse_floor(output: str) -> Floor:
     """Read raw_roundtrip.py's text tables: an unindented title line per section
-    ("serial (1 in flight)"), then indented rows "<client>  <calls/s>  <p50>  <p99>"."""
+    ("serial (1 in flight)"), then indented rows "<client>  <calls/s>  <p50>  <p99>"
+    (the plain py-amqp rows end with "cpu-us/call: client N, echo N")."""
     floor = Floor({}, {}, output)
     section = ""
     for line in output.splitlines():
@@ -426,9 +628,60 @@ def parse_floor(output: str) -> Floor:
             floor.titles[section] = line.strip()
         elif match := FLOOR_ROW.match(line):
             floor.rates.setdefault(section, {})[match["name"]] = float(match["rate"])
+            if match["cpu"]:
+                parts = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)", match["cpu"])}
+                floor.cpu.setdefault(section, {})[match["name"]] = parts
     if not floor.rate("serial", "shimeji"):
         raise BenchError(f"could not read raw_roundtrip.py's output:\n{tail(output.encode())}")
     return floor
+
+
+def merge_floors(floors: list[Floor]) -> Floor | None:
+    """The median of each rate and CPU figure over the repetitions' floors."""
+    if not floors:
+        return None
+    merged = Floor(dict(floors[0].titles), {}, floors[-1].output, runs=len(floors))
+    for section in floors[0].rates:
+        for name in floors[0].rates[section]:
+            rates = [f.rates[section][name] for f in floors if name in f.rates.get(section, {})]
+            merged.rates.setdefault(section, {})[name] = statistics.median(rates)
+            cpus = [f.cpu[section][name] for f in floors if name in f.cpu.get(section, {})]
+            if cpus:
+                merged.cpu.setdefault(section, {})[name] = {
+                    k: statistics.median(c[k] for c in cpus if k in c) for k in cpus[0]
+                }
+    return merged
+
+
+def measure_floor_rep(bench: Bench) -> None:
+    """One repetition of the floor (between the load rows: the services are idle)."""
+    print(f"  raw round trip floor ({len(bench.floors) + len(bench.floor_errors) + 1})", flush=True)
+    try:
+        floor = measure_floor(bench, bench.plan is QUICK)
+    except BenchError as exc:
+        bench.floor_errors.append(str(exc))
+        bench.fail(str(exc))
+        return
+    if floor is not None:
+        bench.floors.append(floor)
+
+
+def broker_background(bench: Bench, seconds: float = 1.0) -> None:
+    """The broker's CPU use (ms per s) while this benchmark sends nothing."""
+    if not bench.broker_pid:
+        return
+    try:
+        before = proc_ticks(bench.broker_pid)
+        time.sleep(seconds)
+        used = proc_ticks(bench.broker_pid) - before
+    except OSError:
+        return
+    bench.broker_idle.append(used / os.sysconf("SC_CLK_TCK") / seconds * 1000)
+
+
+def proc_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def measure_floor(bench: Bench, quick: bool) -> Floor | None:
@@ -455,6 +708,7 @@ class Figure:
     row: Row
     shimeji: float | None
     nameko: float | None
+    against: dict[str, float | None] = field(default_factory=dict)  # "floor"/row key -> value
 
     @property
     def ratio(self) -> float | None:
@@ -462,50 +716,75 @@ class Figure:
             return None
         return self.shimeji / self.nameko
 
+    def ratio_to(self, against: str) -> float | None:
+        if against == "nameko":
+            return self.ratio
+        base = self.against.get(against)
+        return self.shimeji / base if self.shimeji is not None and base else None
+
+    def checks(self) -> list[tuple[str, bool | None]]:
+        """Each target's text and whether it is met (None: no figure)."""
+        out = []
+        for against, op, bound in self.row.targets:
+            ratio = self.ratio_to(against)
+            met = None if ratio is None else (ratio >= bound if op == ">=" else ratio <= bound)
+            name = {"nameko": "", "floor": " floor"}.get(against, " 1 proc")
+            out.append((f"{op} {bound:g}x{name}", met))
+        return out
+
     @property
     def target_met(self) -> bool | None:
-        if self.row.target is None or self.ratio is None:
+        checks = self.checks()
+        if not checks or any(met is None for _, met in checks):
             return None
-        op, bound = self.row.target
-        return self.ratio >= bound if op == ">=" else self.ratio <= bound
+        return all(met for _, met in checks)
 
 
 def median(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
-def figures(bench: Bench) -> list[Figure]:
-    out = []
+def figures(bench: Bench, floor: Floor | None) -> list[Figure]:
+    out: list[Figure] = []
     for row in make_rows(bench.plan):
         by_impl = bench.samples.get(row.key, {})
-        out.append(Figure(row, median(by_impl.get("shimeji")), median(by_impl.get("nameko"))))
+        fig = Figure(row, median(by_impl.get("shimeji")), median(by_impl.get("nameko")))
+        if row.vs_floor:
+            fig.against["floor"] = floor.rate(row.vs_floor, PLAIN) if floor else None
+            fig.against["own"] = floor.rate(row.vs_floor, OWN) if floor else None
+        if row.vs_row:
+            fig.against[row.vs_row] = median(bench.samples.get(row.vs_row, {}).get("shimeji"))
+        out.append(fig)
     return out
 
 
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "n/a"
-    if unit == "calls/s":
+    if unit in ("calls/s", "us/call"):
         return f"{value:,.0f}"
-    return f"{value:.1f}" if unit == "MiB" else f"{value:.2f}"
+    return f"{value:.1f}" if unit in ("MiB", "MiB/s") else f"{value:.2f}"
 
 
-def percent_of_raw(fig: Figure, floor: Floor | None) -> str:
-    """shimeji's rate as a % of the raw round trip of its own transport / of py-amqp."""
-    if not fig.row.vs_floor:
-        return ""
-    cells = []
-    for client in ("shimeji", "py-amqp"):
-        raw = floor.rate(fig.row.vs_floor, client) if floor else None
-        cells.append(f"{100 * fig.shimeji / raw:.0f}%" if raw and fig.shimeji else "n/a")
-    return " / ".join(cells)
+def versus(fig: Figure) -> str:
+    """shimeji's rate / the plain py-amqp floor and / its own transport's; or / another row."""
+
+    def cell(against: str) -> str:
+        ratio = fig.ratio_to(against)
+        return "n/a" if ratio is None else f"{ratio:.2f}x"
+
+    if fig.row.vs_floor:
+        return f"{cell('floor')} plain py-amqp, {cell('own')} own transport"
+    if fig.row.vs_row:
+        return f"{cell(fig.row.vs_row)} of --processes 1"
+    return ""
 
 
-def table_line(fig: Figure, floor: Floor | None, judge_targets: bool) -> tuple[str, ...]:
+def table_line(fig: Figure, judge_targets: bool) -> tuple[str, ...]:
     target = ()
     if judge_targets:
-        mark = {True: "pass", False: "MISS", None: "n/a"}[fig.target_met]
-        target = (f"{fig.row.target[0]} {fig.row.target[1]:g}x {mark}" if fig.row.target else "",)
+        marks = {True: "pass", False: "MISS", None: "n/a"}
+        target = (", ".join(f"{text} {marks[met]}" for text, met in fig.checks()),)
     return (
         fig.row.label,
         fig.row.unit,
@@ -514,21 +793,21 @@ def table_line(fig: Figure, floor: Floor | None, judge_targets: bool) -> tuple[s
         fmt(fig.nameko, fig.row.unit),
         "n/a" if fig.ratio is None else f"{fig.ratio:.2f}x",
         *target,
-        percent_of_raw(fig, floor),
+        versus(fig),
     )
 
 
-def format_table(rows: list[Figure], floor: Floor | None, judge_targets: bool = True) -> str:
+def format_table(rows: list[Figure], judge_targets: bool = True) -> str:
     """The table; the target column (pass/MISS) only when ``judge_targets``."""
     head = ("row", "unit", "better", "shimeji", "nameko", "shimeji/nameko")
     head += ("target",) if judge_targets else ()
-    lines = [(*head, "% of raw (shimeji/py-amqp)")]
-    lines += [table_line(fig, floor, judge_targets) for fig in rows]
+    lines = [(*head, "shimeji vs floor (same section) / vs 1 process")]
+    lines += [table_line(fig, judge_targets) for fig in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head) + 1)]
     text = []
     for n, line in enumerate(lines):
         cells = [
-            c.ljust(w) if i < 3 else c.rjust(w)
+            c.ljust(w) if i < 3 or i == len(line) - 1 else c.rjust(w)
             for i, (c, w) in enumerate(zip(line, widths, strict=True))
         ]
         text.append("  ".join(cells).rstrip())
@@ -543,10 +822,19 @@ def format_floor(floor: Floor | None, error: str | None) -> str:
         return f"{title}: FAILED: {error.splitlines()[0]}"
     if floor is None:
         return f"{title}: n/a -- raw_roundtrip.py not present (hook: measure_floor)"
-    lines = [f"{title}; row 1 is compared with 'serial', rows 2-3 with 'pipelined':"]
+    runs = f"median of {floor.runs} runs, one per repetition" if floor.runs > 1 else "one run"
+    lines = [
+        f"{title} ({runs}); rows 1 and 3 (1 thread) are compared with 'serial', "
+        "rows 2 and 3 (4, 8 threads) with 'pipelined'; 'plain' has no publisher confirms:"
+    ]
     for section, rates in floor.rates.items():
-        items = ", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items())
-        lines.append(f"  {floor.titles[section]}: {items}")
+        lines.append(f"  {floor.titles[section]}:")
+        for name, rate in rates.items():
+            cpu = floor.cpu.get(section, {}).get(name)
+            text = ", ".join(f"{k} {v:.0f}" for k, v in cpu.items()) if cpu else ""
+            lines.append(
+                f"    {name:<36} {rate:>7,.0f}" + (f"  (CPU µs/call: {text})" if cpu else "")
+            )
     return "\n".join(lines)
 
 
@@ -588,29 +876,38 @@ def run(args: argparse.Namespace, vhost: str, children: Children, tmp: Path) -> 
     plan = QUICK if args.quick else DEFAULT
     broker = f"{BROKER}/{vhost}"
     write_config(tmp, broker)
-    bench = Bench(plan, broker, tmp, children)
+    bench = Bench(plan, broker, tmp, children, find_broker_pid())
     started = time.perf_counter()
     found = versions(bench)
     print(format_header(plan, found, vhost), flush=True)
     services = measure_startups(bench)
-    measure_load(bench, services)
-    children.stop(*(service.proc for service in services.values()))  # quiet for the floor
-    floor, floor_error = None, None
-    print("  raw round trip floor", flush=True)
-    try:
-        floor = measure_floor(bench, args.quick)
-    except BenchError as exc:
-        floor_error = str(exc)
-        bench.fail(floor_error)
-    rows = figures(bench)
+    measure_load(bench, services)  # the floor runs once per repetition, between the rows
+    children.stop(*(service.proc for service in services.values()))
+    floor = merge_floors(bench.floors)
+    floor_error = bench.floor_errors[0] if bench.floor_errors and floor is None else None
+    rows = figures(bench, floor)
     wall = time.perf_counter() - started
     print()
-    print(format_table(rows, floor, plan.judge_targets))
+    print(format_table(rows, plan.judge_targets))
+    print(
+        "CPU per call: utime+stime over the measured calls / calls, in µs: the client process, "
+        "the service process (with its children), the broker "
+        + (
+            f"(beam.smp pid {bench.broker_pid}: all its work, other users' too; with no "
+            f"benchmark traffic it used {median(bench.broker_idle) or 0:.0f} ms of CPU per s)"
+            if bench.broker_pid
+            else "(not found: n/a)"
+        )
+    )
     print(format_floor(floor, floor_error))
     if not plan.judge_targets:
         print("targets: not judged in quick mode (too few calls); the full run reports them")
     print(f"measured in {wall:.1f} s")
-    missing = [f.row.label.strip() for f in rows if f.shimeji is None or f.nameko is None]
+    missing = [
+        f.row.label.strip()
+        for f in rows
+        if f.row.required and (f.shimeji is None or f.nameko is None)
+    ]
     if args.json:
         write_json(args.json, plan, found, rows, floor, bench, wall)
     if missing or bench.failures:
@@ -650,14 +947,18 @@ def write_json(
                 "shimeji": f.shimeji,
                 "nameko": f.nameko,
                 "ratio": f.ratio,
-                "target": f.row.target and f"{f.row.target[0]}{f.row.target[1]:g}",
+                "targets": [text for text, _ in f.checks()],
                 "target_met": f.target_met if plan.judge_targets else None,
+                "vs": {k: f.ratio_to(k) for k in f.against},
                 "samples": bench.samples.get(f.row.key, {}),
                 "paired_ratios": paired_ratios(bench.samples.get(f.row.key, {})),
             }
             for f in rows
         ],
-        "floor": floor and {"rates": floor.rates, "titles": floor.titles},
+        "floor": floor and {"rates": floor.rates, "titles": floor.titles, "cpu": floor.cpu},
+        "broker_pid": bench.broker_pid,
+        "broker_idle_ms_per_s": bench.broker_idle,
+        "floor_runs": [{"rates": f.rates, "cpu": f.cpu} for f in bench.floors],
         "failures": bench.failures,
         "wall_s": wall,
     }

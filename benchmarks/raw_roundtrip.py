@@ -12,12 +12,24 @@ Serial: one call at a time (latency-bound). Pipelined: ``--inflight``
 calls in flight: shimeji from that many threads sharing one connection (how
 it is used), py-amqp (not thread-safe) from one thread keeping a window of
 unconfirmed publishes open with ``confirm_select`` and ack callbacks.
+
+The plain floor (``plain py-amqp``): py-amqp with NO publisher confirms and no
+framework, one connection on each side, and the echo side in its own process
+(as a ``nameko run`` service is): the client publishes a request and drains its
+connection until the reply arrives (serial), or keeps ``--inflight`` requests
+in flight (pipelined). Its rows also give ``cpu-us/call``: the client's, the
+echo process's and the broker's (the listener on the port, when ``ss`` shows its
+pid) ``utime + stime`` (``/proc/<pid>/stat``) over the measured calls, divided
+by the calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import secrets
+import select
 import statistics
 import subprocess
 import sys
@@ -35,6 +47,7 @@ from nameko._broker.rabbit import RabbitBroker  # noqa: E402
 from nameko._concurrency import OneShot  # noqa: E402
 
 REQUESTS = "bench-requests"
+PLAIN_REQUESTS = "bench-plain-requests"
 BODY = b'{"args": ["a benchmark payload of moderate size"], "kwargs": {"n": 12345}}'
 
 
@@ -50,7 +63,7 @@ class Stats:
         self.p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
 
     def row(self) -> str:
-        return f"  {self.name:<24} {self.rate:>9.0f} {self.p50:>9.3f} {self.p99:>9.3f}"
+        return f"  {self.name:<34} {self.rate:>9.0f} {self.p50:>9.3f} {self.p99:>9.3f}"
 
 
 # -- shimeji -----------------------------------------------------------------
@@ -213,6 +226,162 @@ class PyAmqpClient:
         self.echo_conn.close()
 
 
+# -- plain py-amqp: no confirms, echo in its own process --------------------------
+
+
+def proc_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def broker_pid(host: str) -> int | None:
+    """The pid of the process listening on the broker's port (for its CPU), if readable."""
+    port = host.rpartition(":")[2] or "5672"
+    try:
+        out = subprocess.run(
+            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"pid=(\d+)", out)
+    return int(found[1]) if found else None
+
+
+def serve_echo(host: str, vhost: str) -> None:
+    """``--serve-echo``: echo every request to its reply_to until stdin closes."""
+    conn = amqp.Connection(host, userid="guest", password="guest", virtual_host=vhost)
+    conn.connect()
+    channel = conn.channel()
+    channel.queue_declare(PLAIN_REQUESTS, durable=False, auto_delete=False)
+    channel.basic_qos(0, 256, False)
+
+    def echo(message: amqp.Message) -> None:
+        props = message.properties
+        reply = amqp.Message(message.body, correlation_id=props["correlation_id"])
+        channel.basic_publish(reply, exchange="", routing_key=props["reply_to"])
+        channel.basic_ack(message.delivery_tag)
+
+    channel.basic_consume(PLAIN_REQUESTS, callback=echo)
+    print("ready", flush=True)
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        try:
+            conn.drain_events(timeout=0.2)
+        except TimeoutError:
+            pass
+    conn.close()
+
+
+class PlainClient:
+    def __init__(self, host: str, vhost: str) -> None:
+        cmd = [sys.executable, __file__, "--serve-echo", "--host", host, "--vhost", vhost]
+        self.echo = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.echo.stdout is not None
+        if self.echo.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the plain echo process did not start")
+        self.conn = amqp.Connection(host, userid="guest", password="guest", virtual_host=vhost)
+        self.conn.connect()
+        self.channel = self.conn.channel()
+        self.reply_queue = f"bench-plain-replies-{secrets.token_hex(4)}"
+        self.channel.queue_declare(self.reply_queue, durable=False, exclusive=True)
+        self.channel.basic_consume(self.reply_queue, callback=self._on_reply, no_ack=True)
+        self.replies: dict[str, bytes] = {}
+        self.counter = iter(range(10**9))
+        self.broker = broker_pid(host)
+        self.ticks: dict[str, int] = {}
+
+    def _on_reply(self, message: amqp.Message) -> None:
+        self.replies[message.properties["correlation_id"]] = message.body
+
+    def _publish(self, correlation_id: str) -> None:
+        message = amqp.Message(BODY, correlation_id=correlation_id, reply_to=self.reply_queue)
+        self.channel.basic_publish(message, exchange="", routing_key=PLAIN_REQUESTS)
+
+    def call(self) -> None:
+        correlation_id = str(next(self.counter))
+        self._publish(correlation_id)
+        while correlation_id not in self.replies:
+            self.conn.drain_events(timeout=10)
+        assert self.replies.pop(correlation_id) == BODY
+
+    def pipelined(self, calls: int, inflight: int) -> tuple[float, list[float]]:
+        started_at: dict[str, float] = {}
+        latencies: list[float] = []
+        sent = 0
+        started = time.perf_counter()
+        while len(latencies) < calls:
+            while len(started_at) < inflight and sent < calls:
+                sent += 1
+                correlation_id = f"p{sent}"
+                started_at[correlation_id] = time.perf_counter()
+                self._publish(correlation_id)
+            self.conn.drain_events(timeout=10)
+            for correlation_id in list(self.replies):
+                del self.replies[correlation_id]
+                latencies.append(time.perf_counter() - started_at.pop(correlation_id))
+        return time.perf_counter() - started, latencies
+
+    def _read_ticks(self) -> dict[str, int]:
+        pids = {"client": os.getpid(), "echo": self.echo.pid}
+        if self.broker:
+            pids["broker"] = self.broker  # all the broker's work, other users' too
+        ticks = {}
+        for name, pid in pids.items():
+            try:
+                ticks[name] = proc_ticks(pid)
+            except OSError:
+                continue
+        return ticks
+
+    def cpu_start(self) -> None:
+        self.ticks = self._read_ticks()
+
+    def cpu_suffix(self, calls: int) -> str:
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK") / calls
+        after = self._read_ticks()
+        used = [
+            f"{name} {(after[name] - before) * tick_us:.0f}"
+            for name, before in self.ticks.items()
+            if name in after
+        ]
+        return "  cpu-us/call: " + ", ".join(used)
+
+    def close(self) -> None:
+        self.conn.close()
+        assert self.echo.stdin is not None
+        self.echo.stdin.close()
+        try:
+            self.echo.wait(10)
+        except subprocess.TimeoutExpired:
+            self.echo.kill()
+            self.echo.wait()
+
+
+def plain_floor(host: str, vhost: str, calls: int, inflight: int) -> tuple[str, str]:
+    """The serial and pipelined rows of the plain py-amqp floor (with CPU per call)."""
+    name = f"plain py-amqp {amqp.__version__} (no confirms)"
+    plain = PlainClient(host, vhost)
+    try:
+        for _ in range(min(100, calls)):  # warm up
+            plain.call()
+        plain.cpu_start()
+        latencies = []
+        started = time.perf_counter()
+        for _ in range(calls):
+            start = time.perf_counter()
+            plain.call()
+            latencies.append(time.perf_counter() - start)
+        serial_row = Stats(name, calls, time.perf_counter() - started, latencies).row()
+        serial_row += plain.cpu_suffix(calls)
+        plain.pipelined(min(calls, 10 * inflight), inflight)  # warm up
+        plain.cpu_start()
+        pipe_row = Stats(name, calls, *plain.pipelined(calls, inflight)).row()
+        pipe_row += plain.cpu_suffix(calls)
+    finally:
+        plain.close()
+    return serial_row, pipe_row
+
+
 # -- the run ---------------------------------------------------------------------
 
 
@@ -239,7 +408,12 @@ def main() -> None:
         "--inflight", type=int, default=16, help="calls in flight for the pipelined figure"
     )
     parser.add_argument("--host", default="127.0.0.1:5672")
+    parser.add_argument("--serve-echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--vhost", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_echo:
+        serve_echo(args.host, args.vhost)
+        return
     calls = 300 if args.quick else 3000
     vhost = f"shimeji_bench_{secrets.token_hex(4)}"
     rabbitmqctl("add_vhost", vhost)
@@ -252,7 +426,7 @@ def main() -> None:
 
 def run(uri: str, host: str, vhost: str, calls: int, inflight: int) -> None:
     print(
-        f"raw AMQP request/reply with publisher confirms: {calls} calls, {len(BODY)}-byte body, Python {sys.version.split()[0]}"
+        f"raw AMQP request/reply (with publisher confirms but the plain rows): {calls} calls, {len(BODY)}-byte body, Python {sys.version.split()[0]}"
     )
     ours = ShimejiClient(uri)
     try:
@@ -273,12 +447,13 @@ def run(uri: str, host: str, vhost: str, calls: int, inflight: int) -> None:
         )
     finally:
         windowed.close()
-    header = f"  {'':<24} {'calls/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
-    for title, a, b in (
-        ("serial (1 in flight)", ours_serial, theirs_serial),
-        (f"pipelined ({inflight} in flight)", ours_pipe, theirs_pipe),
+    plain_serial, plain_pipe = plain_floor(host, vhost, calls, inflight)
+    header = f"  {'':<34} {'calls/s':>9} {'p50 ms':>9} {'p99 ms':>9}"
+    for title, a, b, plain in (
+        ("serial (1 in flight)", ours_serial, theirs_serial, plain_serial),
+        (f"pipelined ({inflight} in flight)", ours_pipe, theirs_pipe, plain_pipe),
     ):
-        print(f"\n{title}\n{header}\n{a.row()}\n{b.row()}")
+        print(f"\n{title}\n{header}\n{a.row()}\n{b.row()}\n{plain}")
         print(f"  ratio shimeji/py-amqp: {a.rate / b.rate:.2f}x calls/s, {a.p50 / b.p50:.2f}x p50")
 
 
