@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Children", "interrupt", "signal_group"]
+__all__ = ["Children", "interrupt", "run_cleanly", "signal_group"]
 
 
 class Children:
@@ -51,3 +53,25 @@ def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
 def interrupt(signum: int, frame: Any) -> None:
     """A SIGTERM handler: stop the way Ctrl-C does, so every child is ended."""
     raise KeyboardInterrupt
+
+
+def run_cleanly(
+    body: Callable[[], int], children: Children, errors: tuple[type[Exception], ...]
+) -> int:
+    """A benchmark's ``main``: run ``body``, end every child whatever happens
+    (a second Ctrl-C included), and turn Ctrl-C/SIGTERM and ``errors`` into
+    an exit status with one line instead of a traceback."""
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        try:
+            return body()
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # clean up even on a second Ctrl-C
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            children.stop_all()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except errors as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _children import Children, interrupt
+from _children import Children, run_cleanly
 from bench_rpc import (
     BROKER,
     IMPLS,
@@ -411,26 +411,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, interrupt)
     children = Children(signal.SIGTERM, STOP_GRACE)
-    try:
+
+    def body() -> int:
         with tempfile.TemporaryDirectory(prefix="bench_events_") as tmp, throwaway_vhost() as vhost:
-            try:
-                status = run(args, vhost, children, Path(tmp))
-            finally:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # clean up even on a second Ctrl-C
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                children.stop_all()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(
-        f"total wall time {time.perf_counter() - started:.1f} s (vhost setup and clean-up included)"
-    )
-    return status
+            status = run(args, vhost, children, Path(tmp))
+        print(
+            f"total wall time {time.perf_counter() - started:.1f} s (vhost setup and clean-up included)"
+        )
+        return status
+
+    return run_cleanly(body, children, (BenchError,))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _children import Children, interrupt
+from _children import Children, run_cleanly
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -590,26 +590,17 @@ def write_json(path: Path, plan: Plan, found: dict[str, Any], bench: Bench, wall
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    signal.signal(signal.SIGTERM, interrupt)
     children = Children(
         signal.SIGINT, STOP_GRACE
     )  # nameko 2.14.1 under eventlet 0.41 ignores SIGTERM here
-    try:
+
+    def body() -> int:
         with tempfile.TemporaryDirectory(prefix="bench_http_") as tmp:
-            try:
-                status = run(args, children, Path(tmp))
-            finally:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)  # clean up even on a second Ctrl-C
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                children.stop_all()
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"total wall time {time.perf_counter() - started:.1f} s")
-    return status
+            status = run(args, children, Path(tmp))
+        print(f"total wall time {time.perf_counter() - started:.1f} s")
+        return status
+
+    return run_cleanly(body, children, (BenchError,))
 
 
 if __name__ == "__main__":
