@@ -161,3 +161,21 @@ def test_http_services_in_several_processes_share_their_address(tmp_path, rabbit
         assert proc.wait(TIMEOUT) == 0
     finally:
         proc.close()
+
+
+def test_a_second_sigterm_makes_every_process_exit_at_once(supervised, tmp_path):
+    proc, config = supervised
+    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
+    children = started_pids(proc)
+    started = tmp_path / "started"
+    started.mkdir()
+    with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
+        for _ in range(4):  # long calls hold up a graceful stop
+            proxy.worker.pid.call_async(60, str(started))
+        wait_until(lambda: len(list(started.iterdir())) == 4, timeout=TIMEOUT)
+        proc.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping 2 processes gracefully" in proc.output(), timeout=TIMEOUT)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(TIMEOUT) == 1
+    wait_until(lambda: not any(_alive(pid) for pid in children), timeout=TIMEOUT)
+    assert "received again: the processes kill their workers" in proc.output()

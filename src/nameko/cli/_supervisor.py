@@ -57,6 +57,7 @@ class _Slot:
     started: float = 0.0
     backoff: float = 0.0
     restart_at: float | None = field(default=None)
+    signals_sent: int = 0
 
 
 class Supervisor:
@@ -66,6 +67,8 @@ class Supervisor:
         self.stopping = 0  # signals received
         self.failed = False  # a child ended badly during the stop
         self._wake_r, self._wake_w = os.pipe()
+        self._passed_on = 0  # signals already passed on to the children
+        self._last_signal = ""
 
     def run(self) -> int:
         self._install_signals()
@@ -73,6 +76,7 @@ class Supervisor:
             self._start(slot)
         while any(slot.proc is not None or slot.restart_at is not None for slot in self.slots):
             self._sleep()
+            self._pass_signals_on()
             self._reap()
             self._restart_due()
         _log.info("all %d processes stopped", len(self.slots))
@@ -87,21 +91,36 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
 
     def _on_signal(self, signum: int, frame: object) -> None:
+        # only count it: the main loop, woken by the pipe, does the rest (no
+        # logging or process handling inside a signal handler)
         self.stopping += 1
-        name = signal.Signals(signum).name
-        if self.stopping == 1:
-            _log.info("%s received: stopping %d processes gracefully", name, len(self.slots))
-        else:
-            _log.warning("%s received again: the processes kill their workers", name)
+        self._last_signal = signal.Signals(signum).name
+
+    def _pass_signals_on(self) -> None:
+        """One SIGTERM to each live child per signal received."""
+        if self.stopping > self._passed_on:
+            self._passed_on = self.stopping
+            if self.stopping == 1:
+                _log.info(
+                    "%s received: stopping %d processes gracefully",
+                    *(self._last_signal, len(self.slots)),
+                )
+            else:
+                _log.warning(
+                    "%s received again: the processes kill their workers", self._last_signal
+                )
         for slot in self.slots:
-            slot.restart_at = None
-            if slot.proc is not None and slot.proc.poll() is None:
-                slot.proc.send_signal(signal.SIGTERM)
+            if self.stopping:
+                slot.restart_at = None
+            while slot.proc is not None and slot.signals_sent < self.stopping:
+                slot.signals_sent += 1
+                if slot.proc.poll() is None:
+                    slot.proc.send_signal(signal.SIGTERM)
 
     def _start(self, slot: _Slot) -> None:
         env = dict(os.environ, **{INDEX_ENV: str(slot.index), SUPERVISOR_ENV: str(os.getpid())})
         slot.proc = subprocess.Popen(self.argv, env=env, start_new_session=True)
-        slot.started, slot.restart_at = time.monotonic(), None
+        slot.started, slot.restart_at, slot.signals_sent = time.monotonic(), None, 0
         _log.info("process %d started (pid %d)", slot.index, slot.proc.pid)
 
     def _sleep(self) -> None:
