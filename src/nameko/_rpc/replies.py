@@ -19,9 +19,13 @@ waiting call never depends on the confirm in the normal case. Any number of
 threads can call at once: the only shared state is the router's dict, under a
 lock, and the broker connection, which is thread-safe.
 
-`ReplyQueue` is the consumer side: declares and consumes the queue
-(auto-ack: a reply has no one to go back to) and on `stop` fails the calls
-still waiting, so nobody hangs on a closed client.
+`ReplyQueue` is the consumer side: declares and consumes the queue and on
+`stop` fails the calls still waiting, so nobody hangs on a closed client.
+Replies are acked once routed, not auto-acked: with auto-ack the broker
+counts a reply as done when it writes it to the socket, so replies in
+flight when a connection drops were lost and their calls waited for their
+timeout (or for ever); now the broker delivers them again after the
+reconnect (a duplicate finds no waiting call and is dropped).
 """
 
 from __future__ import annotations
@@ -148,7 +152,7 @@ class ReplyQueue:
 
     def start(self) -> None:
         self._consumer = self.broker.consume(
-            self.queue_name, self._on_reply, no_ack=True, topology=self.topology()
+            self.queue_name, self._on_reply, topology=self.topology()
         )
 
     def get_reply_event(self, correlation_id: str) -> PendingReply:
@@ -156,6 +160,10 @@ class ReplyQueue:
         return self.router.register(correlation_id)
 
     def _on_reply(self, delivery: Delivery) -> None:
+        self._route(delivery)
+        delivery.ack()
+
+    def _route(self, delivery: Delivery) -> None:
         props = delivery.properties
         try:
             body = codecs.decode(
