@@ -391,3 +391,40 @@ def test_closing_from_inside_a_callback(open_broker: OpenBroker) -> None:
     other.consume("q", successor)
     again = successor.wait_for(1)[0]
     assert (again.body, again.redelivered) == (b"m", True)
+
+
+def test_ack_on_return_acks_each_delivery_once_its_callback_returns(
+    open_broker: OpenBroker,
+) -> None:
+    first = open_broker()
+    first.declare([transient_queue("q")])
+    publish_numbers(first, "q", 5)
+    collector = Collector(no_ack=True)  # settles nothing itself
+    first.consume("q", collector, ack_on_return=True, prefetch=1)  # unacked, one would come
+    assert bodies(collector.wait_for(5)) == numbers(5)
+    first.close()
+
+    second = open_broker()
+    later = Collector(ack=True)
+    second.consume("q", later)
+    assert fence(second, "q", later) == []
+
+
+def test_ack_on_return_acks_a_delivery_whose_callback_raised(open_broker: OpenBroker) -> None:
+    first = open_broker()
+    first.declare([transient_queue("q")])
+    publish_numbers(first, "q", 2)
+    seen = Collector(no_ack=True)
+
+    def fail(delivery: Delivery) -> None:
+        seen(delivery)
+        raise RuntimeError("the callback failed")
+
+    first.consume("q", fail, ack_on_return=True, prefetch=1)
+    assert bodies(seen.wait_for(2)) == numbers(2)
+    first.close()
+
+    second = open_broker()
+    later = Collector(ack=True)
+    second.consume("q", later)
+    assert fence(second, "q", later) == []

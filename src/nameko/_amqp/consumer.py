@@ -99,6 +99,19 @@ class Lease:
             return False
         return True
 
+    def ack_up_to(self, delivery_tag: int) -> None:
+        """Ack every delivery of this channel up to ``delivery_tag`` in one frame."""
+        if not self.alive:
+            return
+        try:
+            self.driver.submit(self._send_multiple, delivery_tag, on_error=_ignore)
+        except NotConnected:
+            pass
+
+    def _send_multiple(self, conn: Connection, delivery_tag: int) -> None:
+        if self.alive and conn is self.conn and conn.has_channel(self.channel):
+            conn.ack(self.channel, delivery_tag, multiple=True)
+
     def _send(self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool) -> None:
         if self.alive and conn is self.conn and conn.has_channel(self.channel):
             if ack:
@@ -112,7 +125,8 @@ def _ignore(exc: Exception) -> None:
 
 
 def _no_settle(delivery_tag: int, ack: bool, requeue: bool) -> bool:
-    """Deliveries of a ``no_ack`` consumer are settled already."""
+    """Deliveries of a ``no_ack`` consumer are settled already (and those of an
+    ``ack_on_return`` one are acked by the broker after the callback)."""
     return True
 
 
@@ -134,6 +148,7 @@ class RabbitConsumer(Consumer):
         *,
         call: Callable[[RabbitConsumer, Callable[[Connection, Any], None]], None],
         forget: Callable[[RabbitConsumer], None],
+        ack_on_return: bool = False,
     ) -> None:
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
@@ -141,6 +156,7 @@ class RabbitConsumer(Consumer):
         self.on_message = on_message
         self.prefetch = prefetch
         self.no_ack = no_ack
+        self.ack_on_return = ack_on_return  # the broker acks after on_message (cumulatively)
         self.channel = channel
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
@@ -192,7 +208,9 @@ class RabbitConsumer(Consumer):
         conn.send_method(self.channel, consume, token)
 
     def settle_function(self) -> Callable[[int, bool, bool], bool]:
-        return _no_settle if self.no_ack or self.lease is None else self.lease.settle
+        if self.no_ack or self.ack_on_return or self.lease is None:
+            return _no_settle
+        return self.lease.settle
 
     def cancel(self) -> None:
         if self.state not in (STARTING, ACTIVE):

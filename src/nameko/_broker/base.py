@@ -386,10 +386,17 @@ class Broker(abc.ABC):
         prefetch: int = 0,
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
+        ack_on_return: bool = False,
     ) -> Consumer:
         """Declare ``topology`` (again after each reconnect), then consume
         ``queue`` with ``prefetch`` unacked deliveries at most (0: unlimited).
         Returns once the broker confirmed the consumer.
+
+        ``ack_on_return``: each delivery is acked when ``on_message`` returns
+        (or raises), in delivery order, so an implementation may send one
+        cumulative ack for several; settling it in the callback is a no-op.
+        Unlike ``no_ack``, a delivery in flight when the connection drops is
+        delivered again, not lost.
 
         When ``queue`` is deleted, a consumer whose ``topology`` declares it
         declares the topology again and goes on consuming the new queue

@@ -80,6 +80,16 @@ _servers: dict[str, Server] = {}
 _servers_lock = Lock()
 
 
+def _acked_on_return(on_message: OnMessage) -> OnMessage:
+    def handle(delivery: Delivery) -> None:
+        try:
+            on_message(delivery)
+        finally:
+            delivery.ack()  # a no-op if the callback settled it
+
+    return handle
+
+
 def _server_name(uri: str) -> str:
     # "memory://", "memory:///" and "memory://?x=1" all name the same server
     rest = uri.split("://", 1)[1] if "://" in uri else ""
@@ -250,9 +260,12 @@ class MemoryBroker(Broker):
         prefetch: int = 0,
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
+        ack_on_return: bool = False,
     ) -> Consumer:
         if prefetch < 0:
             raise ValueError("prefetch must be 0 (unlimited) or positive")
+        if ack_on_return:
+            on_message = _acked_on_return(on_message)
         topology = tuple(topology)
         self.declare(topology)
         self._start_dispatcher()

@@ -38,6 +38,7 @@ from nameko._amqp.consumer import (
     ACTIVE,
     CLOSED,
     STARTING,
+    Lease,
     RabbitConsumer,
     declarations,
 )
@@ -228,6 +229,7 @@ class RabbitBroker(Recovery, Broker):
         prefetch: int = 0,
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
+        ack_on_return: bool = False,
     ) -> Consumer:
         self._not_on_io_thread("consume")
         with self._state_lock:
@@ -242,6 +244,7 @@ class RabbitBroker(Recovery, Broker):
                 channel,
                 call=self._channel_call,
                 forget=self._forget,
+                ack_on_return=ack_on_return and not no_ack,
             )
             self._consumers[channel] = consumer
         try:
@@ -397,9 +400,10 @@ class RabbitBroker(Recovery, Broker):
         )
 
     def on_events(self, events: list[Event]) -> None:
+        acks: dict[Lease, int] = {}  # ack_on_return consumers: one cumulative ack each
         for event in events:  # exact-type tests: cheaper than isinstance, no subclasses
             if type(event) is Delivered:
-                self._on_delivered(event)
+                self._on_delivered(event, acks)
             elif type(event) is PublishSettled:
                 self._on_settled(event)
             elif type(event) is MethodReply:
@@ -407,8 +411,10 @@ class RabbitBroker(Recovery, Broker):
                     event.token.send(event.method)
             else:
                 self._on_rare_event(event)
+        for lease, delivery_tag in acks.items():
+            lease.ack_up_to(delivery_tag)
 
-    def _on_delivered(self, event: Delivered) -> None:
+    def _on_delivered(self, event: Delivered, acks: dict[Lease, int]) -> None:
         consumer = self._consumers.get(event.channel)
         if consumer is None or consumer.state == CLOSED:
             return
@@ -425,6 +431,8 @@ class RabbitBroker(Recovery, Broker):
             consumer.on_message(delivery)
         except Exception:
             log.exception("error in on_message for queue %r", consumer.queue)
+        if consumer.ack_on_return and consumer.lease is not None:
+            acks[consumer.lease] = event.delivery_tag
 
     @staticmethod
     def _on_settled(event: PublishSettled) -> None:

@@ -21,7 +21,8 @@ lock, and the broker connection, which is thread-safe.
 
 `ReplyQueue` is the consumer side: declares and consumes the queue and on
 `stop` fails the calls still waiting, so nobody hangs on a closed client.
-Replies are acked once routed, not auto-acked: with auto-ack the broker
+Replies are acked once routed (``ack_on_return``: one cumulative ack per
+read from the socket), not auto-acked: with auto-ack the broker
 counts a reply as done when it writes it to the socket, so replies in
 flight when a connection drops were lost and their calls waited for their
 timeout (or for ever); now the broker delivers them again after the
@@ -152,7 +153,7 @@ class ReplyQueue:
 
     def start(self) -> None:
         self._consumer = self.broker.consume(
-            self.queue_name, self._on_reply, topology=self.topology()
+            self.queue_name, self._on_reply, ack_on_return=True, topology=self.topology()
         )
 
     def get_reply_event(self, correlation_id: str) -> PendingReply:
@@ -160,10 +161,6 @@ class ReplyQueue:
         return self.router.register(correlation_id)
 
     def _on_reply(self, delivery: Delivery) -> None:
-        self._route(delivery)
-        delivery.ack()
-
-    def _route(self, delivery: Delivery) -> None:
         props = delivery.properties
         try:
             body = codecs.decode(
