@@ -33,6 +33,13 @@ def numbers(count: int, start: int = 0) -> list[bytes]:
     return [str(n).encode() for n in range(start, start + count)]
 
 
+def left_in_queue(broker: Broker, queue: str) -> list[Delivery]:
+    """What a fresh consumer of ``queue`` on ``broker`` still gets."""
+    later = Collector(ack=True)
+    broker.consume(queue, later)
+    return fence(broker, queue, later)
+
+
 def bodies(deliveries: list[Delivery]) -> list[bytes]:
     return [d.body for d in deliveries]
 
@@ -63,10 +70,7 @@ def test_acked_messages_are_gone(open_broker: OpenBroker) -> None:
     collector.wait_for(3)
     first.close()
 
-    second = open_broker()
-    later = Collector(ack=True)
-    second.consume("q", later)
-    assert fence(second, "q", later) == []
+    assert left_in_queue(open_broker(), "q") == []
 
 
 def test_reject_with_requeue_redelivers_at_the_head(broker: Broker) -> None:
@@ -170,10 +174,7 @@ def test_no_ack_deliveries_are_settled_on_delivery(open_broker: OpenBroker) -> N
     assert bodies(collector.wait_for(5)) == numbers(5)
     first.close()
 
-    second = open_broker()
-    later = Collector(ack=True)
-    second.consume("q", later)
-    assert fence(second, "q", later) == []
+    assert left_in_queue(open_broker(), "q") == []
 
 
 def test_cancel_stops_deliveries_and_unsettled_ones_can_still_be_acked(
@@ -404,10 +405,7 @@ def test_ack_on_return_acks_each_delivery_once_its_callback_returns(
     assert bodies(collector.wait_for(5)) == numbers(5)
     first.close()
 
-    second = open_broker()
-    later = Collector(ack=True)
-    second.consume("q", later)
-    assert fence(second, "q", later) == []
+    assert left_in_queue(open_broker(), "q") == []
 
 
 def test_ack_on_return_acks_a_delivery_whose_callback_raised(open_broker: OpenBroker) -> None:
@@ -424,7 +422,4 @@ def test_ack_on_return_acks_a_delivery_whose_callback_raised(open_broker: OpenBr
     assert bodies(seen.wait_for(2)) == numbers(2)
     first.close()
 
-    second = open_broker()
-    later = Collector(ack=True)
-    second.consume("q", later)
-    assert fence(second, "q", later) == []
+    assert left_in_queue(open_broker(), "q") == []

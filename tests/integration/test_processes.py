@@ -51,7 +51,8 @@ def supervised(tmp_path, rabbit_uri):
     )
     config = {"AMQP_URI": rabbit_uri}
     wait_until_serving(config, "worker")
-    yield proc, config
+    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
+    yield proc, config, started_pids(proc)
     proc.close()
     for pid in started_pids(proc):
         if _alive(pid):
@@ -70,6 +71,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def running_calls(proxy, count: int, seconds: float, folder) -> list:
+    """``count`` calls of ``seconds`` each, once every one of them is running."""
+    started = folder / "started"
+    started.mkdir()
+    replies = [proxy.worker.pid.call_async(seconds, str(started)) for _ in range(count)]
+    wait_until(lambda: len(list(started.iterdir())) == count, timeout=TIMEOUT)
+    return replies
+
+
 def serving_pids(config: dict, calls: int = 40) -> set[int]:
     with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
         replies = [proxy.worker.pid.call_async(0.05) for _ in range(calls)]
@@ -77,9 +87,8 @@ def serving_pids(config: dict, calls: int = 40) -> set[int]:
 
 
 def test_both_processes_serve_and_a_dead_one_is_restarted(supervised):
-    proc, config = supervised
-    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
-    first = set(started_pids(proc))
+    proc, config, children = supervised
+    first = set(children)
     assert serving_pids(config) == first
     killed = min(first)
     os.kill(killed, signal.SIGKILL)
@@ -92,14 +101,9 @@ def test_both_processes_serve_and_a_dead_one_is_restarted(supervised):
 
 
 def test_sigterm_answers_the_calls_in_flight_and_stops_every_process(supervised, tmp_path):
-    proc, config = supervised
-    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
-    children = started_pids(proc)
-    started = tmp_path / "started"
-    started.mkdir()
+    proc, config, children = supervised
     with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
-        replies = [proxy.worker.pid.call_async(1.0, str(started)) for _ in range(16)]
-        wait_until(lambda: len(list(started.iterdir())) == 16, timeout=TIMEOUT)
+        replies = running_calls(proxy, 16, 1.0, tmp_path)
         proc.signal(signal.SIGTERM)  # every call is running: each must be answered
         answered = [reply.result() for reply in replies]
     assert set(answered) == set(children)
@@ -109,9 +113,7 @@ def test_sigterm_answers_the_calls_in_flight_and_stops_every_process(supervised,
 
 
 def test_processes_whose_supervisor_was_killed_stop_by_themselves(supervised):
-    proc, _ = supervised
-    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
-    children = started_pids(proc)
+    proc, _, children = supervised
     proc.signal(signal.SIGKILL)
     proc.wait(TIMEOUT)
     wait_until(lambda: not any(_alive(pid) for pid in children), timeout=TIMEOUT)
@@ -164,15 +166,9 @@ def test_http_services_in_several_processes_share_their_address(tmp_path, rabbit
 
 
 def test_a_second_sigterm_makes_every_process_exit_at_once(supervised, tmp_path):
-    proc, config = supervised
-    wait_until(lambda: len(started_pids(proc)) == 2, timeout=TIMEOUT)
-    children = started_pids(proc)
-    started = tmp_path / "started"
-    started.mkdir()
+    proc, config, children = supervised
     with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
-        for _ in range(4):  # long calls hold up a graceful stop
-            proxy.worker.pid.call_async(60, str(started))
-        wait_until(lambda: len(list(started.iterdir())) == 4, timeout=TIMEOUT)
+        running_calls(proxy, 4, 60, tmp_path)  # long calls hold up a graceful stop
         proc.signal(signal.SIGTERM)
         wait_until(lambda: "stopping 2 processes gracefully" in proc.output(), timeout=TIMEOUT)
         proc.signal(signal.SIGTERM)

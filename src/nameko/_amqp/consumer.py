@@ -89,33 +89,26 @@ class Lease:
     def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
         self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
 
-    def settle(self, delivery_tag: int, ack: bool, requeue: bool) -> bool:
-        """False when the channel is known to be gone (nothing was sent)."""
+    def settle(self, delivery_tag: int, ack: bool, requeue: bool, multiple: bool = False) -> bool:
+        """False when the channel is known to be gone (nothing was sent).
+        ``multiple`` acks every delivery up to ``delivery_tag`` in one frame."""
         if not self.alive:
             return False
         try:
-            self.driver.submit(self._send, delivery_tag, ack, requeue, on_error=_ignore)
+            self.driver.submit(self._send, delivery_tag, ack, requeue, multiple, on_error=_ignore)
         except NotConnected:
             return False
         return True
 
     def ack_up_to(self, delivery_tag: int) -> None:
-        """Ack every delivery of this channel up to ``delivery_tag`` in one frame."""
-        if not self.alive:
-            return
-        try:
-            self.driver.submit(self._send_multiple, delivery_tag, on_error=_ignore)
-        except NotConnected:
-            pass
+        self.settle(delivery_tag, True, False, multiple=True)
 
-    def _send_multiple(self, conn: Connection, delivery_tag: int) -> None:
-        if self.alive and conn is self.conn and conn.has_channel(self.channel):
-            conn.ack(self.channel, delivery_tag, multiple=True)
-
-    def _send(self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool) -> None:
+    def _send(
+        self, conn: Connection, delivery_tag: int, ack: bool, requeue: bool, multiple: bool
+    ) -> None:
         if self.alive and conn is self.conn and conn.has_channel(self.channel):
             if ack:
-                conn.ack(self.channel, delivery_tag)
+                conn.ack(self.channel, delivery_tag, multiple)
             else:
                 conn.reject(self.channel, delivery_tag, requeue)
 

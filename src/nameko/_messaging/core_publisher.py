@@ -165,24 +165,21 @@ class Publisher:
     def publish(self, payload: Any, **kwargs: Any) -> None:
         """Publish ``payload``; raises `UndeliverableMessage` when a
         ``mandatory`` message is unroutable (needs confirms)."""
-        message, declare, options = self._prepare(payload, kwargs)
-        with self._connection() as broker:
-            self._send(broker, message, declare, options)
+        self._publish_now(*self._prepare(payload, kwargs))
 
     def publish_pipelined(self, payload: Any, **kwargs: Any) -> Callable[[], None]:
         """Publish ``payload`` without waiting for its confirm; returns ``wait()``.
 
         ``wait()`` returns once the broker confirmed the message and raises
         what `publish` would have raised. A connection lost (or an exchange
-        gone) before the confirm is retried then, through `publish`: the
+        gone) before the confirm is published again then, as `publish` does: the
         message may arrive twice, never not at all without an error. A
         ``mandatory`` or unconfirmed publish is done in full at once (an
         unroutable message must raise in the caller), and ``wait`` is a no-op.
         """
         message, declare, options = self._prepare(payload, kwargs)
         if options["mandatory"] or not options["use_confirms"]:
-            with self._connection() as broker:
-                self._send(broker, message, declare, options)
+            self._publish_now(message, declare, options)
             return _nothing_to_wait_for
         with self._connection() as broker:
             declare_once(broker, *declare)
@@ -202,12 +199,18 @@ class Publisher:
             if exc is None:
                 return
             if isinstance(exc, NotFound) or (isinstance(exc, ConnectionLost) and options["retry"]):
-                with self._connection() as broker:
-                    self._send(broker, message, declare, options)
+                self._publish_now(message, declare, options)
                 return
             raise exc
 
         return wait
+
+    def _publish_now(
+        self, message: _Message, declare: tuple[list[Entity], list[str]], options: dict[str, Any]
+    ) -> None:
+        """The full, confirmed (when asked) and retried publish."""
+        with self._connection() as broker:
+            self._send(broker, message, declare, options)
 
     def _prepare(
         self, payload: Any, kwargs: dict[str, Any]

@@ -284,7 +284,7 @@ class ServiceContainer:
         providers, exc_info = self._inject_and_setup(worker_ctx)
         result = None
         if exc_info is None:
-            worker_ctx._in_flight = []
+            worker_ctx._collect_in_flight()
             result, exc_info = self._call_method(worker_ctx)
             result, exc_info = self._settle_in_flight(worker_ctx, result, exc_info)
         if handle_result is not None:

@@ -103,6 +103,10 @@ class WorkerContext:
         else:
             pending.append(wait)
 
+    def _collect_in_flight(self) -> None:
+        """The container's side: from now on `before_result` collects."""
+        self._in_flight = []
+
     def _take_in_flight(self) -> list[Callable[[], None]]:
         """The container's side: what was registered while the method ran."""
         pending, self._in_flight = getattr(self, "_in_flight", None), None

@@ -127,7 +127,7 @@ class _ShellService:
         return self[method]
 
     def __getitem__(self, method: str) -> _ShellMethod:
-        return _ShellMethod(self._proxy[method], self._name, method, self)
+        return _ShellMethod(self._proxy[method], method, self)
 
     def __dir__(self) -> list[str]:
         return self._catalogue.methods(self._name)
@@ -135,7 +135,7 @@ class _ShellService:
     def __repr__(self) -> str:
         return f"<n.rpc.{self._name}>"
 
-    def _translated(self, method: str, call: Any) -> Any:
+    def _translated(self, method: str, call: Callable[[], Any]) -> Any:
         """``call()``, with the shell's errors for a silent or unknown service."""
         try:
             result = call()
@@ -149,28 +149,28 @@ class _ShellService:
 
 
 class _ShellMethod:
-    def __init__(self, proxy: Any, service: str, method: str, owner: _ShellService) -> None:
-        self._proxy, self._service, self._method, self._owner = proxy, service, method, owner
+    def __init__(self, proxy: Any, method: str, owner: _ShellService) -> None:
+        self._proxy, self._method, self._owner = proxy, method, owner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._owner._translated(self._method, lambda: self._proxy(*args, **kwargs))
+        return self._run(lambda: self._proxy(*args, **kwargs))
 
     def call_async(self, *args: Any, **kwargs: Any) -> _ShellReply:
-        reply = self._owner._translated(
-            self._method, lambda: self._proxy.call_async(*args, **kwargs)
-        )
-        return _ShellReply(reply, self)
+        return _ShellReply(self._run(lambda: self._proxy.call_async(*args, **kwargs)), self._run)
+
+    def _run(self, call: Callable[[], Any]) -> Any:
+        return self._owner._translated(self._method, call)
 
     def __repr__(self) -> str:
-        return f"<n.rpc.{self._service}.{self._method}>"
+        return f"<n.rpc.{self._owner._name}.{self._method}>"
 
 
 class _ShellReply:
-    def __init__(self, reply: Any, method: _ShellMethod) -> None:
-        self._reply, self._method = reply, method
+    def __init__(self, reply: Any, run: Callable[[Callable[[], Any]], Any]) -> None:
+        self._reply, self._run = reply, run
 
     def result(self) -> Any:
-        return self._method._owner._translated(self._method._method, self._reply.result)
+        return self._run(self._reply.result)
 
 
 def management_api_url(amqp_uri: str) -> str:

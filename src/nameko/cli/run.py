@@ -21,7 +21,7 @@ from typing import Any
 from nameko._concurrency import Event, start_thread
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._reload import Reloader
-from nameko.cli._supervisor import SUPERVISOR_ENV, process_index, supervise, watch_supervisor
+from nameko.cli._supervisor import process_index, supervise, watch_supervisor
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
 from nameko.exceptions import CommandError
@@ -237,7 +237,7 @@ def run(
     door = _open_backdoor(runner, *backdoor) if backdoor is not None else None
     try:
         runner.start()
-        if os.environ.get(SUPERVISOR_ENV):
+        if process_index() is not None:  # a child of --processes
             start_thread(
                 lambda: watch_supervisor(signals.stop, signals.stopped.wait),
                 "supervisor-watch",
