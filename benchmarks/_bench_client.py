@@ -12,6 +12,8 @@ Scenarios (``--scenario``):
 - ``versions``: interpreter and package versions.
 - ``seq``: ``--warmup`` untimed calls, then ``--calls`` timed sequential calls.
 - ``fanout``: ``--calls`` ``call_async`` then every ``.result()``.
+- ``--unconfirmed 1`` (shimeji only, with ``seq`` or ``fanout``): requests published
+  with ``use_confirms=False`` and transient, as the raw floor's are.
 - ``threads``: ``--threads`` threads making ``--calls`` calls each.
 - ``payload``: ``--warmup`` untimed, then ``--calls`` sequential echo calls of a
   string of ``--size`` bytes; calls/s and MiB/s (request and reply both counted).
@@ -120,7 +122,10 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 def open_proxy(args: argparse.Namespace) -> Any:
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    return ClusterRpcProxy({"AMQP_URI": args.broker}, timeout=args.timeout)
+    config = {"AMQP_URI": args.broker}
+    if args.unconfirmed:  # shimeji only: nameko 2.14's ClusterRpcProxy has no options
+        return ClusterRpcProxy(config, timeout=args.timeout, use_confirms=False, delivery_mode=1)
+    return ClusterRpcProxy(config, timeout=args.timeout)
 
 
 def echo_calls(echo: Any, count: int) -> None:
@@ -348,6 +353,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=65536, help="payload bytes")
     parser.add_argument("--processes", type=int, default=1, help="service pids to wait for")
     parser.add_argument("--iterations", type=int, default=500_000, help="burn() loop")
+    parser.add_argument(
+        "--unconfirmed", type=int, default=0, help="1: requests unconfirmed and transient"
+    )
     parser.add_argument("--cpu-pids", default="", help="name=pid,... ('self': this client)")
     return parser.parse_args(argv)
 
