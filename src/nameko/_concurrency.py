@@ -10,10 +10,13 @@ architecture test enforces it; the AMQP I/O driver is the one exception).
   the rest wait in FIFO order. Threads are started lazily and kept.
 * `ManagedThread`: a named daemon thread whose crash is reported to a callback.
 * `OneShot`: a value or an exception delivered once, waited for with a timeout.
+* `Slots`: admission for work that does not hold a thread while it runs
+  (coroutines): at most ``size`` admitted at once, the rest wait in FIFO order.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import sys
@@ -31,6 +34,7 @@ __all__ = [
     "ManagedThread",
     "OneShot",
     "RLock",
+    "Slots",
     "ThreadHandle",
     "WorkerPool",
     "current_thread_handle",
@@ -360,3 +364,68 @@ class WorkerPool:
             threads = len(self._threads)
         for _ in range(threads):
             self._jobs.put(None)
+
+
+class Slots:
+    """At most ``size`` jobs admitted at once; `admit` never blocks.
+
+    A job is a starter: a callable that launches work somewhere (a pool
+    thread, an event loop) and arranges for `release` when that work ends.
+    A starter admitted while no slot is free waits in FIFO order and is run
+    by the `release` that frees its slot, on that thread.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.size = size
+        self._free = size
+        self._waiting: collections.deque[Callable[[], None]] = collections.deque()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+
+    @property
+    def busy(self) -> int:
+        """Jobs admitted and not released (running and waiting)."""
+        return self.size - self._free + len(self._waiting)
+
+    @property
+    def pending(self) -> int:
+        return len(self._waiting)
+
+    def admit(self, start: Callable[[], None], max_pending: int | None = None) -> bool:
+        """Run ``start`` now if a slot is free, else queue it; False (and not
+        queued) if ``max_pending`` starters already wait."""
+        with self._lock:
+            if not self._free:
+                if max_pending is not None and len(self._waiting) >= max_pending:
+                    return False
+                self._waiting.append(start)
+                return True
+            self._free -= 1
+        start()
+        return True
+
+    def release(self) -> None:
+        """A job ended: its slot goes to the oldest waiting starter, if any."""
+        with self._lock:
+            if not self._waiting:
+                self._free += 1
+                if self._free == self.size:
+                    self._idle.notify_all()
+                return
+            start = self._waiting.popleft()
+        start()
+
+    def drop_pending(self) -> list[Callable[[], None]]:
+        """Remove and return the starters still waiting for a slot."""
+        with self._lock:
+            dropped, self._waiting = list(self._waiting), collections.deque()
+            if self._free == self.size:
+                self._idle.notify_all()
+        return dropped
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every admitted job is released (False on timeout)."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._free == self.size, timeout)

@@ -27,6 +27,7 @@ LAYERS = {
     "nameko._protocol": 2,  # protocol: pure
     "nameko.serialization": 2,
     "nameko._runtime": 3,  # runtime
+    "nameko._aio": 3,  # asyncio: the container's loop and async workers (runtime) ...
     "nameko.extensions": 3,
     "nameko.containers": 3,
     "nameko.runners": 3,
@@ -43,6 +44,9 @@ LAYERS = {
     "nameko.contextdata": 4,
     "nameko.web": 4,
     "nameko._web": 4,  # HTTP and WebSocket entrypoints with their server
+    "nameko._aio.rpc": 4,  # ... the awaitable dependencies (application) ...
+    "nameko._aio.events": 4,
+    "nameko._aio.standalone": 5,  # ... and the asyncio standalone client (tools)
     "nameko.standalone": 5,  # tools
     "nameko.testing": 5,
     "nameko.cli": 5,

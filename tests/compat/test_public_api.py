@@ -85,6 +85,14 @@ PUBLIC = {
         "ServiceRpcClient",
     },
     "nameko.standalone.events": {"event_dispatcher", "get_event_exchange"},
+    "nameko.standalone.aio": {  # shimeji: the asyncio clients
+        "AsyncEventDispatcher",
+        "ClusterRpcClient",
+        "ClusterRpcProxy",
+        "ServiceRpcClient",
+        "ServiceRpcProxy",
+        "event_dispatcher",
+    },
     "nameko.exceptions": {
         "ExtensionNotFound",
         "RpcTimeout",
@@ -206,6 +214,16 @@ def test_nameko_3_names():
             ["context_data", "timeout", "publisher_options"],
         ),
         ("nameko.standalone.rpc:ServiceRpcClient", ["service_name", "args", "kwargs"]),
+        (
+            "nameko.standalone.aio:ClusterRpcProxy",
+            ["config", "context_data", "timeout", "options"],
+        ),
+        (
+            "nameko.standalone.aio:ServiceRpcProxy",
+            ["service_name", "config", "context_data", "timeout", "options"],
+        ),
+        ("nameko.standalone.aio:ClusterRpcClient", ["context_data", "timeout", "options"]),
+        ("nameko.standalone.aio:ServiceRpcClient", ["service_name", "args", "kwargs"]),
         ("nameko.rpc:ClusterRpc", ["publisher_options"]),
         ("nameko.rpc:ServiceRpc", ["target_service", "publisher_options"]),
         (

@@ -20,13 +20,16 @@ Deliberate differences from nameko 2.14:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
 from nameko import serialization
+from nameko._aio.events import confirmed, in_executor
 from nameko._concurrency import Lock
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri, config_with_uri
+from nameko._messaging.core_publisher import ConfirmWait
 from nameko._messaging.core_publisher import Publisher as CorePublisher
 from nameko._messaging.publisher import Publisher
 from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
@@ -60,7 +63,10 @@ class EventDispatcher(Publisher):
             self.declare.append(self.exchange)
         super().setup()
 
-    def get_dependency(self, worker_ctx: Any) -> Callable[[str, Any], None]:
+    def get_dependency(self, worker_ctx: Any) -> Callable[[str, Any], Any]:
+        if getattr(worker_ctx, "is_async", False):
+            return self._async_dispatch(worker_ctx)
+
         def dispatch(event_type: str, event_data: Any) -> None:
             if not self.pipeline:
                 self.publish_for(
@@ -71,6 +77,19 @@ class EventDispatcher(Publisher):
                 worker_ctx, event_data, exchange=self.exchange, routing_key=event_type
             )
             worker_ctx.before_result(wait)
+
+        return dispatch
+
+    def _async_dispatch(self, worker_ctx: Any) -> Callable[[str, Any], Awaitable[None]]:
+        """For an ``async def`` worker: ``await dispatch(...)`` returns once
+        the event is confirmed (`nameko._aio.events`)."""
+
+        async def dispatch(event_type: str, event_data: Any) -> None:
+            options = {"exchange": self.exchange, "routing_key": event_type}
+            if self.options.get("mandatory"):  # published in full: blocking
+                await in_executor(partial(self.publish_for, worker_ctx, event_data, **options))
+                return
+            await confirmed(self.publish_pipelined_for(worker_ctx, event_data, **options))
 
         return dispatch
 
@@ -124,21 +143,35 @@ class StandaloneDispatcher:
         self._lock = Lock()
 
     def __call__(self, service_name: str, event_type: str, event_data: Any) -> None:
-        exchange = get_event_exchange(service_name, self._config)
-        options = {
-            "exchange": exchange,
-            "routing_key": event_type,
-            "declare": [exchange] if self._declare else [],
-        }
         if not self.pipeline:
-            self._publisher.publish(event_data, **options)
+            self.dispatch_and_wait(service_name, event_type, event_data)
             return
-        wait = self._publisher.publish_pipelined(event_data, **options)
+        wait = self.dispatch_pipelined(service_name, event_type, event_data)
         with self._lock:
             self._waits.append(wait)
             oldest = self._waits.popleft() if len(self._waits) > self.max_in_flight else None
         if oldest is not None:
             oldest()
+
+    def dispatch_and_wait(self, service_name: str, event_type: str, event_data: Any) -> None:
+        """Dispatch and wait for the confirm, whatever ``pipeline`` says."""
+        self._publisher.publish(event_data, **self._options(service_name, event_type))
+
+    def dispatch_pipelined(
+        self, service_name: str, event_type: str, event_data: Any
+    ) -> ConfirmWait:
+        """Dispatch; the confirm is waited for by the returned ``wait()`` (not
+        by `flush`: the caller owns it)."""
+        options = self._options(service_name, event_type)
+        return self._publisher.publish_pipelined(event_data, **options)
+
+    def _options(self, service_name: str, event_type: str) -> dict[str, Any]:
+        exchange = get_event_exchange(service_name, self._config)
+        return {
+            "exchange": exchange,
+            "routing_key": event_type,
+            "declare": [exchange] if self._declare else [],
+        }
 
     def flush(self) -> None:
         """Wait for the confirms of every event dispatched so far."""

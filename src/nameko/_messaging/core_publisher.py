@@ -36,9 +36,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from nameko._broker.base import Broker, ConnectionLost, Entity, NotFound, Properties, Unroutable
+from nameko._concurrency import OneShot
 from nameko._messaging.entities import declare_once, entities_of, exchange_name, forget_declared
 from nameko._messaging.pool import get_producer
 from nameko._messaging.publish import publish as publish_with_retry
@@ -51,7 +53,7 @@ from nameko.constants import (
     PERSISTENT,
 )
 
-__all__ = ["COMPRESSIONS", "Publisher", "UndeliverableMessage", "build_message"]
+__all__ = ["COMPRESSIONS", "ConfirmWait", "Publisher", "UndeliverableMessage", "build_message"]
 
 
 class UndeliverableMessage(Exception):
@@ -167,7 +169,7 @@ class Publisher:
         ``mandatory`` message is unroutable (needs confirms)."""
         self._publish_now(*self._prepare(payload, kwargs))
 
-    def publish_pipelined(self, payload: Any, **kwargs: Any) -> Callable[[], None]:
+    def publish_pipelined(self, payload: Any, **kwargs: Any) -> ConfirmWait:
         """Publish ``payload`` without waiting for its confirm; returns ``wait()``.
 
         ``wait()`` returns once the broker confirmed the message and raises
@@ -180,7 +182,7 @@ class Publisher:
         message, declare, options = self._prepare(payload, kwargs)
         if options["mandatory"] or not options["use_confirms"]:
             self._publish_now(message, declare, options)
-            return _nothing_to_wait_for
+            return ConfirmWait(None, _nothing_to_wait_for, False)
         with self._connection() as broker:
             declare_once(broker, *declare)
             try:
@@ -191,19 +193,10 @@ class Publisher:
                 if not options["retry"]:
                     raise
                 self._send(broker, message, declare, options)
-                return _nothing_to_wait_for
-
-        def wait() -> None:
-            outcome.wait()
-            exc = outcome.exception()
-            if exc is None:
-                return
-            if isinstance(exc, NotFound) or (isinstance(exc, ConnectionLost) and options["retry"]):
-                self._publish_now(message, declare, options)
-                return
-            raise exc
-
-        return wait
+                return ConfirmWait(None, _nothing_to_wait_for, False)
+        return ConfirmWait(
+            outcome, partial(self._publish_now, message, declare, options), options["retry"]
+        )
 
     def _publish_now(
         self, message: _Message, declare: tuple[list[Entity], list[str]], options: dict[str, Any]
@@ -281,6 +274,37 @@ class Publisher:
 
 def _nothing_to_wait_for() -> None:
     pass
+
+
+class ConfirmWait:
+    """``wait()`` for one pipelined publish. ``outcome`` is the broker's
+    confirm (None: nothing to wait for), so that an event loop can await it
+    and call `settle` once it is there instead of blocking in ``wait()``."""
+
+    __slots__ = ("outcome", "republish", "retry")
+
+    def __init__(
+        self, outcome: OneShot[None] | None, republish: Callable[[], None], retry: bool
+    ) -> None:
+        self.outcome, self.republish, self.retry = outcome, republish, retry
+
+    def __call__(self) -> None:
+        if self.outcome is not None:
+            self.outcome.wait()
+            self.settle(self.outcome.exception())
+
+    def recovers(self, exc: BaseException) -> bool:
+        """Whether publishing again (blocking: `republish`) is the answer to ``exc``."""
+        return isinstance(exc, NotFound) or (isinstance(exc, ConnectionLost) and self.retry)
+
+    def settle(self, exc: BaseException | None) -> None:
+        """Act on the confirm's failure: publish again, or raise it."""
+        if exc is None:
+            return
+        if self.recovers(exc):
+            self.republish()
+            return
+        raise exc
 
 
 def _publish(broker: Broker, message: _Message, options: dict[str, Any]) -> None:

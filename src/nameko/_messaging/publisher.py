@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from nameko._messaging.connection import BrokerConnection, amqp_uri
+from nameko._messaging.core_publisher import ConfirmWait
 from nameko._messaging.core_publisher import Publisher as CorePublisher
 from nameko._messaging.entities import declare_once, entities_of
 from nameko._protocol.headers import encode_context_headers
@@ -130,7 +131,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
         """Publish ``msg`` with ``worker_ctx``'s context headers (computed now)."""
         self._core_publisher().publish(msg, **self._with_headers(worker_ctx, kwargs))
 
-    def publish_pipelined_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> Callable[[], None]:
+    def publish_pipelined_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> ConfirmWait:
         """`publish_for` without waiting for the confirm: returns ``wait()``."""
         publisher = self._core_publisher()
         return publisher.publish_pipelined(msg, **self._with_headers(worker_ctx, kwargs))

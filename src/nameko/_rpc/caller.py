@@ -79,6 +79,67 @@ class RpcCaller:
         self._send(service, rpc_routing_key(service, method), payload, correlation_id, headers)
         return pending
 
+    def call_nowait(
+        self,
+        service: str,
+        method: str,
+        args: Any,
+        kwargs: Any,
+        context_data: Mapping[str, Any],
+        timeout: float | None = None,
+    ) -> tuple[PendingReply, OneShot[None] | None]:
+        """`call_async` that never waits for the broker (for event loops).
+
+        Returns the pending reply and, for a service whose queue this caller
+        has not seen confirmed yet, the first request's outcome: None once
+        confirmed, `UnknownService` if unroutable. Await that before the
+        reply. Only the recovery from a lost connection uses a thread."""
+        payload = encode_request(args, kwargs)
+        headers = encode_context_headers(context_data)
+        correlation_id = new_id()
+        wait = self.timeout if timeout is None else timeout
+        pending = self.replies.router.register(correlation_id, wait)
+        routing_key = rpc_routing_key(service, method)
+        try:
+            request = self._request(routing_key, payload, correlation_id, headers)
+            if not self.use_confirms or service in self._routable:
+                self._send_request(service, request, correlation_id)
+                return pending, None
+            return pending, self._publish_first(service, request)
+        except BaseException:
+            self.replies.router.discard(correlation_id)
+            raise
+
+    def _publish_first(self, service: str, request: tuple[Any, ...]) -> OneShot[None]:
+        first: OneShot[None] = OneShot()
+        try:
+            confirmation = self.broker.publish_async(*request, mandatory=True)
+        except ConnectionLost:
+            start_thread(self._publish_into, "rpc-first-publish", service, request, first)
+            return first
+
+        def confirmed(outcome: OneShot[None]) -> None:  # on the I/O thread
+            exc = outcome.exception()
+            if exc is None:
+                self._routable.add(service)
+                first.send(None)
+            elif isinstance(exc, Unroutable):
+                self._routable.discard(service)
+                first.send_exception(UnknownService(service))
+            else:  # outcome unknown (connection lost): the retrying path
+                start_thread(self._publish_into, "rpc-first-publish", service, request, first)
+
+        confirmation.add_done_callback(confirmed)
+        return first
+
+    def _publish_into(self, service: str, request: tuple[Any, ...], first: OneShot[None]) -> None:
+        try:
+            self._publish(service, request)
+        except BaseException as exc:
+            first.send_exception(exc)
+        else:
+            first.send(None)
+
     # -- nameko 3's Client: register first, then publish ----------------------
 
     def register_for_reply(self, correlation_id: str) -> Callable[[], Any]:
@@ -114,25 +175,33 @@ class RpcCaller:
         headers: dict[str, Any],
     ) -> None:
         try:
-            body, content_type, encoding = codecs.encode(payload, self.serializer)
-            properties = Properties(
-                content_type=content_type,
-                content_encoding=encoding,
-                headers=headers,
-                delivery_mode=self._delivery_mode,
-                priority=self._priority,
-                correlation_id=correlation_id,
-                reply_to=self.replies.routing_key,
-                expiration=self._expiration,
-            )
-            request = (self.exchange, routing_key, body, properties)
-            if self.use_confirms and service in self._routable:
-                self._publish_pipelined(service, request, correlation_id)
-            else:
-                self._publish(service, request)
+            request = self._request(routing_key, payload, correlation_id, headers)
+            self._send_request(service, request, correlation_id)
         except BaseException:
             self.replies.router.discard(correlation_id)  # nobody will wait for it
             raise
+
+    def _request(
+        self, routing_key: str, payload: Any, correlation_id: str, headers: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        body, content_type, encoding = codecs.encode(payload, self.serializer)
+        properties = Properties(
+            content_type=content_type,
+            content_encoding=encoding,
+            headers=headers,
+            delivery_mode=self._delivery_mode,
+            priority=self._priority,
+            correlation_id=correlation_id,
+            reply_to=self.replies.routing_key,
+            expiration=self._expiration,
+        )
+        return (self.exchange, routing_key, body, properties)
+
+    def _send_request(self, service: str, request: tuple[Any, ...], correlation_id: str) -> None:
+        if self.use_confirms and service in self._routable:
+            self._publish_pipelined(service, request, correlation_id)
+        else:
+            self._publish(service, request)
 
     def _publish(self, service: str, request: tuple[Any, ...]) -> None:
         """Publish and wait for the confirm: `UnknownService` at call time."""

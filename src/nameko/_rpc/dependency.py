@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nameko._aio.rpc import AsyncProxy
 from nameko._concurrency import Lock
 from nameko._messaging.connection import BrokerConnection
 from nameko._protocol.names import rpc_exchange_name
@@ -126,7 +127,9 @@ class RpcProxy(DependencyProvider):
     def setup(self) -> None:
         self._caller = self.rpc_reply_listener.caller_for(self.options)
 
-    def get_dependency(self, worker_ctx: Any) -> ServiceProxy:
+    def get_dependency(self, worker_ctx: Any) -> ServiceProxy | AsyncProxy:
+        if _is_async(worker_ctx):
+            return _async_proxy(self._caller, worker_ctx, self.target_service)
         return ServiceProxy(worker_ctx, self.target_service, self._caller, **self.options)
 
 
@@ -175,8 +178,10 @@ class ClusterRpc(DependencyProvider):
             raise RuntimeError(f"{self!r} is not set up")
         return self._caller
 
-    def get_dependency(self, worker_ctx: Any) -> Client:
+    def get_dependency(self, worker_ctx: Any) -> Client | AsyncProxy:
         caller = self._ready_caller
+        if _is_async(worker_ctx):
+            return _async_proxy(caller, worker_ctx)
         return Client(caller.publish, caller.register_for_reply, worker_ctx.context_data)
 
     def stop(self) -> None:
@@ -196,11 +201,22 @@ class ServiceRpc(ClusterRpc):
         super().__init__(**publisher_options)
         self.target_service = target_service
 
-    def get_dependency(self, worker_ctx: Any) -> Client:
+    def get_dependency(self, worker_ctx: Any) -> Client | AsyncProxy:
         caller = self._ready_caller
+        if _is_async(worker_ctx):
+            return _async_proxy(caller, worker_ctx, self.target_service)
         return Client(
             caller.publish,
             caller.register_for_reply,
             worker_ctx.context_data,
             self.target_service,
         )
+
+
+def _is_async(worker_ctx: Any) -> bool:
+    """An ``async def`` worker gets the awaitable proxy (`nameko._aio.rpc`)."""
+    return bool(getattr(worker_ctx, "is_async", False))
+
+
+def _async_proxy(caller: Any, worker_ctx: Any, service_name: str | None = None) -> AsyncProxy:
+    return AsyncProxy(caller, lambda: worker_ctx.context_data, service_name)

@@ -59,6 +59,12 @@ class PendingReply:
         self._router = router
         self.timeout = timeout
 
+    @property
+    def outcome(self) -> OneShot[Any]:
+        """Where the reply body (or the error instead) is delivered: for
+        callers that await it on an event loop rather than block in `body`."""
+        return self._slot
+
     def body(self) -> Any:
         """The decoded reply body; `RpcTimeout` after ``timeout`` seconds."""
         try:

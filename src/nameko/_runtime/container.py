@@ -39,10 +39,12 @@ from inspect import getmembers, isfunction
 from typing import Any
 
 from nameko import serialization
+from nameko._aio.workers import ASYNC_DRAIN_TIMEOUT_CONFIG_KEY, AsyncWorkers, is_async_method
 from nameko._concurrency import (
     Lock,
     ManagedThread,
     OneShot,
+    Slots,
     ThreadHandle,
     WorkerPool,
     current_thread_handle,
@@ -109,8 +111,16 @@ class ServiceContainer:
         self._being_killed = False
         self._stopping = False
         self._died: OneShot[Any] = OneShot()
+        # With ``async def`` entrypoints, every worker (sync or async) is
+        # admitted through `Slots`: ``max_workers`` bounds both kinds together.
+        self._slots: Slots | None = None
+        self._async_workers: AsyncWorkers | None = None
+        if self._async_methods:
+            self._slots = Slots(self.max_workers)
+            self._async_workers = AsyncWorkers(self, self._slots)
 
     def _bind_extensions(self) -> None:
+        async_methods = set()
         for attr_name, dependency in getmembers(self.service_cls, is_dependency):
             bound = dependency.bind(self.interface, attr_name)
             self.dependencies.add(bound)
@@ -120,6 +130,9 @@ class ServiceContainer:
                 bound = entrypoint.bind(self.interface, method_name)
                 self.entrypoints.add(bound)
                 self.subextensions.update(iter_extensions(bound))
+                if is_async_method(method):
+                    async_methods.add(method_name)
+        self._async_methods = frozenset(async_methods)
 
     @property
     def extensions(self) -> SpawningSet:
@@ -134,6 +147,8 @@ class ServiceContainer:
     def start(self) -> None:
         _log.debug("starting %s", self)
         self.started = True
+        if self._async_workers is not None:
+            self._async_workers.start()
         with _log_time("started %s", self):
             self.extensions.all.setup()
             self.extensions.all.start()
@@ -151,12 +166,15 @@ class ServiceContainer:
         _log.debug("stopping %s", self)
         with _log_time("stopped %s", self):
             self.entrypoints.all.stop()
+            if self._async_workers is not None:
+                self._async_workers.drain(self.config.get(ASYNC_DRAIN_TIMEOUT_CONFIG_KEY))
             self._worker_pool.wait_idle()
             self.dependencies.all.stop()
             self.subextensions.all.stop()
             self._abandon_managed_threads()
             self.started = False
             self._worker_pool.close()
+            self._stop_loop()
             self._died.send(None)
 
     def kill(self, exc_info: Any = None) -> None:
@@ -177,7 +195,12 @@ class ServiceContainer:
         self._kill_all(self.extensions - self.entrypoints)
         self._abandon_managed_threads()
         self.started = False
+        self._stop_loop()
         self._died.send(exc_info)
+
+    def _stop_loop(self) -> None:
+        if self._async_workers is not None:
+            self._async_workers.stop()
 
     def wait(self) -> None:
         exc_info = self._died.get()
@@ -192,6 +215,8 @@ class ServiceContainer:
                 _log.warning("Extension raised `%s` during kill", exc, exc_info=True)
 
     def _abandon_workers(self) -> None:
+        if self._async_workers is not None:
+            self._async_workers.kill()
         dropped = self._worker_pool.drop_pending()
         for job in dropped:  # a job that must answer someone (an HTTP request) says so
             cancel = getattr(job, "cancel", None)
@@ -235,10 +260,33 @@ class ServiceContainer:
             raise ContainerBeingKilled()
         worker_ctx = self._new_worker(entrypoint, args, kwargs, context_data)
         _log.debug("spawning %s", worker_ctx)
-        job = partial(self._run_worker_guarded, worker_ctx, handle_result)
-        if not self.submit_job(job, max_pending):
+        if self._slots is None:
+            job = partial(self._run_worker_guarded, worker_ctx, handle_result)
+            admitted = self.submit_job(job, max_pending)
+        else:
+            admitted = self._slots.admit(self._starter(worker_ctx, handle_result), max_pending)
+        if not admitted:
             raise Overloaded(f"{self.service_name}: {max_pending} workers already waiting")
         return worker_ctx
+
+    def _starter(self, worker_ctx: WorkerContext, handle_result: Any) -> Callable[[], None]:
+        """What the slots run once the worker may start: a task on the loop for
+        an ``async def`` method, a pool job for a sync one."""
+        assert self._async_workers is not None and self._slots is not None
+        if worker_ctx.entrypoint.method_name in self._async_methods:
+            return self._async_workers.starter(worker_ctx, handle_result)
+        release = self._slots.release
+
+        def run() -> None:
+            try:
+                self._run_worker_guarded(worker_ctx, handle_result)
+            finally:
+                release()
+
+        def start() -> None:
+            self._worker_pool.submit(run)
+
+        return start
 
     def _new_worker(
         self, entrypoint: Entrypoint, args: Any, kwargs: Any, context_data: Any
@@ -264,9 +312,15 @@ class ServiceContainer:
         context_data: dict[str, Any] | None = None,
         handle_result: HandleResult | None = None,
     ) -> WorkerContext:
-        """Run a worker now, on this thread, which must be a job of `submit_job`."""
+        """Run a worker now, on this thread, which must be a job of `submit_job`
+        (an ``async def`` method runs on the loop while this thread waits)."""
         worker_ctx = self._new_worker(entrypoint, args, kwargs, context_data)
-        self._run_worker_guarded(worker_ctx, handle_result)
+        if self._async_workers is not None and entrypoint.method_name in self._async_methods:
+            ended: OneShot[None] = OneShot()
+            self._async_workers.spawn(worker_ctx, handle_result, partial(ended.send, None))
+            ended.wait()
+        else:
+            self._run_worker_guarded(worker_ctx, handle_result)
         return worker_ctx
 
     def _run_worker_guarded(self, worker_ctx: WorkerContext, handle_result: Any) -> None:
@@ -280,13 +334,28 @@ class ServiceContainer:
             self._worker_threads.pop(worker_ctx, None)
 
     def _run_worker(self, worker_ctx: WorkerContext, handle_result: Any) -> None:
-        _log.debug("setting up %s", worker_ctx)
-        providers, exc_info = self._inject_and_setup(worker_ctx)
+        providers, exc_info = self._start_worker(worker_ctx)
         result = None
         if exc_info is None:
             worker_ctx._collect_in_flight()
             result, exc_info = self._call_method(worker_ctx)
             result, exc_info = self._settle_in_flight(worker_ctx, result, exc_info)
+        self._end_worker(worker_ctx, handle_result, providers, result, exc_info)
+
+    # the two halves around the method call, shared with async workers (nameko._aio.workers)
+
+    def _start_worker(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
+        _log.debug("setting up %s", worker_ctx)
+        return self._inject_and_setup(worker_ctx)
+
+    def _end_worker(
+        self,
+        worker_ctx: WorkerContext,
+        handle_result: Any,
+        providers: list[Any],
+        result: Any,
+        exc_info: Any,
+    ) -> None:
         if handle_result is not None:
             result, exc_info = self._handle_result(handle_result, worker_ctx, result, exc_info)
         worker_ctx._providers_set_up = providers
@@ -312,14 +381,15 @@ class ServiceContainer:
         try:
             return method(*worker_ctx.args, **worker_ctx.kwargs), None
         except Exception as exc:
-            expected = worker_ctx.entrypoint.expected_exceptions
-            if expected and isinstance(exc, expected):
-                _log.warning(
-                    "(expected) error handling worker %s: %s", worker_ctx, exc, exc_info=True
-                )
-            else:
-                _log.error("error handling worker %s: %s", worker_ctx, exc, exc_info=True)
+            self._log_worker_error(worker_ctx, exc)
             return None, sys.exc_info()
+
+    def _log_worker_error(self, worker_ctx: WorkerContext, exc: BaseException) -> None:
+        expected = worker_ctx.entrypoint.expected_exceptions
+        if expected and isinstance(exc, expected):
+            _log.warning("(expected) error handling worker %s: %s", worker_ctx, exc, exc_info=True)
+        else:
+            _log.error("error handling worker %s: %s", worker_ctx, exc, exc_info=True)
 
     def _settle_in_flight(
         self, worker_ctx: WorkerContext, result: Any, exc_info: Any

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,15 @@ class WorkerContext:
         data = dict(self.data)
         data[CALL_ID_STACK_CONTEXT_KEY] = self.call_id_stack
         return data
+
+    @property
+    def is_async(self) -> bool:
+        """True for an ``async def`` method's worker (shimeji): dependencies
+        that have an awaitable flavour (``RpcProxy``, ``EventDispatcher``...)
+        inject that one."""
+        cls = type(self.service)
+        method = getattr(cls, getattr(self.entrypoint, "method_name", "") or "", None)
+        return inspect.iscoroutinefunction(method)
 
     @property
     def origin_call_id(self) -> str | None:
