@@ -1,6 +1,7 @@
 """Wire compatibility with a real nameko 2.14.1 on one RabbitMQ vhost.
 
-`peers/peer_services.py` defines the same service twice: ``nameko_side`` is
+`peers/peer_services.py` defines the same service twice (and
+`peers/async_peer.py` a third time, as shimeji ``async def`` methods): ``nameko_side`` is
 run by nameko 2.14.1 (in its own virtualenv, ``.venv-nameko``, made by
 scripts/bootstrap) and ``shimeji_side`` by shimeji; each calls the other
 through ``RpcProxy``. `peers/nameko_client.py` exercises one side with the
@@ -161,6 +162,24 @@ def test_every_client_and_service_pairing_agrees(both_sides, rabbit_uri, nameko_
                 continue
             got = normalise(run_client(python, rabbit_uri, service), service)
             assert got == reference, f"{python.parent.parent.name} client -> {service} differs"
+
+
+def test_an_async_shimeji_service_between_nameko_peers(both_sides, rabbit_uri, nameko_python):
+    """nameko 2.14.1 client -> shimeji ``async def`` service -> nameko 2.14.1
+    service (and back): the answers are nameko-on-nameko's."""
+    import async_peer
+
+    reference = normalise(run_client(nameko_python, rabbit_uri, "nameko_side"), "nameko_side")
+    runner = ServiceRunner({"AMQP_URI": rabbit_uri})
+    runner.add_service(async_peer.AsyncSide)
+    runner.start()
+    try:
+        wait_for(rabbit_uri, "async_side")
+        for python in (nameko_python, SHIMEJI_PYTHON):
+            got = normalise(run_client(python, rabbit_uri, "async_side"), "async_side")
+            assert got == reference, f"{python.parent.parent.name} client -> async_side differs"
+    finally:
+        runner.stop()
 
 
 def test_queues_are_declared_like_nameko(both_sides, rabbit_vhost):

@@ -65,6 +65,21 @@ def test_cpu_bound_worker_keeps_its_connection_and_is_not_redelivered(
     assert "Connection lost" not in output and "connection lost" not in output
 
 
+def test_a_blocked_event_loop_keeps_the_connection(nameko_run, rabbit_config_uri):
+    """An ``async def`` method that blocks the container's loop for three
+    heartbeat intervals: heartbeats live on the I/O thread, not the loop."""
+    proc = nameko_run(
+        ["fault_service:FaultService"], files=["fault_service.py"], config={"HEARTBEAT": 1}
+    )
+    wait_until_serving(rabbit_config_uri, "fault_service")
+    with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
+        assert rpc.fault_service.block_loop(3.5) == 1
+        assert rpc.fault_service.calls("block_loop") == 1  # executed once: never redelivered
+        assert rpc.fault_service.ping() == "pong"
+    output = proc.output()
+    assert "Connection lost" not in output and "connection lost" not in output
+
+
 @pytest.mark.parametrize(
     "body,content_type,expected",
     [

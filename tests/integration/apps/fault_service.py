@@ -33,6 +33,16 @@ class FaultService:
         return tag
 
     @rpc
+    async def block_loop(self, seconds):
+        """An ``async def`` that never awaits: holds the event loop (and the
+        CPU) for `seconds`, as a careless coroutine would."""
+        CALLS["block_loop"] += 1
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pass
+        return CALLS["block_loop"]
+
+    @rpc
     def calls(self, tag):
         return CALLS[tag]
 
