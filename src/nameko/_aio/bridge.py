@@ -1,21 +1,64 @@
 """Results delivered on other threads (`OneShot`), awaited on an event loop.
 
 The broker's I/O thread delivers confirms and replies into a `OneShot`; its
-done-callback hands the outcome to the awaiting loop with
-``call_soon_threadsafe`` (a write to the loop's self-pipe). Nothing here
+done-callback hands the outcome to the awaiting loop through the loop's
+`Inbox` (one ``call_soon_threadsafe``, a write to the self-pipe, per burst). Nothing here
 holds a lock across an await, and nothing blocks the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import weakref
+from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from nameko._concurrency import OneShot
 
-__all__ = ["awaitable", "wait_for_oneshot"]
+__all__ = ["Inbox", "awaitable", "inbox_of", "wait_for_oneshot"]
 
 T = TypeVar("T")
+
+
+class Inbox:
+    """Callbacks for one loop from other threads, with one wake-up per batch.
+
+    ``call_soon_threadsafe`` writes to the loop's self-pipe on every call;
+    replies and requests arrive in bursts (many per socket read), so the
+    first callback of a burst schedules `_drain` and the rest only join the
+    deque. Relies on deque appends and pops being atomic."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        self._scheduled = False
+
+    def put(self, fn: Callable[[], None]) -> None:
+        self._calls.append(fn)
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                self._calls.clear()
+
+    def _drain(self) -> None:
+        self._scheduled = False  # before popping: a later put schedules again
+        calls = self._calls
+        while calls:
+            calls.popleft()()
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox] = weakref.WeakKeyDictionary()
+
+
+def inbox_of(loop: asyncio.AbstractEventLoop) -> Inbox:
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes.setdefault(loop, Inbox(loop))
+    return inbox
 
 
 def awaitable(shot: OneShot[T], loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Future[T]:
@@ -25,14 +68,8 @@ def awaitable(shot: OneShot[T], loop: asyncio.AbstractEventLoop | None = None) -
     if shot.ready():  # no thread hop needed
         _settle(future, shot)
         return future
-
-    def delivered(done: OneShot[T]) -> None:
-        try:
-            loop.call_soon_threadsafe(_settle, future, done)
-        except RuntimeError:  # the loop is closed: nobody awaits any more
-            pass
-
-    shot.add_done_callback(delivered)
+    inbox = inbox_of(loop)
+    shot.add_done_callback(lambda done: inbox.put(partial(_settle, future, done)))
     return future
 
 

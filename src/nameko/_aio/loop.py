@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
+from nameko._aio.bridge import Inbox
 from nameko._concurrency import Event, start_thread
 
 __all__ = ["LoopThread"]
@@ -28,6 +30,7 @@ class LoopThread:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
+        self._inbox = Inbox(self.loop)
         self._tasks: set[asyncio.Task[None]] = set()
         self._thread: Any = None
 
@@ -68,8 +71,9 @@ class LoopThread:
             return False
 
     def spawn(self, start: StartCoroutine) -> None:
-        """Run ``start()``'s coroutine as a task of this loop (from any thread)."""
-        self.loop.call_soon_threadsafe(self._start_task, start)
+        """Run ``start()``'s coroutine as a task of this loop (from any thread;
+        requests come in bursts: one loop wake-up per burst, see `Inbox`)."""
+        self._inbox.put(partial(self._start_task, start))
 
     def _start_task(self, start: StartCoroutine) -> None:
         task = self.loop.create_task(start())

@@ -36,19 +36,27 @@ class AsyncRpcReply:
     """A call in flight: await it (or its `result`) for the value or the
     remote error. The outcome is kept: awaiting again gives it again."""
 
-    __slots__ = ("correlation_id", "_pending", "_first", "_task")
+    __slots__ = ("correlation_id", "_pending", "_first", "_outcome")
 
     def __init__(self, pending: PendingReply, first: OneShot[None] | None) -> None:
         self.correlation_id = pending.correlation_id
         self._pending = pending
         self._first = first
-        self._task: asyncio.Future[Any] | None = None
+        self._outcome: tuple[Any, BaseException | None] | None = None
 
     async def get_response(self) -> Any:
         """The reply body (``{"result": ..., "error": ...}``)."""
-        if self._task is None:
-            self._task = asyncio.ensure_future(_await_body(self._pending, self._first))
-        return await self._task
+        if self._outcome is None:
+            try:
+                self._outcome = (await _await_body(self._pending, self._first), None)
+            except asyncio.CancelledError:
+                raise  # this await was cancelled: not an outcome of the call
+            except Exception as failure:
+                self._outcome = (None, failure)
+        body, error = self._outcome
+        if error is not None:
+            raise error
+        return body
 
     async def result(self) -> Any:
         return decode_reply(await self.get_response())
@@ -61,23 +69,46 @@ class AsyncRpcReply:
 
 
 async def _await_body(pending: PendingReply, first: OneShot[None] | None) -> Any:
+    """The reply body; `RpcTimeout` once ``pending.timeout`` has passed (a
+    timer on the loop, not a task per call as ``asyncio.wait_for`` makes)."""
     timeout = pending.timeout
+    loop = asyncio.get_running_loop()
+    timer = None
     try:
-        if timeout is None:
-            return await _first_then_reply(pending, first)
-        return await asyncio.wait_for(_first_then_reply(pending, first), timeout)
-    except asyncio.TimeoutError:  # not the builtin TimeoutError on 3.10
-        pending.discard()
-        raise RpcTimeout(timeout) from None
-    except BaseException:  # cancelled, UnknownService...: nobody waits for it now
+        if first is not None:
+            waiting = awaitable(first, loop)
+            timer = _expire_after(loop, timeout, waiting, timer)
+            await waiting  # UnknownService for a service nobody consumes for
+        reply = awaitable(pending.outcome, loop)
+        timer = _expire_after(loop, timeout, reply, timer)
+        return await reply
+    except BaseException:  # timed out, cancelled, UnknownService...: nobody waits now
         pending.discard()
         raise
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
-async def _first_then_reply(pending: PendingReply, first: OneShot[None] | None) -> Any:
-    if first is not None:
-        await awaitable(first)  # UnknownService for a service nobody consumes for
-    return await awaitable(pending.outcome)
+def _expire_after(
+    loop: asyncio.AbstractEventLoop,
+    timeout: float | None,
+    future: asyncio.Future[Any],
+    timer: asyncio.TimerHandle | None,
+) -> asyncio.TimerHandle | None:
+    """Fail ``future`` with `RpcTimeout` at the call's deadline (one timer per
+    call: a first confirm and the reply share it)."""
+    if timeout is None:
+        return None
+    deadline = timer.when() if timer is not None else loop.time() + timeout
+    if timer is not None:
+        timer.cancel()
+    return loop.call_at(deadline, _time_out, future, timeout)
+
+
+def _time_out(future: asyncio.Future[Any], timeout: float) -> None:
+    if not future.done():
+        future.set_exception(RpcTimeout(timeout))
 
 
 class AsyncProxy:
