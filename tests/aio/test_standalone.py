@@ -5,6 +5,7 @@ of an application."""
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
@@ -135,3 +136,24 @@ def test_the_async_event_dispatcher_confirms_every_event(echo, config):
     run(main())
     assert Echo.all_events.wait(TIMEOUT)
     assert sorted(Echo.events) == list(range(100))
+
+
+def test_one_client_serves_several_event_loops_at_once(echo, config):
+    """Django under WSGI runs each async view on a loop of its own: one shared
+    client must route each reply to the loop that awaits it."""
+    client = ClusterRpcProxy(config, timeout=TIMEOUT)
+    results: dict[int, list] = {}
+
+    def on_its_own_loop(n):
+        async def calls():
+            return await asyncio.gather(*(client.echo.echo(n * 1000 + i) for i in range(100)))
+
+        results[n] = asyncio.run(calls())
+
+    threads = [threading.Thread(target=on_its_own_loop, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    run(client.stop())
+    assert results == {n: [n * 1000 + i for i in range(100)] for n in range(4)}
