@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly
+from _table import render
 from bench_rpc import BROKER, BenchError, tail, throwaway_vhost
 
 HERE = Path(__file__).resolve().parent
@@ -290,17 +291,7 @@ def format_table(bench: Bench, judge: bool) -> str:
                 ours, theirs = theirs, ours
             line.append(ratio_cell(ours, theirs, bounds.get(other)))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    out = []
-    for n, line in enumerate(lines):
-        cells_text = [
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        out.append("  ".join(cells_text).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return render(lines, lambda i, _n: i < 2)
 
 
 def format_runs(bench: Bench) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly
+from _table import render
 from bench_rpc import (
     BROKER,
     IMPLS,
@@ -309,17 +310,7 @@ def format_table(bench: Bench, verdicts: bool) -> str:
         if verdicts:
             line.append(target_cell(row, ratio))
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-    text = []
-    for n, line in enumerate(lines):
-        cells = [
-            c.ljust(w) if i < 3 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        text.append("  ".join(cells).rstrip())
-        if n == 0:
-            text.append("  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return render(lines, lambda i, _n: i < 3)
 
 
 def format_runs(bench: Bench) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly
+from _table import render
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -463,17 +464,7 @@ def cost_line(bench: Bench, row: Row) -> tuple[str, ...]:
 
 def format_table(head: tuple[str, ...], lines: list[tuple[str, ...]]) -> str:
     rows = [head, *lines]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    out = []
-    for n, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if n == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
+    return render(rows, lambda i, _n: i == 0)
 
 
 def format_report(bench: Bench) -> str:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly
+from _table import render
 
 from nameko.utils import sanitize_url  # the banner shows the broker, never its password
 
@@ -840,17 +841,7 @@ def format_table(rows: list[Figure], judge_targets: bool = True) -> str:
     head += ("target",) if judge_targets else ()
     lines = [(*head, "shimeji vs floor (same section) / vs 1 process")]
     lines += [table_line(fig, judge_targets) for fig in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(head) + 1)]
-    text = []
-    for n, line in enumerate(lines):
-        cells = [
-            c.ljust(w) if i < 3 or i == len(line) - 1 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        text.append("  ".join(cells).rstrip())
-        if n == 0:
-            text.append("  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return render(lines, lambda i, n: i < 3 or i == n - 1)
 
 
 def format_floor(floor: Floor | None, error: str | None) -> str:

@@ -71,13 +71,19 @@ class RpcCaller:
         timeout: float | None = None,
     ) -> PendingReply:
         """Publish a request; raise `UnknownService` if nobody consumes it."""
+        payload, headers, pending = self._start_call(args, kwargs, context_data, timeout)
+        routing_key = rpc_routing_key(service, method)
+        self._send(service, routing_key, payload, pending.correlation_id, headers)
+        return pending
+
+    def _start_call(
+        self, args: Any, kwargs: Any, context_data: Mapping[str, Any], timeout: float | None
+    ) -> tuple[Any, dict[str, Any], PendingReply]:
+        """The request's payload and headers, and its reply waited for."""
         payload = encode_request(args, kwargs)
         headers = encode_context_headers(context_data)
-        correlation_id = new_id()
         wait = self.timeout if timeout is None else timeout
-        pending = self.replies.router.register(correlation_id, wait)
-        self._send(service, rpc_routing_key(service, method), payload, correlation_id, headers)
-        return pending
+        return payload, headers, self.replies.router.register(new_id(), wait)
 
     def call_nowait(
         self,
@@ -94,11 +100,8 @@ class RpcCaller:
         has not seen confirmed yet, the first request's outcome: None once
         confirmed, `UnknownService` if unroutable. Await that before the
         reply. Only the recovery from a lost connection uses a thread."""
-        payload = encode_request(args, kwargs)
-        headers = encode_context_headers(context_data)
-        correlation_id = new_id()
-        wait = self.timeout if timeout is None else timeout
-        pending = self.replies.router.register(correlation_id, wait)
+        payload, headers, pending = self._start_call(args, kwargs, context_data, timeout)
+        correlation_id = pending.correlation_id
         routing_key = rpc_routing_key(service, method)
         try:
             request = self._request(routing_key, payload, correlation_id, headers)
