@@ -88,9 +88,12 @@ class WorkerContext:
         """True for an ``async def`` method's worker (shimeji): dependencies
         that have an awaitable flavour (``RpcProxy``, ``EventDispatcher``...)
         inject that one."""
-        cls = type(self.service)
-        method = getattr(cls, getattr(self.entrypoint, "method_name", "") or "", None)
-        return inspect.iscoroutinefunction(method)
+        found = self.__dict__.get("_is_async")
+        if found is None:  # asked by every provider of every worker: looked up once
+            cls = type(self.service)
+            method = getattr(cls, getattr(self.entrypoint, "method_name", "") or "", None)
+            found = self.__dict__["_is_async"] = inspect.iscoroutinefunction(method)
+        return found
 
     @property
     def origin_call_id(self) -> str | None:
