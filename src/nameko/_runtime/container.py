@@ -21,6 +21,12 @@ setting up becomes the worker's error (the caller gets it); a failure in a
 later hook is logged at ERROR and the remaining hooks still run. Hooks after
 setup only run for providers whose setup ran.
 
+A service with ``async def`` entrypoints also gets an event loop thread
+(`nameko._aio.workers`): those workers run there, through the same steps
+(`_start_worker`, await the method, `_end_worker`), and every worker of the
+service, sync or async, is admitted through `Slots`, so ``max_workers``
+bounds both kinds together and a waiting coroutine holds no thread.
+
 `stop` is graceful: entrypoints stop (consumers cancelled), running and
 queued workers finish, then dependencies and sub-extensions stop. `kill`
 can't kill threads: it kills extensions (consumers close their channels so
