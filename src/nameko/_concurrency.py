@@ -385,11 +385,6 @@ class Slots:
         self._idle = threading.Condition(self._lock)
 
     @property
-    def busy(self) -> int:
-        """Jobs admitted and not released (running and waiting)."""
-        return self.size - self._free + len(self._waiting)
-
-    @property
     def pending(self) -> int:
         return len(self._waiting)
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
 from nameko._concurrency import OneShot
 
-__all__ = ["Inbox", "awaitable", "inbox_of", "wait_for_oneshot"]
+__all__ = ["Inbox", "awaitable", "in_executor", "inbox_of"]
 
 T = TypeVar("T")
 
@@ -83,10 +83,6 @@ def _settle(future: asyncio.Future[Any], shot: OneShot[Any]) -> None:
         future.set_result(shot.get(0))
 
 
-async def wait_for_oneshot(shot: OneShot[T], timeout: float | None) -> T:
-    """Await ``shot``'s value (or raise its exception); `TimeoutError` after
-    ``timeout`` seconds (None: no limit)."""
-    future = awaitable(shot)
-    if timeout is None:
-        return await future
-    return await asyncio.wait_for(future, timeout)
+def in_executor(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    """Run blocking ``fn(*args)`` on the running loop's default executor."""
+    return asyncio.get_running_loop().run_in_executor(None, fn, *args)

@@ -12,14 +12,10 @@ that path blocks.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from nameko._aio.bridge import awaitable
+from nameko._aio.bridge import awaitable, in_executor
 from nameko._messaging.core_publisher import ConfirmWait
 
-__all__ = ["confirmed", "in_executor"]
+__all__ = ["confirmed"]
 
 
 async def confirmed(wait: ConfirmWait) -> None:
@@ -32,8 +28,3 @@ async def confirmed(wait: ConfirmWait) -> None:
         if not wait.recovers(exc):
             raise
         await in_executor(wait.republish)
-
-
-def in_executor(fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-    """Run blocking ``fn(*args)`` on the running loop's default executor."""
-    return asyncio.get_running_loop().run_in_executor(None, fn, *args)

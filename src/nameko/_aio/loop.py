@@ -89,10 +89,6 @@ class LoopThread:
         for task in list(self._tasks):
             task.cancel()
 
-    @property
-    def tasks(self) -> int:
-        return len(self._tasks)
-
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the loop (tasks still running are cancelled) and close it."""
         if self._thread is None:

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from nameko import serialization
-from nameko._aio.events import confirmed, in_executor
+from nameko._aio.bridge import in_executor
+from nameko._aio.events import confirmed
 from nameko._aio.rpc import AsyncProxy
 from nameko._concurrency import Lock
 from nameko._events.dispatcher import event_dispatcher as sync_event_dispatcher
@@ -76,7 +77,7 @@ class _AsyncStandalone:
 
     async def start(self) -> AsyncProxy:
         """Connect (once) and return the proxy: ``proxy.svc.method``."""
-        return self._proxy(await in_executor(self._connect))
+        return self._proxy(await self._started_caller())
 
     def _connect(self) -> RpcCaller:
         with self._lock:

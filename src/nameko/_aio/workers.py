@@ -27,8 +27,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from nameko._aio.bridge import in_executor
 from nameko._aio.loop import LoopThread
-from nameko._concurrency import Slots, ThreadHandle, current_thread_handle
+from nameko._concurrency import Slots, current_thread_handle
 
 __all__ = ["ASYNC_DRAIN_TIMEOUT_CONFIG_KEY", "AsyncWorkers", "is_async_method"]
 
@@ -51,10 +52,6 @@ class AsyncWorkers:
         self.slots = slots
         self.loop_thread = LoopThread(f"{container.service_name}-loop")
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        return self.loop_thread.loop
-
     def start(self) -> None:
         self.loop_thread.start()
 
@@ -72,7 +69,7 @@ class AsyncWorkers:
 
     async def run(self, worker_ctx: Any, handle_result: Any, on_done: Callable[[], object]) -> None:
         container = self.container
-        container._worker_threads[worker_ctx] = _task_handle()
+        container._worker_threads[worker_ctx] = current_thread_handle()  # the loop's
         try:
             providers, exc_info = container._start_worker(worker_ctx)
             result = None
@@ -101,7 +98,7 @@ class AsyncWorkers:
             return result, exc_info
         settle = self.container._settle_in_flight
         try:
-            return await self.loop.run_in_executor(None, settle, worker_ctx, result, exc_info)
+            return await in_executor(settle, worker_ctx, result, exc_info)
         except asyncio.CancelledError:  # the wait goes on in its thread; we report now
             return (None, sys.exc_info()) if exc_info is None else (result, exc_info)
 
@@ -121,8 +118,3 @@ class AsyncWorkers:
 
     def stop(self) -> None:
         self.loop_thread.stop()
-
-
-def _task_handle() -> ThreadHandle:
-    # the loop's thread: what `gr_frame`-reading debug tools can show of it
-    return current_thread_handle()

@@ -25,7 +25,8 @@ from functools import partial
 from typing import Any
 
 from nameko import serialization
-from nameko._aio.events import confirmed, in_executor
+from nameko._aio.bridge import in_executor
+from nameko._aio.events import confirmed
 from nameko._concurrency import Lock
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri, config_with_uri
