@@ -18,6 +18,7 @@ def raw_rpc_request(
     reply_to: bool = True,
     content_type: str = "application/json",
     timeout: float = 10,
+    headers: dict | None = None,
 ) -> dict | None:
     """Publish ``body`` as a request to ``routing_key``; return the decoded
     reply. Without ``reply_to`` nothing can answer: return None at once (the
@@ -41,6 +42,7 @@ def raw_rpc_request(
             content_type=content_type,
             content_encoding="utf-8",
             correlation_id="raw",
+            headers=headers or {},
             reply_to=queue if reply_to else None,
             delivery_mode=2,
         )

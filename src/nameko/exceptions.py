@@ -19,6 +19,8 @@ __all__ = [
     "ConfigurationError",
     "ConnectionNotFound",
     "ContainerBeingKilled",
+    "DeadlineExceeded",
+    "DeliveryLimitExceeded",
     "ExtensionNotFound",
     "IncorrectSignature",
     "MalformedRequest",
@@ -117,6 +119,20 @@ class ExtensionNotFound(AttributeError):
 
 class RpcTimeout(Exception):
     """A standalone RPC call got no reply in time; ``args == (timeout,)``."""
+
+
+@deserialize_to_instance
+class DeadlineExceeded(RpcTimeout):
+    """A call's deadline passed (shimeji): the service did not start a request
+    that reached a worker after it, or a nested call had no budget left to
+    be sent with. An `RpcTimeout`, so code catching timeouts catches it."""
+
+
+@deserialize_to_instance
+class DeliveryLimitExceeded(Exception):
+    """A message was delivered more times than ``DELIVERY_LIMIT`` allows (it
+    crashed or killed its worker each time) and was dead-lettered instead of
+    run again (shimeji). An RPC caller still waiting gets it as the reply."""
 
 
 class ReplyQueueExpiredWithPendingReplies(Exception):

@@ -2,29 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
+from tests.both_brokers import config, start
 
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", id="memory"),
-        pytest.param("rabbit", id="rabbit", marks=pytest.mark.rabbit),
-    ]
-)
-def config(request: pytest.FixtureRequest) -> dict:
-    """A broker config of its own: in memory, or a RabbitMQ vhost of its own."""
-    if request.param == "rabbit":
-        return dict(request.getfixturevalue("rabbit_config"))
-    return dict(request.getfixturevalue("memory_config"))
-
-
-@pytest.fixture
-def start(config, container_factory):
-    """start(ServiceCls, **config_overrides) -> a started container."""
-
-    def start(service_cls, **overrides):
-        container = container_factory(service_cls, {**config, **overrides})
-        container.start()
-        return container
-
-    return start
+__all__ = ["config", "start"]

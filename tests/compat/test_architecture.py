@@ -35,6 +35,8 @@ LAYERS = {
     "nameko._rpc": 4,
     "nameko._events": 4,
     "nameko._timer": 4,
+    "nameko._reliability": 4,  # deadlines, retries, dead letters (issue 13)
+    "nameko.reliability": 4,
     "nameko.rpc": 4,
     "nameko.events": 4,
     "nameko.messaging": 4,

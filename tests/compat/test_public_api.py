@@ -98,6 +98,8 @@ PUBLIC = {
         "RpcTimeout",
         "ReplyQueueExpiredWithPendingReplies",
         "ContainerBeingKilled",
+        "DeadlineExceeded",  # shimeji
+        "DeliveryLimitExceeded",  # shimeji
         "RemoteError",
         "BadRequest",
         "MalformedRequest",
@@ -114,6 +116,13 @@ PUBLIC = {
         "serialize",
         "deserialize",
         "deserialize_to_instance",
+    },
+    "nameko.reliability": {  # shimeji
+        "CallBudget",
+        "Deadline",
+        "DeadlineExceeded",
+        "DeliveryLimitExceeded",
+        "RetryPolicy",
     },
     "nameko.serialization": {"setup"},
     "nameko.utils": {"REDACTED", "get_redacted_args", "import_from_path", "sanitize_url"},

@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,20 @@ def test_an_async_shimeji_service_between_nameko_peers(both_sides, rabbit_uri, n
             assert got == reference, f"{python.parent.parent.name} client -> async_side differs"
     finally:
         runner.stop()
+
+
+@pytest.mark.parametrize("first", ["nameko_side", "shimeji_side"])
+def test_a_deadline_survives_a_nameko_hop(both_sides, rabbit_uri, first):
+    """shimeji client (timeout 5 s) -> one side -> the other: nameko 2.14.1
+    ignores the deadline but forwards its header as context data, so the
+    shimeji service behind it still sees its caller's deadline."""
+    with ClusterRpcProxy({"AMQP_URI": rabbit_uri}, timeout=5) as rpc:
+        began = time.time()
+        got = rpc[first].relay_deadline()
+    assert got["mine"] == got["theirs"]
+    assert began < got["mine"] <= began + 5.01
+    with ClusterRpcProxy({"AMQP_URI": rabbit_uri}) as rpc:  # no timeout: no deadline
+        assert rpc[first].relay_deadline() == {"mine": None, "theirs": None}
 
 
 def test_queues_are_declared_like_nameko(both_sides, rabbit_vhost):

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from nameko._broker._memory_routing import EXCHANGE_TYPES, check_x_match, copy_headers, route
@@ -97,6 +98,8 @@ class QueueState:
         self.ttl = _seconds(args.get("x-message-ttl"))
         self.max_length: int | None = args.get("x-max-length")
         self.reject_publish = args.get("x-overflow", "drop-head") != "drop-head"
+        self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
+        self.dead_letter_key: str | None = args.get("x-dead-letter-routing-key")
 
     def next_consumer(self) -> MemoryConsumer | None:
         """Round-robin over the consumers with room, resuming after the last one served."""
@@ -195,6 +198,7 @@ class Server:
         self.exchanges = {n: ExchangeState(Exchange(n, t), []) for n, t in _PREDECLARED.items()}
         self.queues: dict[str, QueueState] = {}
         self._expiring: set[QueueState] = set()  # queues with x-expires
+        self._dead_lettering: set[QueueState] = set()  # with a DLX and messages that expire
         self._janitor_wake = Condition(self.lock)
         self._janitor_running = False
         self._forgotten = False
@@ -290,6 +294,13 @@ class Server:
             raise _locked(name)
         return queue
 
+    def queue_size(self, conn: MemoryBroker, name: str) -> int:
+        with self.lock:
+            conn.require_open()
+            queue = self._queue(conn, name)
+            self._pump(queue, time.monotonic())  # what expired is not waiting any more
+            return len(queue.messages)
+
     def delete_queue(self, conn: MemoryBroker, name: str) -> None:
         with self.lock:
             conn.require_open()
@@ -356,6 +367,10 @@ class Server:
         self._pump(queue, now)
         if message.expires_at == now and queue.messages and queue.messages[-1] is message:
             queue.messages.pop()  # TTL 0: delivered at once or never
+            self._dead_letter(queue, message, "expired", now)
+        elif self._expires_into_dlx(queue, message):
+            self._dead_lettering.add(queue)  # the janitor expires it in time
+            self._expiry_changed()
         if not queue.reject_publish and queue.max_length is not None:
             while len(queue.messages) > queue.max_length:
                 queue.messages.popleft()  # x-overflow drop-head
@@ -366,6 +381,7 @@ class Server:
             head = queue.messages[0]
             if head.expires_at is not None and head.expires_at < now:
                 queue.messages.popleft()  # TTL is enforced at the head, like RabbitMQ
+                self._dead_letter(queue, head, "expired", now)
                 continue
             consumer = queue.next_consumer()
             if consumer is None:
@@ -443,6 +459,8 @@ class Server:
                 return message is not None  # given back already, or the queue is gone
             if not ack and requeue:
                 queue.requeue(message)
+            elif not ack:
+                self._dead_letter(queue, message, "rejected", time.monotonic())
             self._pump(queue, time.monotonic())
             return True
 
@@ -459,11 +477,59 @@ class Server:
                 self._remove_queue(queue)
             return True
 
+    # dead-lettering (x-dead-letter-exchange)
+
+    def _dead_letter(self, queue: QueueState, message: Message, reason: str, now: float) -> None:
+        """Route a message that expired in, or was rejected by, ``queue`` to
+        the queue's dead-letter exchange, as RabbitMQ does: with an ``x-death``
+        record, without its expiration; dropped if the exchange is missing or
+        the message would expire back into the same queue (a cycle)."""
+        exchange = queue.dead_letter_exchange
+        if exchange is None:
+            return
+        routing_key = queue.dead_letter_key or message.routing_key
+        try:
+            targets = self._targets(exchange, routing_key, message.properties.headers)
+        except NotFound:
+            return
+        headers = _with_death(message, queue.name, reason)
+        props = replace(message.properties, headers=headers, expiration=None)
+        for target in targets:
+            if target is queue and reason == "expired":
+                continue
+            ttl = target.ttl
+            expires_at = now + ttl if ttl is not None else None
+            moved = Message(target.next_seq, message.body, props, exchange, routing_key, expires_at)
+            target.next_seq += 1
+            self._enqueue(target, moved, now)
+
+    def _expires_into_dlx(self, queue: QueueState, message: Message) -> bool:
+        """Whether ``message`` makes ``queue`` one the janitor must watch."""
+        watched = queue in self._dead_lettering
+        return (
+            not watched
+            and message.expires_at is not None
+            and queue.dead_letter_exchange is not None
+        )
+
+    def _expire_dead_letters(self, now: float) -> list[float]:
+        """Dead-letter what expired at the heads of DLX queues (the janitor's
+        half for them); returns when the next heads expire."""
+        deadlines = []
+        for queue in list(self._dead_lettering):
+            self._pump(queue, now)  # expires the head, and what follows it
+            head = queue.messages[0] if queue.messages else None
+            if head is None or queue.deleted:
+                self._dead_lettering.discard(queue)
+            elif head.expires_at is not None:
+                deadlines.append(head.expires_at)
+        return deadlines
+
     # x-expires
 
     def _expiry_changed(self) -> None:
         """Wake the janitor (start it if needed) after an x-expires queue changed."""
-        if not self._expiring:
+        if not self._expiring and not self._dead_lettering:
             return
         if self._janitor_running:
             self._janitor_wake.notify()
@@ -472,11 +538,12 @@ class Server:
             start_thread(self._janitor, f"memory-broker-expiry-{self.name or 'default'}")
 
     def _janitor(self) -> None:
-        # One thread per server while it has x-expires queues; deletes unused ones.
+        # One thread per server while it has x-expires queues (deletes unused
+        # ones) or DLX queues with messages that expire (dead-letters them).
         with self.lock:
-            while self._expiring and not self._forgotten:
+            while (self._expiring or self._dead_lettering) and not self._forgotten:
                 now = time.monotonic()
-                deadlines = []
+                deadlines = self._expire_dead_letters(now)
                 for queue in list(self._expiring):
                     if queue.consumers or queue.expires is None:  # (only x-expires queues here)
                         continue  # in use; a consumer leaving wakes us
@@ -487,3 +554,27 @@ class Server:
                         deadlines.append(due)
                 self._janitor_wake.wait(min(deadlines) - now if deadlines else None)
             self._janitor_running = False
+
+
+def _with_death(message: Message, queue: str, reason: str) -> dict[str, Any]:
+    """The headers of a dead-lettered copy: an ``x-death`` entry per (queue,
+    reason), newest first, counted; ``x-first-death-*`` set once."""
+    headers = copy_headers(message.properties.headers or {})
+    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, dict)]
+    same = next((d for d in deaths if (d.get("queue"), d.get("reason")) == (queue, reason)), None)
+    if same is not None:
+        deaths.remove(same)
+        same["count"] = same.get("count", 0) + 1
+        entry = same
+    else:
+        entry = {"count": 1, "reason": reason, "queue": queue}
+    entry["time"] = datetime.now(timezone.utc).replace(microsecond=0)
+    entry["exchange"] = message.exchange
+    entry["routing-keys"] = [message.routing_key]
+    if message.properties.expiration is not None:
+        entry["original-expiration"] = message.properties.expiration
+    headers["x-death"] = [entry, *deaths]
+    headers.setdefault("x-first-death-exchange", message.exchange)
+    headers.setdefault("x-first-death-queue", queue)
+    headers.setdefault("x-first-death-reason", reason)
+    return headers

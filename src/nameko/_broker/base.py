@@ -326,6 +326,12 @@ class Broker(abc.ABC):
         """Delete a queue (no error if it does not exist)."""
 
     @abc.abstractmethod
+    def queue_size(self, name: str) -> int:
+        """How many messages wait in a queue, ready for delivery (unacked
+        deliveries not counted); `NotFound` if it does not exist. Declares
+        nothing."""
+
+    @abc.abstractmethod
     def publish(
         self,
         exchange: str,

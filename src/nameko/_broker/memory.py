@@ -211,6 +211,9 @@ class MemoryBroker(Broker):
     def declare(self, entities: Iterable[Entity]) -> None:
         self._server.declare(self, entities)
 
+    def queue_size(self, name: str) -> int:
+        return self._server.queue_size(self, name)
+
     def delete_queue(self, name: str) -> None:
         self._server.delete_queue(self, name)
 

@@ -164,6 +164,10 @@ class RabbitBroker(Recovery, Broker):
         if methods:
             self._control(methods)
 
+    def queue_size(self, name: str) -> int:
+        declared = self._control([commands.Queue.Declare(queue=name, passive=True)])
+        return int(declared.message_count)
+
     def delete_queue(self, name: str) -> None:
         try:
             self._control([methods.QueueDelete(queue=name)])

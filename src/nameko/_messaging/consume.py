@@ -34,12 +34,16 @@ crash or wedge a service):
   A rejected message goes to the queue's dead-letter exchange if a policy
   sets one.
 * ``requeue_on_error`` requeues a failed message once. If the message was
-  already a redelivery (AMQP only says "redelivered", not how often) and
-  the worker fails again, it is rejected without requeue and logged at
-  ERROR. nameko requeued forever, so one poison message kept a service
-  spinning (SPEC 13.12). A transient failure still gets its second chance,
-  possibly on another instance; a message that was redelivered for another
-  reason (a consumer died holding it) gets no further retry on error.
+  already delivered before (redelivered, or counted by shimeji: see
+  below) and the worker fails again, it is dead-lettered (``dlq-<service>.
+  <method>``) and logged at ERROR. nameko requeued forever, so one poison
+  message kept a service spinning (SPEC 13.12). A transient failure still
+  gets its second chance, possibly on another instance.
+
+Reliability (shimeji, `nameko._reliability`): ``retry=RetryPolicy(...)``
+retries failures later through the broker, and a redelivered message is
+counted and dead-lettered after ``DELIVERY_LIMIT`` deliveries, so a message
+that kills its worker can't loop for ever.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
 from nameko._messaging.message import Message, decode_delivery
 from nameko._protocol.headers import decode_context_headers
+from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
+from nameko._reliability.policy import as_retry_policy
+from nameko._reliability.redelivery import Home, dead_letter
 from nameko._runtime.extensions import Entrypoint
 from nameko.constants import HEADER_PREFIX
 from nameko.exceptions import ContainerBeingKilled
@@ -92,9 +99,12 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     connection = BrokerConnection()
 
-    def __init__(self, queue: Any, requeue_on_error: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, queue: Any, requeue_on_error: bool = False, *, retry: Any = None, **kwargs: Any
+    ) -> None:
         self.queue = queue
         self.requeue_on_error = requeue_on_error
+        self.retry = as_retry_policy(retry)
         self.consumer_options = {k: kwargs.pop(k) for k in _SHIMEJI_OPTIONS if k in kwargs}
         self._consumer: BrokerConsumer | None = None
         self._stopped = False
@@ -105,6 +115,16 @@ class Consumer(Entrypoint, HeaderDecoder):
     def setup(self) -> None:
         self._queue_name, self._topology = self.get_topology()
         self._accept = self.consumer_options.get("accept") or self.container.accept
+        self.redeliveries = Redeliveries(
+            (self.container.service_name, self.method_name),
+            self.retry,
+            delivery_limit(self.container.config),
+            broker=lambda: self.connection.broker,
+            home=lambda delivery: Home("", self._queue_name),
+            spawn=self.container.spawn_managed_thread,
+        )
+        # its dead-letter queue, if a retry policy will fill it, is there from the start
+        self._topology += self.redeliveries.dead_letter_queue()
         self.connection.register_provider(self)
 
     def get_topology(self) -> tuple[str, list[Entity]]:
@@ -139,6 +159,8 @@ class Consumer(Entrypoint, HeaderDecoder):
         if self._stopped:
             delivery.reject(requeue=True)  # arrived while we were cancelling
             return
+        if self.redeliveries.intercept(delivery):
+            return  # counted or dead-lettered: a copy comes back, or nothing does
         message = Message(delivery, self._accept)
         try:
             body = message.payload
@@ -174,19 +196,41 @@ class Consumer(Entrypoint, HeaderDecoder):
     def handle_message_processed(
         self, message: Message, result: Any = None, exc_info: Any = None
     ) -> None:
-        if exc_info is None or not self.requeue_on_error:
+        if exc_info is not None and self._redelivered_elsewhere(message, exc_info[1]):
+            message.ack()  # a copy was retried later or dead-lettered
+        elif exc_info is None or not self.requeue_on_error:
             message.ack()
         elif not message.redelivered:
             message.requeue()
         else:
             _log.error(
-                "message on %r (routing key %r) failed again after a redelivery: "
-                "rejected without requeue (%s)",
+                "message on %r (routing key %r) failed again after a redelivery (%s)",
                 self._queue_name,
                 message.routing_key,
                 exc_info[1],
             )
-            message.reject(requeue=False)
+            self._dead_letter_or_reject(message, exc_info[1])
+
+    def _redelivered_elsewhere(self, message: Message, error: BaseException) -> bool:
+        delivery = getattr(message, "delivery", None)
+        if delivery is None:  # a kombu message from a 2.x extension's own consumer
+            return False
+        outcome = self.redeliveries.after_failure(delivery, error)
+        return outcome is not Outcome.NOTHING
+
+    def _dead_letter_or_reject(self, message: Message, error: BaseException) -> None:
+        delivery = getattr(message, "delivery", None)
+        if delivery is not None:
+            entrypoint = (self.container.service_name, self.method_name)
+            home = Home("", self._queue_name)
+            try:
+                dead_letter(self.connection.broker, delivery, home, entrypoint, "failed", error)
+            except Exception as exc:  # the broker refused: drop it, as nameko would have
+                _log.error("could not dead-letter it (%s): rejected without requeue", exc)
+            else:
+                message.ack()
+                return
+        message.reject(requeue=False)
 
 
 consume = Consumer.decorator

@@ -25,6 +25,8 @@ from typing import Any
 
 from nameko._broker.base import Delivery, Properties
 from nameko._protocol import codecs
+from nameko._protocol.deadlines import DEADLINE_HEADER
+from nameko._protocol.retries import deliveries_of
 
 __all__ = ["UNDECODABLE", "Message", "decode_delivery", "payload_or_reject"]
 
@@ -113,7 +115,7 @@ class Message:
         info = {
             "exchange": delivery.exchange,
             "routing_key": delivery.routing_key,
-            "redelivered": delivery.redelivered,
+            "redelivered": self.redelivered,
             "delivery_tag": delivery.delivery_tag,
         }
         if self.consumer_tag is not None:
@@ -165,7 +167,11 @@ class Message:
 
     @property
     def redelivered(self) -> bool:
-        return self.delivery.redelivered
+        """Delivered before: the broker says so, or (shimeji) the message is
+        a copy published again to count its deliveries (see
+        `nameko._reliability`), which the broker can't flag."""
+        delivery = self.delivery
+        return delivery.redelivered or deliveries_of(delivery.properties.headers, False) > 1
 
     def set_payload(self, payload: Any) -> None:
         """Record a body decoded elsewhere, so `payload` won't decode it again."""
@@ -181,6 +187,12 @@ class Message:
 
 def _properties_dict(properties: Properties) -> dict[str, Any]:
     values = {name: getattr(properties, name) for name in _PROPERTY_NAMES}
+    if DEADLINE_HEADER in (properties.headers or {}):
+        # The expiration our deadline put on the request is not shown: nameko
+        # never set one, and 2.x extensions that republish a request pass
+        # ``expiration=`` of their own beside ``**message.properties``
+        # (nameko-amqp-retry); the deadline header still travels.
+        values.pop("expiration", None)
     return {name: value for name, value in values.items() if value is not None}
 
 

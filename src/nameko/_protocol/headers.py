@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
+from nameko._protocol.retries import is_control_header
 from nameko.constants import HEADER_PREFIX
 
 __all__ = ["decode_context_headers", "encode_context_headers"]
@@ -45,9 +46,16 @@ def encode_context_headers(
 def decode_context_headers(
     headers: Mapping[str, Any] | None, prefix: str = HEADER_PREFIX
 ) -> dict[str, Any]:
-    """Context data from message headers: ``<prefix>.`` stripped where present."""
+    """Context data from message headers: ``<prefix>.`` stripped where present.
+    shimeji's own bookkeeping (retry and delivery counts, ``x-nameko-*``) is
+    left out: it describes this message, not the call, and must not ride
+    along on onward calls."""
     if not headers:
         return {}
     marker = f"{prefix}."
     cut = len(marker)
-    return {(key[cut:] if key.startswith(marker) else key): value for key, value in headers.items()}
+    return {
+        (key[cut:] if key.startswith(marker) else key): value
+        for key, value in headers.items()
+        if not is_control_header(key)
+    }

@@ -2,23 +2,55 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from nameko._broker.base import Broker, ConnectionLost, Properties, Unroutable
 from nameko._concurrency import OneShot, start_thread
 from nameko._ids import new_id
 from nameko._messaging.publish import publish
 from nameko._protocol import codecs
+from nameko._protocol.deadlines import (
+    DEADLINE_CONTEXT_KEY,
+    DEADLINE_HEADER,
+    call_deadline,
+    encode_deadline,
+    expiration_for,
+)
 from nameko._protocol.envelopes import encode_request
 from nameko._protocol.headers import encode_context_headers
 from nameko._protocol.names import rpc_routing_key
 from nameko._rpc.replies import PendingReply, ReplyQueue
 from nameko.constants import PERSISTENT
-from nameko.exceptions import UnknownService
+from nameko.exceptions import DeadlineExceeded, UnknownService
 
 __all__ = ["RpcCaller"]
+
+
+class _Budget(NamedTuple):
+    """How long a call waits, and what its request says about it."""
+
+    wait: float | None  # seconds to wait for the reply (None: for ever)
+    deadline_ms: int | None  # the nameko.call_deadline header
+    expiration: str | None  # the AMQP expiration property
+
+
+def _budget(inherited: Any, timeout: float | None, expiration: str | None) -> _Budget:
+    """A call's budget: ``timeout`` or the ``inherited`` deadline (header
+    value), whichever ends first; `DeadlineExceeded` if none is left."""
+    now = time.time()
+    deadline = call_deadline({DEADLINE_CONTEXT_KEY: inherited}, timeout, now)
+    if deadline is None:
+        return _Budget(timeout, None, expiration)
+    if deadline <= now:
+        raise DeadlineExceeded(
+            f"no time left to call: the deadline passed {now - deadline:.3f} s ago"
+        )
+    # RpcTimeout(wait) names the caller's own timeout unless an inherited deadline cut it
+    wait = timeout if timeout is not None and deadline == now + timeout else deadline - now
+    return _Budget(wait, encode_deadline(deadline), expiration_for(deadline, now, expiration))
 
 
 class RpcCaller:
@@ -71,19 +103,29 @@ class RpcCaller:
         timeout: float | None = None,
     ) -> PendingReply:
         """Publish a request; raise `UnknownService` if nobody consumes it."""
-        payload, headers, pending = self._start_call(args, kwargs, context_data, timeout)
+        payload, headers, pending, expiration = self._start_call(
+            args, kwargs, context_data, timeout
+        )
         routing_key = rpc_routing_key(service, method)
-        self._send(service, routing_key, payload, pending.correlation_id, headers)
+        self._send(service, routing_key, payload, pending.correlation_id, headers, expiration)
         return pending
 
     def _start_call(
         self, args: Any, kwargs: Any, context_data: Mapping[str, Any], timeout: float | None
-    ) -> tuple[Any, dict[str, Any], PendingReply]:
-        """The request's payload and headers, and its reply waited for."""
+    ) -> tuple[Any, dict[str, Any], PendingReply, str | None]:
+        """The request's payload, headers and expiration, and its reply
+        waited for until the call's deadline."""
         payload = encode_request(args, kwargs)
         headers = encode_context_headers(context_data)
-        wait = self.timeout if timeout is None else timeout
-        return payload, headers, self.replies.router.register(new_id(), wait)
+        budget = _budget(
+            context_data.get(DEADLINE_CONTEXT_KEY),
+            self.timeout if timeout is None else timeout,
+            self._expiration,
+        )
+        if budget.deadline_ms is not None:
+            headers[DEADLINE_HEADER] = budget.deadline_ms
+        pending = self.replies.router.register(new_id(), budget.wait)
+        return payload, headers, pending, budget.expiration
 
     def call_nowait(
         self,
@@ -100,11 +142,13 @@ class RpcCaller:
         has not seen confirmed yet, the first request's outcome: None once
         confirmed, `UnknownService` if unroutable. Await that before the
         reply. Only the recovery from a lost connection uses a thread."""
-        payload, headers, pending = self._start_call(args, kwargs, context_data, timeout)
+        payload, headers, pending, expiration = self._start_call(
+            args, kwargs, context_data, timeout
+        )
         correlation_id = pending.correlation_id
         routing_key = rpc_routing_key(service, method)
         try:
-            request = self._request(routing_key, payload, correlation_id, headers)
+            request = self._request(routing_key, payload, correlation_id, headers, expiration)
             if not self.use_confirms or service in self._routable:
                 self._send_request(service, request, correlation_id)
                 return pending, None
@@ -163,9 +207,20 @@ class RpcCaller:
         """Publish a request body for ``register_for_reply(correlation_id)``.
 
         The keywords are those of nameko's ``Publisher.publish``, so a
-        `Client` can be handed either this or a partial of one of those."""
+        `Client` can be handed either this or a partial of one of those.
+        A deadline inherited in ``extra_headers`` (the worker's context)
+        shortens the wait registered for the reply."""
         service = routing_key.rpartition(".")[0]  # method names have no dots
-        self._send(service, routing_key, payload, correlation_id, dict(extra_headers or {}))
+        headers = dict(extra_headers or {})
+        try:
+            budget = _budget(headers.get(DEADLINE_HEADER), self.timeout, self._expiration)
+        except DeadlineExceeded:
+            self.replies.router.discard(correlation_id)
+            raise
+        if budget.deadline_ms is not None:
+            headers[DEADLINE_HEADER] = budget.deadline_ms
+            self.replies.router.shorten(correlation_id, budget.wait)
+        self._send(service, routing_key, payload, correlation_id, headers, budget.expiration)
 
     # -- the one publishing path --------------------------------------------
 
@@ -176,16 +231,22 @@ class RpcCaller:
         payload: Any,
         correlation_id: str,
         headers: dict[str, Any],
+        expiration: str | None,
     ) -> None:
         try:
-            request = self._request(routing_key, payload, correlation_id, headers)
+            request = self._request(routing_key, payload, correlation_id, headers, expiration)
             self._send_request(service, request, correlation_id)
         except BaseException:
             self.replies.router.discard(correlation_id)  # nobody will wait for it
             raise
 
     def _request(
-        self, routing_key: str, payload: Any, correlation_id: str, headers: dict[str, Any]
+        self,
+        routing_key: str,
+        payload: Any,
+        correlation_id: str,
+        headers: dict[str, Any],
+        expiration: str | None,
     ) -> tuple[Any, ...]:
         body, content_type, encoding = codecs.encode(payload, self.serializer)
         properties = Properties(
@@ -196,7 +257,7 @@ class RpcCaller:
             priority=self._priority,
             correlation_id=correlation_id,
             reply_to=self.replies.routing_key,
-            expiration=self._expiration,
+            expiration=expiration,
         )
         return (self.exchange, routing_key, body, properties)
 

@@ -106,6 +106,15 @@ class ReplyRouter:
             self._pending[correlation_id] = pending
         return pending
 
+    def shorten(self, correlation_id: str, timeout: float | None) -> None:
+        """Wait for ``correlation_id`` at most ``timeout`` seconds (a deadline
+        learnt after it was registered)."""
+        pending = self._pending.get(correlation_id)
+        if pending is None or timeout is None:
+            return
+        if pending.timeout is None or timeout < pending.timeout:
+            pending.timeout = timeout
+
     def discard(self, correlation_id: str) -> None:
         with self._lock:
             self._pending.pop(correlation_id, None)

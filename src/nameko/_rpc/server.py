@@ -63,6 +63,9 @@ from nameko._protocol.names import (
     rpc_exchange_name,
     rpc_queue_name,
 )
+from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
+from nameko._reliability.policy import as_retry_policy
+from nameko._reliability.redelivery import Home
 from nameko._runtime.extensions import Entrypoint, ProviderCollector, SharedExtension
 from nameko.constants import PERSISTENT
 from nameko.exceptions import (
@@ -105,6 +108,9 @@ class RpcConsumer(SharedExtension, ProviderCollector):
                 Queue(self.queue_name),
                 Binding(self.queue_name, self.exchange_name, rpc_binding_key(service)),
             ]
+            # dead-letter queues of methods with a retry policy: there before they are needed
+            for provider in self._by_routing_key.values():
+                topology += provider.redeliveries.dead_letter_queue()
             self._consumer = self.connection.broker.consume(
                 self.queue_name,
                 self.handle_delivery,
@@ -161,6 +167,9 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             delivery.reject(requeue=False)
             return
         self._dispatch_thread = current_thread()
+        provider = self._by_routing_key.get(delivery.routing_key)
+        if provider is not None and provider.redeliveries.intercept(delivery):
+            return  # a redelivery counted (a copy comes back) or dead-lettered
         message = Message(delivery, self.container.accept)
         try:
             body = _request_body(message)
@@ -191,6 +200,10 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             )
             return result, exc_info
         return self.send_reply(message, result, exc_info)
+
+    def answer_error(self, delivery: Delivery, error: BaseException) -> None:
+        """Reply ``error`` to a request that will not run (managed thread)."""
+        self.send_reply(Message(delivery, self.container.accept), None, _exc_info(error))
 
     # -- on a worker thread --------------------------------------------------
 
@@ -358,9 +371,28 @@ class Rpc(Entrypoint, HeaderDecoder):
     """``@rpc``: the method answers RPC requests."""
 
     rpc_consumer = RpcConsumer()
+    observes_deadline = True  # the caller waits for the reply until its deadline
+
+    def __init__(self, *args: Any, retry: Any = None, **kwargs: Any) -> None:
+        """``retry``: a `nameko.reliability.RetryPolicy` (shimeji): a failed
+        request is run again later, through the broker, while its caller
+        waits; the caller gets the last attempt's outcome."""
+        self.retry = as_retry_policy(retry)
+        super().__init__(*args, **kwargs)
 
     def setup(self) -> None:
-        self.rpc_consumer.register_provider(self)
+        consumer = self.rpc_consumer
+        self.redeliveries = Redeliveries(
+            (self.container.service_name, self.method_name),
+            self.retry,
+            delivery_limit(self.container.config),
+            broker=lambda: consumer.connection.broker,
+            # back through the RPC exchange: the routing key names the method
+            home=lambda delivery: Home(consumer.exchange_name, delivery.routing_key),
+            spawn=self.container.spawn_managed_thread,
+            answer=consumer.answer_error,
+        )
+        consumer.register_provider(self)
 
     def stop(self) -> None:
         self.rpc_consumer.unregister_provider(self)
@@ -385,6 +417,13 @@ class Rpc(Entrypoint, HeaderDecoder):
     def handle_result(
         self, message: Message, worker_ctx: Any, result: Any, exc_info: Any
     ) -> tuple[Any, Any]:
+        delivery = getattr(message, "delivery", None)
+        if exc_info is not None and delivery is not None:
+            deadline = getattr(worker_ctx, "deadline", None)
+            outcome = self.redeliveries.after_failure(delivery, exc_info[1], deadline)
+            if outcome is Outcome.RETRIED:  # the caller waits for the retry's reply
+                _ack(delivery)
+                return result, exc_info
         return self.rpc_consumer.handle_result(message, result, exc_info)
 
 

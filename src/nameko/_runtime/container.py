@@ -65,7 +65,12 @@ from nameko._runtime.extensions import (
 )
 from nameko._runtime.worker import WorkerContext
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
-from nameko.exceptions import ConfigurationError, ContainerBeingKilled, Overloaded
+from nameko.exceptions import (
+    ConfigurationError,
+    ContainerBeingKilled,
+    DeadlineExceeded,
+    Overloaded,
+)
 from nameko.log_helpers import make_timing_logger
 from nameko.utils import import_from_path
 from nameko.utils.concurrency import SpawningSet
@@ -351,6 +356,13 @@ class ServiceContainer:
     # the two halves around the method call, shared with async workers (nameko._aio.workers)
 
     def _start_worker(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
+        late = worker_ctx.time_remaining()
+        if late is not None and late <= 0:
+            # The caller has stopped waiting: running the method now would be
+            # work for nobody (and, for a write, a surprise). It fails with
+            # DeadlineExceeded instead, so the request is answered and acked.
+            _log.warning("not starting %s: its deadline passed %.3f s ago", worker_ctx, -late)
+            return [], _deadline_exceeded(worker_ctx, -late)
         _log.debug("setting up %s", worker_ctx)
         return self._inject_and_setup(worker_ctx)
 
@@ -462,6 +474,12 @@ class ServiceContainer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} [{self.service_name}] at 0x{id(self):x}>"
+
+
+def _deadline_exceeded(worker_ctx: WorkerContext, late: float) -> tuple[Any, ...]:
+    method = f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}"
+    exc = DeadlineExceeded(f"{method} not started: the caller's deadline passed {late:.3f} s ago")
+    return (DeadlineExceeded, exc, None)
 
 
 def _set_up_providers(worker_ctx: WorkerContext, default: set[Any]) -> Any:

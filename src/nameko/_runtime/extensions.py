@@ -225,6 +225,10 @@ class Entrypoint(Extension):
     else:
         method_name = None
 
+    #: shimeji: a worker of this entrypoint gets the caller's deadline from
+    #: the ``nameko.call_deadline`` header and is not started once it passed
+    observes_deadline = False
+
     def __init__(
         self, expected_exceptions: Any = (), sensitive_arguments: Any = (), **kwargs: Any
     ) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import inspect
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nameko._ids import new_id
 from nameko._protocol.calls import extend_call_id_stack, make_call_id
+from nameko._protocol.deadlines import DEADLINE_CONTEXT_KEY, decode_deadline, encode_deadline
 from nameko.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -31,6 +33,13 @@ class WorkerContext:
     ``data`` is the dict given (mutated: ``call_id_stack`` is popped from it
     and becomes the parent stack). `context_data` is a fresh copy with our own
     call id stack added, which is what goes out as headers on onward calls.
+
+    ``deadline`` (shimeji): when the caller stops waiting, in Unix seconds,
+    for an entrypoint that observes deadlines (``@rpc``); None otherwise.
+    The ``call_deadline`` item is taken out of ``data`` whatever the
+    entrypoint, and put back into `context_data` only when observed, so an
+    RPC worker's onward calls inherit its budget and an event handler's
+    never inherit the budget of the call that dispatched the event.
     """
 
     _providers_set_up: list[Any]  # set by the container once the providers' set-up ran
@@ -53,6 +62,9 @@ class WorkerContext:
         self.kwargs = kwargs if kwargs is not None else {}
         self.data = data if data is not None else {}
         self.parent_call_stack: list[str] = self.data.pop(CALL_ID_STACK_CONTEXT_KEY, None) or []
+        inherited = self.data.pop(DEADLINE_CONTEXT_KEY, None)
+        observed = getattr(entrypoint, "observes_deadline", False) is True
+        self.deadline: float | None = decode_deadline(inherited) if observed else None
         self._call_id: str | None = None
         self._call_id_stack: list[str] | None = None
         self._in_flight: list[Callable[[], None]] | None = None  # see before_result
@@ -81,7 +93,16 @@ class WorkerContext:
     def context_data(self) -> dict[str, Any]:
         data = dict(self.data)
         data[CALL_ID_STACK_CONTEXT_KEY] = self.call_id_stack
+        if self.deadline is not None:
+            data[DEADLINE_CONTEXT_KEY] = encode_deadline(self.deadline)
         return data
+
+    def time_remaining(self) -> float | None:
+        """Seconds until the caller's deadline (negative once passed); None
+        when the call has no deadline."""
+        if self.deadline is None:
+            return None
+        return self.deadline - time.time()
 
     @property
     def is_async(self) -> bool:

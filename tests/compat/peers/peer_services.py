@@ -14,10 +14,24 @@ class CallStack(DependencyProvider):
         return list(worker_ctx.call_id_stack)
 
 
+class Budget(DependencyProvider):
+    """The caller's deadline (Unix seconds) as each implementation sees it:
+    shimeji's ``worker_ctx.deadline``; nameko 2.14 knows no deadlines and
+    keeps the ``nameko.call_deadline`` header as plain context data."""
+
+    def get_dependency(self, worker_ctx):
+        deadline = getattr(worker_ctx, "deadline", None)
+        if deadline is None:
+            ms = worker_ctx.data.get("call_deadline")
+            deadline = ms / 1000.0 if ms else None
+        return deadline
+
+
 class Peer:
     language = Language()
     user_id = UserId()
     stack = CallStack()
+    budget = Budget()
 
     @rpc
     def hello(self, name):
@@ -34,6 +48,14 @@ class Peer:
     @rpc
     def context(self):
         return {"language": self.language, "user_id": self.user_id, "stack": self.stack}
+
+    @rpc
+    def deadline(self):
+        return self.budget
+
+    @rpc
+    def relay_deadline(self):
+        return {"mine": self.budget, "theirs": self.other.deadline()}
 
     @rpc
     def relay_hello(self, name):
