@@ -180,6 +180,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 
 
 def summary(load: Load, started: float, rss_start: int) -> dict[str, Any]:
+    rss_end = vm_rss_kib()  # before the lists below, which are this script's, not the client's
     ok = [i for i, seconds in enumerate(load.latency) if not math.isnan(seconds)]
     lost = [i for i, seconds in enumerate(load.latency) if math.isnan(seconds)]
     retried = {i: n for i, n in enumerate(load.attempts) if n > 1}
@@ -199,7 +200,7 @@ def summary(load: Load, started: float, rss_start: int) -> dict[str, Any]:
         "events_s": (load.events_end or started) - started,
         "errors": dict(load.errors),
         "error_samples": load.samples,
-        "rss_kib": {"start": rss_start, "end": vm_rss_kib()},
+        "rss_kib": {"start": rss_start, "end": rss_end},
     }
 
 
