@@ -57,6 +57,7 @@ class Load:
         self.next_call = 0
         self.calls_done = 0
         self.latency = array("d", [math.nan]) * args.calls  # seconds; nan: never succeeded
+        self.began = array("d", [0.0]) * args.calls  # wall clock: the driver's kill times are
         self.attempts = array("B", [0]) * args.calls
         self.errors: collections.Counter[str] = collections.Counter()
         self.samples: dict[str, list[str]] = {}
@@ -105,6 +106,7 @@ def vm_rss_kib() -> int:
 def call_one(load: Load, work: Callable[[int], Any], call_id: int) -> None:
     """``work(call_id)`` until it returns ``call_id``, at most ``--attempts`` times."""
     first = time.perf_counter()
+    load.began[call_id] = time.time()
     for attempt in range(1, load.args.attempts + 1):
         load.attempts[call_id] = attempt
         try:
@@ -179,6 +181,12 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     return {"p50": at(0.50), "p99": at(0.99), "max": values[-1], "mean": sum(values) / len(values)}
 
 
+def slowest(load: Load, ok: list[int], count: int = 5) -> list[dict[str, float]]:
+    """The slowest calls: when they began (wall clock) and how long they took."""
+    worst = sorted(ok, key=lambda i: load.latency[i], reverse=True)[:count]
+    return [{"id": i, "ms": load.latency[i] * 1000, "began": load.began[i]} for i in worst]
+
+
 def summary(load: Load, started: float, rss_start: int) -> dict[str, Any]:
     rss_end = vm_rss_kib()  # before the lists below, which are this script's, not the client's
     ok = [i for i, seconds in enumerate(load.latency) if not math.isnan(seconds)]
@@ -192,6 +200,7 @@ def summary(load: Load, started: float, rss_start: int) -> dict[str, Any]:
         "latency_ms": {
             k: v and v * 1000 for k, v in percentiles([load.latency[i] for i in ok]).items()
         },
+        "slowest_calls": slowest(load, ok),
         "calls_s": (load.calls_end or started) - started,
         "events": load.args.events,
         "events_confirmed": load.events_confirmed,

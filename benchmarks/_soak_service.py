@@ -8,8 +8,8 @@ is in the kernel's page cache, so a SIGKILL right after it cannot lose it,
 and lines of concurrent workers never interleave. Lines:
 
 - ``r <id>``: ``work(id)`` ran;
-- ``e <id> <ms>``: the ``tick`` event ``id`` was handled, ``ms`` after the
-  client dispatched it (its ``sent`` wall-clock time; same machine);
+- ``e <id> <ms> <sent>``: the ``tick`` event ``id`` was handled, ``ms``
+  after the client dispatched it at ``sent`` (wall clock; same machine);
 - ``p``: ``pid()`` ran (the soak's readiness probe).
 
 The file is created at the first execution, so its existence says that this
@@ -67,5 +67,5 @@ class SoakService:
 
     @event_handler(SOURCE, EVENT_TYPE, handler_type=SERVICE_POOL)
     def on_tick(self, payload: dict[str, Any]) -> None:
-        waited_ms = (time.time() - payload["sent"]) * 1000
-        RECORDS.add(f"e {payload['id']} {waited_ms:.2f}\n")
+        sent = payload["sent"]
+        RECORDS.add(f"e {payload['id']} {(time.time() - sent) * 1000:.2f} {sent:.6f}\n")

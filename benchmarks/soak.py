@@ -48,6 +48,7 @@ MAX_WORKERS = 10
 READY_TIMEOUT = 30.0  # seconds for an instance to serve after its spawn
 STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL at the end
 POLL = 0.05  # seconds: the main loop's tick
+CONNECTED = "INFO nameko.messaging: Connected to"  # `nameko run` has started its services
 TROUBLE = ("ERROR", "CRITICAL", "Traceback", "WARNING")  # log lines worth a note
 
 
@@ -112,7 +113,7 @@ class Records:
         self.counts = {"r": collections.Counter[int](), "e": collections.Counter[int]()}
         self.first_pid: dict[str, dict[int, int]] = {"r": {}, "e": {}}
         self.same_process_repeats = {"r": 0, "e": 0}  # a repeat in the process that ran it first
-        self.event_ms: dict[int, float] = {}  # the first handling's end-to-end latency
+        self.event_ms: dict[int, tuple[float, float]] = {}  # first handling: (latency, sent)
         self.per_pid: dict[int, collections.Counter[str]] = {}
 
     def has(self, pid: int) -> bool:
@@ -141,7 +142,7 @@ class Records:
         if self.counts[kind][ident] > 1 and first == pid:
             self.same_process_repeats[kind] += 1
         if kind == "e" and ident not in self.event_ms:
-            self.event_ms[ident] = float(fields[2])
+            self.event_ms[ident] = float(fields[2]), float(fields[3])
 
 
 # --- processes and their RSS ----------------------------------------------------------
@@ -231,6 +232,7 @@ class Fleet:
     current: dict[str, Tracked] = field(default_factory=dict)
     incarnations: list[Tracked] = field(default_factory=list)
     killed: int = 0
+    kill_log: list[tuple[float, str]] = field(default_factory=list)  # (wall clock, victim)
     # seconds from each SIGKILL to its replacement serving
     recoveries: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -276,6 +278,7 @@ class Fleet:
         victim.proc.wait()
         killed_at = time.monotonic()
         victim.ended, victim.how = killed_at, "SIGKILL"
+        self.kill_log.append((time.time(), victim.label))
         self.killed += 1
         replacement = self.spawn(slot)
         if self.wait_ready(replacement, load_done):
@@ -299,10 +302,22 @@ class Fleet:
                 self.failures.append(f"{why}\n{tail(tracked.log or Path())}")
                 self.wait_ready(self.spawn(slot), load_done)
 
+    def wait_connected(self, tracked: Tracked) -> None:
+        """Until a replacement that never got work (the load ended as it
+        started) has connected: SIGTERM before its handlers are installed
+        would kill it, which says nothing about a graceful stop."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and tracked.proc and tracked.proc.poll() is None:
+            if tracked.log and CONNECTED in tracked.log.read_text(errors="replace"):
+                return
+            time.sleep(POLL)
+
     def stop(self) -> None:
         """SIGTERM (graceful) to the current incarnations; their exit status."""
         live = list(self.current.values())
         for tracked in live:
+            if tracked.ready is None:
+                self.wait_connected(tracked)
             tracked.sample()
         self.children.stop(*(t.proc for t in live if t.proc is not None))
         for tracked in live:
@@ -523,7 +538,7 @@ def event_rows(run: Run, records: Records, result: dict[str, Any]) -> list[list[
     counts = records.counts["e"]
     confirmed = confirmed_events(run.plan, result)
     lost = lost_events(run.plan, result, records)
-    latencies = [ms for i, ms in records.event_ms.items() if i >= 0]
+    latencies = [ms for i, (ms, _) in records.event_ms.items() if i >= 0]
     rate = result["events"] / result["events_s"] if result["events_s"] else 0.0
     return [
         ["events", f"{result['events']:,}"],
@@ -585,6 +600,28 @@ def broker_tracked(run: Run) -> list[Tracked]:
     return [t for t in run.fleet.sampler.tracked if t.label.startswith("rabbitmq")]
 
 
+def kill_during(kill_log: list[tuple[float, str]], began: float, ms: float) -> str:
+    """Where a call or an event was in time against the latest SIGKILL before its end."""
+    before = [(at, label) for at, label in kill_log if at <= began + ms / 1000]
+    if not before:
+        return "before the first SIGKILL"
+    at, label = before[-1]
+    return f"began {began - at:+.2f} s from the SIGKILL of {label}"
+
+
+def slowest_notes(run: Run, records: Records, result: dict[str, Any]) -> list[str]:
+    """The slowest calls and events, and whether a kill explains them."""
+    kills = run.fleet.kill_log
+    calls = [(c["ms"], c["began"]) for c in result["slowest_calls"]]
+    events = sorted((v for i, v in records.event_ms.items() if i >= 0), reverse=True)[:5]
+    notes = []
+    for what, worst in (("calls", calls), ("events", events)):
+        cells = [f"{ms:,.0f} ms ({kill_during(kills, began, ms)})" for ms, began in worst]
+        if cells:
+            notes.append(f"slowest {what}: " + "; ".join(cells))
+    return notes
+
+
 def log_notes(fleet: Fleet) -> list[str]:
     """Lines that look like trouble in the instances' logs, a few of each kind."""
     notes, seen = [], collections.Counter[str]()
@@ -631,7 +668,7 @@ def report(run: Run, records: Records) -> int:
     print(render(rss_rows(run, records), lambda i, n: i in (0, 3)))
     if not run.fleet.killed:
         print(f"note: no SIGKILL: the load ended within {run.plan.kill_every:g} s")
-    for note in log_notes(run.fleet):
+    for note in [*slowest_notes(run, records, result), *log_notes(run.fleet)]:
         print(f"note: {note}")
     for name, texts in result["error_samples"].items():
         print(f"note: client {name}: {'; '.join(texts)}")
