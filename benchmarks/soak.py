@@ -517,7 +517,8 @@ def rpc_rows(run: Run, records: Records, result: dict[str, Any]) -> list[list[st
     ids, _ = repeats(counts)
     after_retry = sum(1 for i in retried if counts[i] > 1)
     lost = result["lost_calls"]
-    unrecorded = [i for i in range(run.plan.calls) if i not in set(lost) and not counts[i]]
+    no_result = set(lost)
+    unrecorded = [i for i in range(run.plan.calls) if i not in no_result and not counts[i]]
     rate = result["calls"] / result["calls_s"] if result["calls_s"] else 0.0
     return [
         ["RPC calls", f"{result['calls']:,}"],
