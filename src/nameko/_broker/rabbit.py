@@ -67,6 +67,7 @@ from nameko._broker.base import (
     Entity,
     NotFound,
     OnMessage,
+    PreconditionFailed,
     Properties,
     PublishNacked,
     PublishTimeout,
@@ -248,7 +249,7 @@ class RabbitBroker(Recovery, Broker):
             )
             self._consumers[channel] = consumer
         try:
-            self._call(consumer.start)
+            self._start_consumer(consumer)
         except BaseException:
             consumer.state = CLOSED
             self._abandon_channel(channel)
@@ -257,6 +258,16 @@ class RabbitBroker(Recovery, Broker):
         if consumer.state == STARTING:  # not if the broker cancelled it meanwhile
             consumer.state = ACTIVE
         return consumer
+
+    def _start_consumer(self, consumer: RabbitConsumer) -> None:
+        try:
+            self._call(consumer.start)
+        except PreconditionFailed as exc:
+            # a quorum queue declared by someone else refuses the classic
+            # queues' fail-over flag: consume it without (see consume_arguments)
+            if not consumer.drop_failover_flag(str(exc)):
+                raise
+            self._call(consumer.start)
 
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)
