@@ -3,7 +3,7 @@
 Two `nameko run` instances of a service with ``QUEUE_TYPE: quorum`` and all
 three nodes in ``AMQP_URI`` (each instance lists them from another node
 on, so they are connected to different nodes); two clients make RPC calls
-back to back (with a timeout) and a third thread dispatches events, while
+at a steady pace (with a timeout) and a third thread dispatches events, while
 the test stops each node in turn, waits for traffic to flow without it,
 and starts it again.
 
@@ -67,6 +67,7 @@ class Traffic:
 
     calls: dict[str, Attempt] = field(default_factory=dict)
     events: dict[str, Attempt] = field(default_factory=dict)
+    repeated: list[str] = field(default_factory=list)  # ids with a second outcome
     stopping: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,7 +84,8 @@ class Traffic:
 
     def _note(self, book: dict[str, Attempt], key: str, outcome: str, started: float) -> None:
         with self.lock:
-            assert key not in book, f"{key} has two outcomes"
+            if key in book:  # (a thread can't fail a test: the test checks this list)
+                self.repeated.append(key)
             book[key] = Attempt(outcome, started, time.time())
 
     def _call_loop(self, name: str, config: dict) -> None:
@@ -189,45 +191,14 @@ def cluster_run(tmp_path_factory) -> Iterator[Run]:
         cluster.start()
         vhost = f"cluster-{uuid.uuid4().hex[:8]}"
         cluster.add_vhost(vhost)
-        uris = cluster.uris(vhost)
         folder = tmp_path_factory.mktemp("cluster")
         record = folder / "record.txt"
         base = {"QUEUE_TYPE": "quorum", "RECORD_FILE": str(record)}
-        configs = [{**base, "AMQP_URI": rotated(uris, n)} for n in range(3)]
-        for n in (0, 1):  # two instances, connected to nodes 0 and 1
-            services.append(
-                start_nameko(
-                    folder / f"svc{n}",
-                    ["cluster_service:ClusterService"],
-                    ["cluster_service.py"],
-                    configs[n],
-                )
-            )
-        wait_until_serving(configs[0], "cluster_service", "echo", timeout=60)
-        ready = time.time()
+        configs = [{**base, "AMQP_URI": rotated(cluster.uris(vhost), n)} for n in range(3)]
+        services += _start_services(folder, configs[:2])  # connected to nodes 0 and 1
         traffic = Traffic()
         traffic.start([configs[0], configs[2]], configs[1])  # clients on nodes 0 and 2
-        wait_until(lambda: traffic.answered_since(ready) >= PROGRESS, PROGRESS_TIMEOUT)
-        failovers = []
-        for node in cluster.nodes:
-            stopping = time.time()
-            node.stop()
-            stopped = time.time()
-            wait_until(
-                lambda moment=stopped: traffic.answered_since(moment) >= PROGRESS,
-                PROGRESS_TIMEOUT,
-                what=f"calls answered without {node.node}",
-            )
-            failovers.append(Failover(node.node, stopping, node.start()))
-            wait_until(lambda: len(cluster.running_nodes()) == 3, PROGRESS_TIMEOUT, 0.5)
-        # every client gets answers again (its reply queue's node is back)
-        back = time.time()
-        for client in CLIENT_ON.values():
-            wait_until(
-                lambda c=client: any(t > back for t in traffic.answer_times(c)),
-                PROGRESS_TIMEOUT,
-                what=f"client {client} answered again",
-            )
+        failovers = _stop_and_start_each_node(cluster, traffic)
         traffic.stop()
         for failover, following in itertools.pairwise(failovers):
             failover.until = following.stopping
@@ -242,9 +213,50 @@ def cluster_run(tmp_path_factory) -> Iterator[Run]:
         cluster.close()
 
 
+def _start_services(folder: Path, configs: list[dict]) -> list[NamekoProcess]:
+    services = [
+        start_nameko(
+            folder / f"svc{n}", ["cluster_service:ClusterService"], ["cluster_service.py"], config
+        )
+        for n, config in enumerate(configs)
+    ]
+    wait_until_serving(configs[0], "cluster_service", "echo", timeout=60)
+    return services
+
+
+def _stop_and_start_each_node(cluster: ThrowawayCluster, traffic: Traffic) -> list[Failover]:
+    """Stop a node, wait until calls are answered without it, start it
+    again, wait until the cluster has it back; node after node. At the end
+    wait until every client gets answers again (its reply queue's node is
+    back)."""
+    began = time.time()
+    wait_until(lambda: traffic.answered_since(began) >= PROGRESS, PROGRESS_TIMEOUT)
+    failovers = []
+    for node in cluster.nodes:
+        stopping = time.time()
+        node.stop()
+        stopped = time.time()
+        wait_until(
+            lambda moment=stopped: traffic.answered_since(moment) >= PROGRESS,
+            PROGRESS_TIMEOUT,
+            what=f"calls answered without {node.node}",
+        )
+        failovers.append(Failover(node.node, stopping, node.start()))
+        wait_until(lambda: len(cluster.running_nodes()) == 3, PROGRESS_TIMEOUT, 0.5)
+    back = time.time()
+    for client in CLIENT_ON.values():
+        wait_until(
+            lambda c=client: any(t > back for t in traffic.answer_times(c)),
+            PROGRESS_TIMEOUT,
+            what=f"client {client} answered again",
+        )
+    return failovers
+
+
 def test_every_call_has_one_outcome_and_every_result_was_computed(cluster_run: Run) -> None:
     calls = cluster_run.traffic.calls
     outcomes = collections.Counter(a.outcome for a in calls.values())
+    assert cluster_run.traffic.repeated == []
     assert set(outcomes) <= {"ok", *CALL_ERRORS}, outcomes
     assert outcomes["ok"] > 3 * PROGRESS
     executed = handled(cluster_run.record)["rpc"]

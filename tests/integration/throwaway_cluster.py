@@ -52,7 +52,7 @@ class ThrowawayCluster:
         self.timings["join cluster"] = time.monotonic() - joined
 
     def running_nodes(self) -> list[str]:
-        """The nodes the first running node sees running (from ``cluster_status``)."""
+        """The nodes the first node we have not stopped sees running."""
         up = next(node for node in self.nodes if node._server is not None)
         out = self.ctl(up, "eval", "rabbit_nodes:all_running().")
         return sorted(name for name in (n.node for n in self.nodes) if name in out)
@@ -76,7 +76,7 @@ class ThrowawayCluster:
             ) from exc
 
     def close(self) -> None:
-        """Stop every node (the last one first is not needed: the data goes too)."""
+        """Stop every node and remove its folder."""
         try:
             for node in reversed(self.nodes):
                 node.stop()
