@@ -71,7 +71,7 @@ def nameko(folder: Path, *args: str, stdin: str = "") -> str:
     return done.stdout + done.stderr
 
 
-def write_config(folder: Path, uri: str, name: str = "config.yaml") -> str:
+def write_config(folder: Path, uri: str | list[str], name: str = "config.yaml") -> str:
     config = {"AMQP_URI": uri, "LOGGING": DEBUG_LOGGING}
     (folder / name).write_text(yaml.safe_dump(config))
     return name
@@ -94,6 +94,8 @@ def test_no_command_shows_the_password(folder, secret_uri):
     down = secret_uri.replace(f":{urlsplit(secret_uri).port}/", f":{find_free_port()}/")
     (folder / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     (folder / "broken.yaml").write_text(f"AMQP_URI: {secret_uri}\nLOGGING: [unclosed\n")
+    # several nodes (issue 13): the first is down, so its failure is logged
+    nodes = write_config(folder, [down, secret_uri], "nodes.yaml")
     outputs = {
         "run --config": run_until_serving(folder, secret_uri, "--config", config),
         "run --broker": run_until_serving(
@@ -112,11 +114,18 @@ def test_no_command_shows_the_password(folder, secret_uri):
         "run, broker down": nameko(folder, "run", "--broker", down, *FEW_RETRIES, "svc"),
         "shell, broker down": nameko(folder, "shell", "--broker", down, *FEW_RETRIES),
         "run, bad yaml": nameko(folder, "run", "--config", "broken.yaml", "svc"),
+        "run, nodes": run_until_serving(folder, secret_uri, "--config", nodes),
+        "run --broker nodes": run_until_serving(
+            folder, secret_uri, "--config", config, "--broker", f"{down};{secret_uri}"
+        ),
+        "show-config, nodes": nameko(folder, "show-config", "--config", nodes),
+        "shell, nodes down": nameko(folder, "shell", "--broker", f"{down},{down}", *FEW_RETRIES),
         "test": nameko(folder, "test", "--amqp-uri", secret_uri, "-p", "no:cacheprovider"),
     }
     assert "Connected to amqp://" in outputs["run --config"]  # the login really happened
     assert "UnknownService" in outputs["shell"] and "1 passed" in outputs["test"]
     assert "Error:" in outputs["run, missing vhost"] and "Error:" in outputs["run, broker down"]
+    assert "; trying amqp://" in outputs["run, nodes"]  # the first node was tried
     shown = nameko(folder, "show-config", "--config", config, "--show-secrets")
     assert PASSWORD in shown  # the search does find the password where it is printed
     leaks = [name for name, output in outputs.items() if PASSWORD in output]

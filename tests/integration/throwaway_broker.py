@@ -41,8 +41,8 @@ class BrokerFailed(AssertionError):
 class ThrowawayRabbit:
     """One RabbitMQ node in a temporary folder; `close` removes every trace."""
 
-    def __init__(self) -> None:
-        self.node = f"shimeji-test-{os.getpid()}@localhost"
+    def __init__(self, name: str | None = None) -> None:
+        self.node = f"{name or f'shimeji-test-{os.getpid()}'}@localhost"
         self.port = find_free_port(HOST)
         self.dist_port = find_free_port(HOST)
         self.base = Path(tempfile.mkdtemp(prefix="shimeji-rabbit-"))
@@ -55,13 +55,20 @@ class ThrowawayRabbit:
     def start(self, timeout: float = START_TIMEOUT) -> float:
         """Start the node; return once it speaks AMQP. Returns the seconds it took."""
         began = time.monotonic()
+        self.launch()
+        self.wait_ready(timeout)
+        return time.monotonic() - began
+
+    def launch(self) -> None:
+        """Start the node without waiting for it (see `wait_ready`)."""
         log = open(self.base / "server.out", "ab")  # noqa: SIM115 (the child keeps it)
         with log:
             self._server = subprocess.Popen(
                 ["rabbitmq-server"], env=self._env(), stdout=log, stderr=subprocess.STDOUT
             )
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         wait_until(self._ready, timeout, 0.1, what=f"RabbitMQ node {self.node} accepting AMQP")
-        return time.monotonic() - began
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Graceful shutdown (SIGTERM to the Erlang VM); SIGKILL if it lingers."""

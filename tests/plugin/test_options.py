@@ -101,3 +101,14 @@ def test_help_says_why_the_eventlet_options_do_nothing(run_inner):
     assert "--blocking-detection accepted for nameko 2.x compatibility; does nothing" in text
     assert "--suppress-nameko-eventlet-notification accepted for nameko 2.x" in text
     assert "no eventlet monkey-patching" in text
+
+
+def test_amqp_uri_may_name_several_nodes() -> None:
+    """``--amqp-uri "amqp://u:p@h1:5672;amqp://h2:5673"`` (a cluster): each
+    node gets the test's vhost."""
+    from nameko.testing.pytest import _uri_on
+
+    assert _uri_on("amqp://u:p@h1:5672/;amqp://h2:5673", "vh") == (
+        "amqp://u:p@h1:5672/vh;amqp://u:p@h2:5673/vh"
+    )
+    assert _uri_on("amqp://u:p@h1:5672/", "vh") == "amqp://u:p@h1:5672/vh"

@@ -79,6 +79,30 @@ def declarations(entities: Iterable[Entity]) -> list[Any]:
     ]
 
 
+FAILOVER_FLAG = "x-cancel-on-ha-failover"
+
+
+def queue_type(queue: Queue) -> str:
+    return str(queue.arguments.get("x-queue-type") or "classic")
+
+
+def consume_arguments(topology: Iterable[Entity], queue: str) -> dict[str, Any]:
+    """Basic.Consume arguments for ``queue``.
+
+    x-cancel-on-ha-failover: when a classic queue goes down, RabbitMQ 3.x
+    first tries to consume the queue of the same name again; if someone has
+    re-declared it meanwhile, a consumer of the deleted queue would be
+    attached to the new one behind our back. With the flag the broker
+    always cancels and `_on_consumer_cancelled` decides what to do. Quorum
+    and stream queues refuse the flag (406), and need it not: their
+    consumers survive a leader change. So it is left out for a queue the
+    topology declares with such a type."""
+    for entity in topology:
+        if isinstance(entity, Queue) and entity.name == queue and queue_type(entity) != "classic":
+            return {}
+    return {FAILOVER_FLAG: True}
+
+
 class Lease:
     """One incarnation of a consumer's channel. Settling through it is a
     no-op once that channel (or its connection) is gone: the broker has
@@ -154,6 +178,7 @@ class RabbitConsumer(Consumer):
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
         self.redeclares_queue = declares_queue(topology, queue)
+        self._consume_arguments = consume_arguments(topology, queue)
         self.state = STARTING
         self.lease: Lease | None = None
         self._driver = driver
@@ -187,18 +212,21 @@ class RabbitConsumer(Consumer):
         self._consume(conn, token)
 
     def _consume(self, conn: Connection, token: Any) -> None:
-        # x-cancel-on-ha-failover: when a queue goes down, RabbitMQ 3.x first
-        # tries to consume the queue of the same name again; if someone has
-        # re-declared it meanwhile, a consumer of the deleted queue would be
-        # attached to the new one behind our back. With the flag the broker
-        # always cancels and `_on_consumer_cancelled` decides what to do.
         consume = methods.BasicConsume(
             queue=self.queue,
             consumer_tag=self.tag,
             no_ack=self.no_ack,
-            arguments={"x-cancel-on-ha-failover": True},
+            arguments=self._consume_arguments,
         )
         conn.send_method(self.channel, consume, token)
+
+    def drop_failover_flag(self, refusal: str) -> bool:
+        """After the broker refused the flag (the queue is a quorum queue
+        declared elsewhere): True when it was sent and is now left out."""
+        if FAILOVER_FLAG not in refusal or FAILOVER_FLAG not in self._consume_arguments:
+            return False
+        self._consume_arguments = {}
+        return True
 
     def settle_function(self) -> Callable[[int, bool, bool], bool]:
         if self.no_ack or self.ack_on_return or self.lease is None:

@@ -21,6 +21,11 @@ then loops on a selector over the socket and a wakeup socketpair:
 
 When the connection drops the handler gets every waiter that was pending
 (to fail them) and the thread reconnects after the delay the handler picks.
+
+Several nodes (a cluster) are tried in turn, round-robin: a lost
+connection moves on to the next node at once, and a node that can't be
+reached is followed at once by the next; the handler's back-off applies
+only once every node of a round has failed.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from nameko._amqp.connection import CLOSED, Connection
@@ -118,20 +123,22 @@ class Driver:
 
     def __init__(
         self,
-        params: AmqpParams,
+        params: AmqpParams | Sequence[AmqpParams],
         handler: Handler,
         *,
         ssl_options: bool | dict[str, Any] | ssl.SSLContext | None = None,
         connect_timeout: float = 10.0,
         name: str = "amqp-io",
     ) -> None:
-        self.params = params
+        self.nodes = (params,) if isinstance(params, AmqpParams) else tuple(params)
+        self._node = 0  # the index of the node in use or being tried
         self.lock = threading.Lock()
         self._handler = handler
-        self._tls = tls_context(ssl_options) if (ssl_options or params.tls) else None
+        tls = ssl_options or any(node.tls for node in self.nodes)
+        self._tls = tls_context(ssl_options) if tls else None
         self._server_hostname = (
             ssl_options.get("server_hostname") if isinstance(ssl_options, dict) else None
-        ) or params.host
+        )
         self._connect_timeout = connect_timeout
         self._conn: Connection | None = None  # set while the connection is ready
         self._dirty = False  # frames queued and the loop already knows (or will look)
@@ -161,6 +168,11 @@ class Driver:
         self._closed_by: ClosedByBroker | None = None
 
     # -- any thread --------------------------------------------------------
+
+    @property
+    def params(self) -> AmqpParams:
+        """The node in use, or being tried."""
+        return self.nodes[self._node]
 
     def start(self) -> None:
         self._thread.start()
@@ -260,7 +272,7 @@ class Driver:
 
     def _main(self) -> None:
         self._io_ident = threading.get_ident()
-        failures, ever_connected = 0, False
+        failures, ever_connected, tried = 0, False, 0
         try:
             while not self._stop.is_set():
                 try:
@@ -271,10 +283,21 @@ class Driver:
                 except Exception as exc:
                     if self._stop.is_set():
                         return
+                    failed = self.params
+                    self._node = (self._node + 1) % len(self.nodes)
                     if self._was_ready:
-                        failures, ever_connected = 0, True
+                        failures, ever_connected, tried = 0, True, 0
                         if time.monotonic() - self._ready_since > MIN_UPTIME:
                             continue  # an established connection dropped: retry at once
+                    else:
+                        tried += 1
+                        if tried < len(self.nodes):  # another node may answer: try it now
+                            log.warning(
+                                "Error connecting to broker at %s (%s); trying %s",
+                                *(failed.display, exc, self.params.display),
+                            )
+                            continue
+                    tried = 0
                     delay = self._handler.retry_delay(failures, exc, ever_connected)
                     if delay is None:
                         return
@@ -323,7 +346,8 @@ class Driver:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             if self._tls is not None:
-                sock = self._tls.wrap_socket(sock, server_hostname=self._server_hostname)
+                hostname = self._server_hostname or self.params.host
+                sock = self._tls.wrap_socket(sock, server_hostname=hostname)
             sock.setblocking(False)
         except BaseException:
             sock.close()

@@ -1,13 +1,16 @@
-"""AMQP URI parsing: ``amqp://user:pass@host:port/vhost`` into connection parameters."""
+"""AMQP URI parsing: ``amqp://user:pass@host:port/vhost`` into connection
+parameters; several URIs (the nodes of a cluster, tried in turn) into a
+tuple of them (`parse_uris`, syntax in `nameko._urls`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from nameko._urls import sanitize_url
+from nameko._urls import sanitize_url, split_urls
 
-__all__ = ["AmqpParams", "parse_uri"]
+__all__ = ["AmqpParams", "parse_uri", "parse_uris"]
 
 SCHEMES = {"amqp": (False, 5672), "pyamqp": (False, 5672), "amqps": (True, 5671)}
 
@@ -51,3 +54,11 @@ def parse_uri(uri: str, *, tls: bool = False) -> AmqpParams:
         tls=tls,
         display=sanitize_url(uri),
     )
+
+
+def parse_uris(value: str | Sequence[str], *, tls: bool = False) -> tuple[AmqpParams, ...]:
+    """Every node ``value`` names, in order (one for a plain URI)."""
+    nodes = tuple(parse_uri(uri, tls=tls) for uri in split_urls(value) if uri)
+    if not nodes:
+        raise ValueError("no AMQP URI given")
+    return nodes

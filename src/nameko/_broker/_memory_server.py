@@ -37,7 +37,8 @@ ACCESS_REFUSED = 403
 RESOURCE_LOCKED = 405
 COMMAND_INVALID = 503
 
-# RabbitMQ compares only these arguments on re-declaration; others are ignored.
+# RabbitMQ compares only these arguments on re-declaration (and the queue
+# type, `_check_same_type`); others are ignored.
 _CHECKED_QUEUE_ARGS = (
     "x-expires",
     "x-message-ttl",
@@ -48,7 +49,6 @@ _CHECKED_QUEUE_ARGS = (
     "x-dead-letter-routing-key",
     "x-max-priority",
     "x-queue-mode",
-    "x-queue-type",
     "x-single-active-consumer",
 )
 _CHECKED_EXCHANGE_ARGS = ("alternate-exchange",)
@@ -60,6 +60,9 @@ _PREDECLARED = {
     "amq.match": "headers",
 }
 _OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+_QUEUE_TYPES = ("classic", "quorum", "stream")
+# what a replicated queue (quorum, stream) refuses, in RabbitMQ's words
+_REPLICATED_REFUSES = (("durable", False, "non-durable"), ("auto_delete", True, "auto-delete"))
 # consumer states
 ACTIVE, CANCELLED, CLOSED = "active", "cancelled", "closed"
 
@@ -156,6 +159,44 @@ def _check_queue_arguments(name: str, args: Mapping[str, Any]) -> None:
         raise PreconditionFailed(
             f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{name}'"
         )
+    if queue_type(args) not in _QUEUE_TYPES:
+        raise PreconditionFailed(
+            f"PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '{name}': "
+            f"unsupported queue type '{queue_type(args)}'"
+        )
+
+
+def queue_type(args: Mapping[str, Any]) -> str:
+    """A queue's type; no ``x-queue-type`` means classic, as on RabbitMQ."""
+    return str(args.get("x-queue-type") or "classic")
+
+
+def _check_queue_properties(decl: Queue) -> None:
+    """Quorum and stream queues are replicated: RabbitMQ refuses them
+    non-durable, auto-delete or exclusive."""
+    if queue_type(decl.arguments) == "classic":
+        return
+    refused = [word for attr, bad, word in _REPLICATED_REFUSES if getattr(decl, attr) is bad]
+    refused += ["exclusive-owner"] if decl.exclusive else []
+    if refused:
+        raise PreconditionFailed(
+            f"PRECONDITION_FAILED - invalid property '{refused[0]}' for queue '{decl.name}'"
+        )
+
+
+def _check_same_type(old: Queue, new: Queue) -> None:
+    """As RabbitMQ words it (``none``: no argument, which means classic)."""
+    if queue_type(old.arguments) == queue_type(new.arguments):
+        return
+
+    def shown(args: Mapping[str, Any]) -> str:
+        value = args.get("x-queue-type")
+        return "none" if value is None else f"the value '{value}'"
+
+    raise PreconditionFailed(
+        f"PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{old.name}': "
+        f"received {shown(new.arguments)} but current is {shown(old.arguments)}"
+    )
 
 
 def _check_equivalent(
@@ -250,6 +291,7 @@ class Server:
         if decl.name.startswith("amq."):
             raise _access_refused(f"queue name '{decl.name}' contains reserved prefix 'amq.*'")
         _check_queue_arguments(decl.name, decl.arguments)
+        _check_queue_properties(decl)
         now = time.monotonic()
         queue = self.queues.get(decl.name)
         if queue is None:
@@ -264,6 +306,7 @@ class Server:
             if queue.owner is not (conn if decl.exclusive else None):
                 raise _locked(queue.name)
             fields = ("auto_delete",) if queue.owner else ("durable", "auto_delete")
+            _check_same_type(queue.decl, decl)
             _check_equivalent("queue", queue.decl, decl, fields, _CHECKED_QUEUE_ARGS)
             queue.idle_since = now  # a re-declaration counts as use for x-expires
         self._expiry_changed()

@@ -81,7 +81,6 @@ class Recovery:
     """Reconnect and restore callbacks of `RabbitBroker` (see the module docstring)."""
 
     # provided by RabbitBroker
-    _params: AmqpParams
     _options: dict[str, Any]
     _consumers: dict[int, RabbitConsumer]
     _listeners: list[Callable[[], None]]
@@ -96,7 +95,7 @@ class Recovery:
         if not self._first.ready():
             self._first.send(True)
             return
-        log.info("Reconnected to broker at %s", self._params.display)
+        log.info("Reconnected to broker at %s", self._driver.params.display)
         consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
         countdown = Countdown(len(consumers), self._notify_reconnected)
         for consumer in consumers:
@@ -119,13 +118,15 @@ class Recovery:
                 consumer.lease.alive = False
         if exc is None or self._closed:
             error: BrokerError = BrokerClosed(
-                f"the connection to {self._params.display} was closed"
+                f"the connection to {self._driver.params.display} was closed"
             )
         else:
             log.warning(
-                "Connection to broker at %s lost (%s); reconnecting", self._params.display, exc
+                "Connection to broker at %s lost (%s); reconnecting",
+                self._driver.params.display,
+                exc,
             )
-            error = ConnectionLost(f"connection to {self._params.display} lost: {exc}")
+            error = ConnectionLost(f"connection to {self._driver.params.display} lost: {exc}")
         fail(waiting, error)
         fail([entry.token for entry in unconfirmed], error)
 
@@ -142,7 +143,7 @@ class Recovery:
         of = f" of {limit}" if limit is not None else ""
         log.warning(
             "Error connecting to broker at %s (%s).\nRetrying in %s seconds (retry %s%s).",
-            self._params.display,
+            self._driver.params.display,
             exc,
             delay,
             failures + 1,
@@ -153,8 +154,9 @@ class Recovery:
     def _give_up(self, exc: BaseException, ever_connected: bool) -> None:
         """No more attempts: the first connection raises, a lost one closes
         the broker (what is still waiting gets `BrokerClosed`)."""
+        nodes = ", ".join(node.display for node in self._driver.nodes)
         unreachable = BrokerUnreachable(
-            f"cannot connect to broker at {self._params.display}: {refusal_hint(exc, self._params)}"
+            f"cannot connect to broker at {nodes}: {refusal_hint(exc, self._driver.params)}"
         )
         if not ever_connected:
             self._first.send_exception(unreachable)

@@ -54,7 +54,7 @@ from nameko._amqp.events import (
     PublishSettled,
     Returned,
 )
-from nameko._amqp.uri import parse_uri
+from nameko._amqp.uri import AmqpParams, parse_uris
 from nameko._broker._rabbit_recovery import PUBLISH_CHANNEL, Recovery
 from nameko._broker.base import (
     Broker,
@@ -67,6 +67,7 @@ from nameko._broker.base import (
     Entity,
     NotFound,
     OnMessage,
+    PreconditionFailed,
     Properties,
     PublishNacked,
     PublishTimeout,
@@ -121,7 +122,7 @@ class RabbitBroker(Recovery, Broker):
         self.uri = uri
         self._reconnect_forever = reconnect_forever
         self.max_message_size = max_message_size or DEFAULT_MAX_MESSAGE_SIZE
-        self._params = parse_uri(uri, tls=bool(ssl))
+        nodes = parse_uris(uri, tls=bool(ssl))
         self._options = {**DEFAULT_TRANSPORT_OPTIONS, **(transport_options or {})}
         self._heartbeat = int(heartbeat or 0)
         self._login_method = (login_method or "PLAIN").upper()
@@ -136,11 +137,11 @@ class RabbitBroker(Recovery, Broker):
         self._closing = _concurrency.Event()  # wakes retry timers when we close
         self._first = _concurrency.OneShot()
         self._driver = Driver(
-            self._params,
+            nodes,
             self,
             ssl_options=ssl,
             connect_timeout=float(self._options.get("connect_timeout", 10.0)),
-            name=f"amqp-io[{connection_name or self._params.host}]",
+            name=f"amqp-io[{connection_name or nodes[0].host}]",
         )
         self._driver.start()
         try:
@@ -152,6 +153,11 @@ class RabbitBroker(Recovery, Broker):
 
     def __repr__(self) -> str:
         return f"<RabbitBroker {self._params.display}>"
+
+    @property
+    def _params(self) -> AmqpParams:
+        """The node connected to (or being tried): one of ``uri``'s."""
+        return self._driver.params
 
     @property
     def is_connected(self) -> bool:
@@ -252,7 +258,7 @@ class RabbitBroker(Recovery, Broker):
             )
             self._consumers[channel] = consumer
         try:
-            self._call(consumer.start)
+            self._start_consumer(consumer)
         except BaseException:
             consumer.state = CLOSED
             self._abandon_channel(channel)
@@ -261,6 +267,16 @@ class RabbitBroker(Recovery, Broker):
         if consumer.state == STARTING:  # not if the broker cancelled it meanwhile
             consumer.state = ACTIVE
         return consumer
+
+    def _start_consumer(self, consumer: RabbitConsumer) -> None:
+        try:
+            self._call(consumer.start)
+        except PreconditionFailed as exc:
+            # a quorum queue declared by someone else refuses the classic
+            # queues' fail-over flag: consume it without (see consume_arguments)
+            if not consumer.drop_failover_flag(str(exc)):
+                raise
+            self._call(consumer.start)
 
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
         self._listeners.append(callback)

@@ -24,6 +24,10 @@ Deliberate differences from nameko 2.14:
   ``broadcast_identifier``, and for an unknown ``handler_type``.
 * ``handler_type`` is compared by value, not identity (SPEC 13.11), so an
   equal string from a config file works.
+* ``QUEUE_TYPE: quorum`` (the service's, `nameko._protocol.queues`) makes
+  ``SERVICE_POOL`` and ``SINGLETON`` queues quorum queues; broadcast
+  queues, and the auto-delete queues of ``reliable_delivery=False``
+  handlers, stay classic.
 * The event exchange is not declared when ``DECLARE_EVENT_EXCHANGES`` is
   false; the queue is still bound to it, which fails at start if nobody has
   declared it (as in nameko).
@@ -38,6 +42,7 @@ from nameko._broker.base import Binding, Entity, Queue
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.consume import Consumer
 from nameko._protocol.names import BROADCAST, SERVICE_POOL, SINGLETON, event_handler_queue
+from nameko._protocol.queues import CLASSIC, queue_arguments, queue_type_for
 
 if TYPE_CHECKING:
     from nameko._runtime.container import ServiceContainer
@@ -120,8 +125,18 @@ class EventHandler(Consumer):
             reliable_delivery=self.reliable_delivery,
             broadcast_identifier=self.broadcast_identifier,
         )
+        # broadcast queues are one per instance: they stay classic (QUEUE_TYPE)
+        queue_type = (
+            CLASSIC
+            if self.handler_type == BROADCAST
+            else queue_type_for(config, self.container.service_name)
+        )
         self.queue = Queue(
-            spec.name, durable=spec.durable, exclusive=spec.exclusive, auto_delete=spec.auto_delete
+            spec.name,
+            durable=spec.durable,
+            exclusive=spec.exclusive,
+            auto_delete=spec.auto_delete,
+            arguments=queue_arguments(queue_type, auto_delete=spec.auto_delete),
         )
         entities: list[Entity] = []
         if declares_event_exchanges(config):

@@ -12,7 +12,7 @@ from nameko._concurrency import Lock
 from nameko._global_config import config as global_config
 from nameko._global_config import given_or_global
 from nameko._runtime.extensions import ProviderCollector, SharedExtension
-from nameko._urls import sanitize_url
+from nameko._urls import join_urls, sanitize_url
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
     AMQP_URI_CONFIG_KEY,
@@ -32,9 +32,10 @@ _log = logging.getLogger("nameko.messaging")
 
 def amqp_uri(config: Mapping[str, Any]) -> str:
     """The broker URL. The global config (nameko 3) falls back to
-    ``DEFAULT_AMQP_URI``; a 2.x config dict without one is an error."""
+    ``DEFAULT_AMQP_URI``; a 2.x config dict without one is an error. A list
+    of URIs (the nodes of a cluster) becomes one ``;``-separated string."""
     try:
-        return config[AMQP_URI_CONFIG_KEY]
+        return join_urls(config[AMQP_URI_CONFIG_KEY])
     except KeyError:
         if config is global_config:
             return DEFAULT_AMQP_URI

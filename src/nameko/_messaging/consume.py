@@ -54,11 +54,12 @@ from functools import partial
 from typing import Any
 
 from nameko._broker.base import Consumer as BrokerConsumer
-from nameko._broker.base import Delivery, Entity
+from nameko._broker.base import Delivery, Entity, OnMessage, PreconditionFailed, Queue
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
 from nameko._messaging.message import Message, decode_delivery
 from nameko._protocol.headers import decode_context_headers
+from nameko._protocol.queues import QUEUE_TYPE_ARGUMENT, queue_type_mismatch
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
 from nameko._reliability.policy import as_retry_policy
 from nameko._reliability.redelivery import Home, dead_letter
@@ -66,7 +67,14 @@ from nameko._runtime.extensions import Entrypoint
 from nameko.constants import HEADER_PREFIX
 from nameko.exceptions import ContainerBeingKilled
 
-__all__ = ["Consumer", "HeaderDecoder", "QueueConsumerStopped", "consume", "decode_delivery"]
+__all__ = [
+    "Consumer",
+    "HeaderDecoder",
+    "QueueConsumerStopped",
+    "consume",
+    "consume_queue",
+    "decode_delivery",
+]
 
 _log = logging.getLogger("nameko.messaging")
 
@@ -92,6 +100,29 @@ def _headers_of(message: Any) -> Mapping[str, Any] | None:
         return headers
     properties = getattr(message, "properties", None)  # a bare Delivery
     return getattr(properties, "headers", None)
+
+
+def consume_queue(
+    connection: BrokerConnection,
+    queue: str,
+    on_message: OnMessage,
+    prefetch: int,
+    topology: list[Entity],
+) -> BrokerConsumer:
+    """Declare ``topology`` and consume ``queue`` on the container's
+    connection. A queue that exists with another type than the one
+    declared (``QUEUE_TYPE``) raises `QueueTypeMismatch`, a
+    ConfigurationError that says what to change, not the broker's 406."""
+    try:
+        return connection.broker.consume(queue, on_message, prefetch=prefetch, topology=topology)
+    except PreconditionFailed as exc:
+        declared = next((e for e in topology if isinstance(e, Queue) and e.name == queue), None)
+        if declared is not None:
+            asked = declared.arguments.get(QUEUE_TYPE_ARGUMENT) or "classic"
+            mismatch = queue_type_mismatch(queue, asked, exc.reply_text)
+            if mismatch is not None:
+                raise mismatch from exc
+        raise
 
 
 class Consumer(Entrypoint, HeaderDecoder):
@@ -136,8 +167,8 @@ class Consumer(Entrypoint, HeaderDecoder):
     def start(self) -> None:
         self._stopped = False
         prefetch = self.consumer_options.get("prefetch_count") or self.container.max_workers
-        self._consumer = self.connection.broker.consume(
-            self._queue_name, self.handle_delivery, prefetch=prefetch, topology=self._topology
+        self._consumer = consume_queue(
+            self.connection, self._queue_name, self.handle_delivery, prefetch, self._topology
         )
 
     def stop(self) -> None:

@@ -19,13 +19,14 @@ does not.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from nameko._broker import connect
 from nameko._broker.base import Broker
 from nameko._concurrency import Lock
+from nameko._urls import join_urls
 from nameko.constants import DEFAULT_TRANSPORT_OPTIONS
 
 __all__ = ["MAX_IDLE_CONNECTIONS", "close_idle", "get_connection", "get_producer"]
@@ -38,7 +39,7 @@ _idle_lock = Lock()
 
 @contextmanager
 def get_connection(
-    amqp_uri: str,
+    amqp_uri: str | Sequence[str],
     ssl: Any = None,
     login_method: str | None = None,
     transport_options: Mapping[str, Any] | None = None,
@@ -50,6 +51,7 @@ def get_connection(
         "login_method": login_method,
         "transport_options": dict(transport_options or DEFAULT_TRANSPORT_OPTIONS),
     }
+    amqp_uri = join_urls(amqp_uri)  # a list of nodes works too (and is hashable so)
     key = (amqp_uri, repr(sorted(options.items())))
     broker = _take_idle(key) or connect(
         amqp_uri, connection_name="nameko:publisher", reconnect_forever=False, **options
@@ -62,7 +64,7 @@ def get_connection(
 
 @contextmanager
 def get_producer(
-    amqp_uri: str,
+    amqp_uri: str | Sequence[str],
     confirms: bool = True,
     ssl: Any = None,
     login_method: str | None = None,
@@ -95,12 +97,12 @@ def _give_back(key: tuple[Any, ...], broker: Broker) -> None:
 
 
 @atexit.register
-def close_idle(amqp_uri: str | None = None) -> None:
+def close_idle(amqp_uri: str | Sequence[str] | None = None) -> None:
     """Close the idle connections (to ``amqp_uri``, or all). Runs at exit, so
     the broker sees a clean close rather than a dropped socket; tests call it
     before taking a broker away, so no idle connection retries it forever."""
     with _idle_lock:
-        keys = [key for key in _idle if amqp_uri is None or key[0] == amqp_uri]
+        keys = [key for key in _idle if amqp_uri is None or key[0] == join_urls(amqp_uri)]
         brokers = [broker for key in keys for broker in _idle.pop(key)]
     for broker in brokers:
         broker.close()

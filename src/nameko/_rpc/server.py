@@ -51,7 +51,7 @@ from nameko._broker.base import (
 )
 from nameko._concurrency import InFlight, OneShot, current_thread
 from nameko._messaging.connection import BrokerConnection
-from nameko._messaging.consume import HeaderDecoder
+from nameko._messaging.consume import HeaderDecoder, consume_queue
 from nameko._messaging.message import Message
 from nameko._messaging.publish import publish
 from nameko._messaging.queue_consumer import QueueConsumer
@@ -63,6 +63,7 @@ from nameko._protocol.names import (
     rpc_exchange_name,
     rpc_queue_name,
 )
+from nameko._protocol.queues import queue_arguments, queue_type_for
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
 from nameko._reliability.policy import as_retry_policy
 from nameko._reliability.redelivery import Home
@@ -98,6 +99,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         config = self.container.config
         self.exchange_name = rpc_exchange_name(config)
         self.queue_name = rpc_queue_name(self.container.service_name)
+        self.queue_type = queue_type_for(config, self.container.service_name)
         self.connection.register_provider(self)
 
     def start(self) -> None:
@@ -105,17 +107,18 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             service = self.container.service_name
             topology: list[Entity] = [
                 Exchange(self.exchange_name, type="topic", durable=True),
-                Queue(self.queue_name),
+                Queue(self.queue_name, arguments=queue_arguments(self.queue_type)),
                 Binding(self.queue_name, self.exchange_name, rpc_binding_key(service)),
             ]
             # dead-letter queues of methods with a retry policy: there before they are needed
             for provider in self._by_routing_key.values():
                 topology += provider.redeliveries.dead_letter_queue()
-            self._consumer = self.connection.broker.consume(
+            self._consumer = consume_queue(
+                self.connection,
                 self.queue_name,
                 self.handle_delivery,
-                prefetch=self.container.max_workers,
-                topology=topology,
+                self.container.max_workers,
+                topology,
             )
 
     def register_provider(self, provider: Rpc) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from nameko._global_config import config
 from nameko._rpc.dependency import RPC_TIMEOUT_CONFIG_KEY
-from nameko._urls import sanitize_url
+from nameko._urls import first_url, sanitize_url
 from nameko.cli._shell import (
     Catalogue,
     NoReply,
@@ -91,7 +91,7 @@ def make_nameko_helper(
     """The ``n`` of the shell: ``rpc``, ``dispatch_event``, ``config``, ``disconnect``."""
     helper = NamekoHelper("nameko", "Use n.rpc.<service>.<method>(...) to call services")
     client = ClusterRpcProxy(config, timeout=timeout)
-    amqp_uri = config[AMQP_URI_CONFIG_KEY]
+    amqp_uri = first_url(config[AMQP_URI_CONFIG_KEY])  # the management API of the first node
     catalogue = Catalogue(partial(rpc_services_from_management_api, amqp_uri, management_api))
     helper.rpc = ShellRpc(client.start(), catalogue, timeout)
     helper.dispatch_event = event_dispatcher(config)

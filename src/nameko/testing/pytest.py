@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from nameko import config as global_config
+from nameko._urls import first_url, split_urls
 from nameko.testing.utils import find_free_port
 
 DEFAULT_AMQP_URI = "pyamqp://guest:guest@localhost:5672/"
@@ -193,7 +194,7 @@ def vhost_pipeline(request: Any) -> Iterator[Any]:
     """Vhosts made ahead of the tests, deleted after them in batches."""
     from nameko.testing._vhosts import VhostPool
 
-    user = urlsplit(request.config.getoption("RABBIT_AMQP_URI")).username or "guest"
+    user = urlsplit(first_url(request.config.getoption("RABBIT_AMQP_URI"))).username or "guest"
     pool = VhostPool(api_uri=request.config.getoption("RABBIT_API_URI"), user=user)
     yield pool
     pool.close()
@@ -209,7 +210,12 @@ def _nameko_vhost(vhost_pipeline: Any, fast_teardown: MadeInTest) -> Iterator[st
 
 
 def _uri_on(base: str, vhost: str, port: int | None = None) -> str:
-    parts = urlsplit(base)
+    """``base`` on ``vhost``; every node of a ``;``-separated ``--amqp-uri``."""
+    return ";".join(_node_on(uri, vhost, port) for uri in split_urls(base))
+
+
+def _node_on(uri: str, vhost: str, port: int | None) -> str:
+    parts = urlsplit(uri)
     netloc = parts.netloc
     if port is not None:
         netloc = f"{netloc.rpartition(':')[0] if parts.port else netloc}:{port}"
@@ -225,7 +231,7 @@ def rabbit_config(
     base = request.config.getoption("RABBIT_AMQP_URI")
     values = {
         "AMQP_URI": _uri_on(base, _nameko_vhost),
-        "username": urlsplit(base).username,
+        "username": urlsplit(first_url(base)).username,
         "vhost": _nameko_vhost,
     }
     with global_config.patch(values):
@@ -254,7 +260,7 @@ def rabbit_ssl_config(
     port = request.config.getoption("AMQP_SSL_PORT")
     values = {
         "AMQP_URI": _uri_on(base, _nameko_vhost, port),
-        "username": urlsplit(base).username,
+        "username": urlsplit(first_url(base)).username,
         "vhost": _nameko_vhost,
         "AMQP_SSL": rabbit_ssl_options,
     }
