@@ -107,3 +107,17 @@ def test_queue_size_counts_the_messages_ready_for_delivery(broker: Broker) -> No
     assert broker.queue_size("counted") == 3
     with pytest.raises(NotFound):
         broker.queue_size("no-such-queue")
+
+
+def test_a_quorum_queue_counts_returns_in_a_header(broker: Broker) -> None:
+    broker.declare([Queue("counting", arguments={"x-queue-type": "quorum"})])
+    broker.publish("", "counting", b"x", Properties())
+    counts = []
+    for _ in range(3):
+        collector = Collector()
+        consumer = broker.consume("counting", collector, prefetch=1)
+        [delivery] = collector.wait_for(1)
+        counts.append((delivery.redelivered, delivery.properties.headers.get("x-delivery-count")))
+        consumer.close()  # back to the queue
+    assert counts == [(False, None), (True, 1), (True, 2)]
+    broker.delete_queue("counting")

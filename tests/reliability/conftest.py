@@ -14,6 +14,7 @@ def dead_letters(config):
     """dead_letters(queue, count) -> the first ``count`` messages of a
     dead-letter queue (consumed and acked), waited for."""
     from nameko._broker import connect
+    from nameko._broker.base import Queue
     from tests.core.helpers import Recorder
 
     opened = []
@@ -27,6 +28,7 @@ def dead_letters(config):
             seen.add(delivery)
             delivery.ack()
 
+        broker.declare([Queue(queue)])  # as shimeji declares it: it may not be there yet
         broker.consume(queue, on_message)
         return seen.wait_for(count)
 

@@ -42,8 +42,10 @@ def _doomed(started: Recorder, hold: threading.Event) -> type:
     return Doomed
 
 
-def _run(container_factory, config, service):
-    container = container_factory(service, {**config, "DELIVERY_LIMIT": 2})
+def _run(container_factory, config, service, queue_type="classic"):
+    container = container_factory(
+        service, {**config, "DELIVERY_LIMIT": 2, "QUEUE_TYPE": queue_type}
+    )
     container.start()
     return container
 
@@ -75,19 +77,21 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered(
     assert started.items == ["job", "job"]  # never run a third time
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 def test_a_waiting_caller_is_told_its_request_was_dead_lettered(
-    config, container_factory, dead_letters
+    config, container_factory, dead_letters, queue_type
 ):
+    """On a quorum queue the broker's own ``x-delivery-count`` is used."""
     started, hold = Recorder(), threading.Event()
     service = _doomed(started, hold)
     try:
         with ClusterRpcProxy(config, timeout=WAIT * 3) as cluster:
-            container = _run(container_factory, config, service)
+            container = _run(container_factory, config, service, queue_type)
             reply = cluster.doomed.call.call_async(7)
             for run in (1, 2):
                 started.wait_for(run)
                 container.kill()
-                container = _run(container_factory, config, service)
+                container = _run(container_factory, config, service, queue_type)
             with pytest.raises(DeliveryLimitExceeded):
                 reply.result()
         [dead] = dead_letters("dlq-doomed.call")

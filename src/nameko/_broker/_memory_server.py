@@ -101,6 +101,7 @@ class QueueState:
         self.ttl = _seconds(args.get("x-message-ttl"))
         self.max_length: int | None = args.get("x-max-length")
         self.reject_publish = args.get("x-overflow", "drop-head") != "drop-head"
+        self.quorum = args.get("x-queue-type") == "quorum"
         self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
         self.dead_letter_key: str | None = args.get("x-dead-letter-routing-key")
 
@@ -125,6 +126,10 @@ class QueueState:
     def requeue(self, message: Message) -> None:
         # Back to its original position, as RabbitMQ's classic queues do.
         message.redelivered = True
+        if self.quorum:  # quorum queues count returns in a header, as RabbitMQ 3.10 does
+            headers = copy_headers(message.properties.headers or {})
+            headers["x-delivery-count"] = headers.get("x-delivery-count", 0) + 1
+            message.properties = replace(message.properties, headers=headers)
         position = next(
             (i for i, queued in enumerate(self.messages) if queued.seq > message.seq),
             len(self.messages),
