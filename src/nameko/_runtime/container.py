@@ -63,6 +63,7 @@ from nameko._runtime.extensions import (
     is_dependency,
     iter_extensions,
 )
+from nameko._runtime.observers import WorkerObserver, notify_finished, notify_started
 from nameko._runtime.worker import WorkerContext
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.exceptions import (
@@ -114,6 +115,8 @@ class ServiceContainer:
         self._bind_extensions()
 
         self.started = False
+        #: metrics, traces... (`nameko._runtime.observers`): see every worker begin and end
+        self.worker_observers: list[WorkerObserver] = []
         self._worker_pool = WorkerPool(self.max_workers, name=f"{self.service_name}-worker")
         # worker -> its thread; ``gr_frame`` gives its stack, as nameko's greenlets did
         self._worker_threads: dict[WorkerContext, ThreadHandle] = {}
@@ -356,6 +359,8 @@ class ServiceContainer:
     # the two halves around the method call, shared with async workers (nameko._aio.workers)
 
     def _start_worker(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
+        if self.worker_observers:
+            notify_started(self.worker_observers, worker_ctx)
         late = worker_ctx.time_remaining()
         if late is not None and late <= 0:
             # The caller has stopped waiting: running the method now would be
@@ -379,6 +384,8 @@ class ServiceContainer:
         worker_ctx._providers_set_up = providers
         self._worker_result(worker_ctx, result, exc_info)
         self._worker_teardown(worker_ctx)
+        if self.worker_observers:
+            notify_finished(self.worker_observers, worker_ctx, result, exc_info)
 
     def _inject_and_setup(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
         providers: list[Any] = []
