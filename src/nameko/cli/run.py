@@ -20,6 +20,7 @@ from typing import Any
 
 from nameko._concurrency import Event, start_thread
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
+from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
 from nameko.cli._supervisor import process_index, supervise, watch_supervisor
 from nameko.cli.config import add_config_options, setup_config, setup_logging
@@ -235,6 +236,7 @@ def run(
     signals = _Signals(runner, config.get(SHUTDOWN_TIMEOUT_CONFIG_KEY))
     signals.install()
     door = _open_backdoor(runner, *backdoor) if backdoor is not None else None
+    features = start_features(runner, config)
     try:
         runner.start()
         if process_index() is not None:  # a child of --processes
@@ -252,6 +254,7 @@ def run(
         killer.join(5)
         os._exit(1)  # at once, whatever threads are still running
     finally:
+        close_features(features)
         if door is not None:
             door.close()
         if reloader is not None:
