@@ -62,7 +62,7 @@ from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.queues import QUEUE_TYPE_ARGUMENT, queue_type_mismatch
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
 from nameko._reliability.policy import as_retry_policy
-from nameko._reliability.redelivery import Home, dead_letter
+from nameko._reliability.redelivery import Home
 from nameko._runtime.extensions import Entrypoint
 from nameko.constants import HEADER_PREFIX
 from nameko.exceptions import ContainerBeingKilled
@@ -251,17 +251,10 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     def _dead_letter_or_reject(self, message: Message, error: BaseException) -> None:
         delivery = getattr(message, "delivery", None)
-        if delivery is not None:
-            entrypoint = (self.container.service_name, self.method_name)
-            home = Home("", self._queue_name)
-            try:
-                dead_letter(self.connection.broker, delivery, home, entrypoint, "failed", error)
-            except Exception as exc:  # the broker refused: drop it, as nameko would have
-                _log.error("could not dead-letter it (%s): rejected without requeue", exc)
-            else:
-                message.ack()
-                return
-        message.reject(requeue=False)
+        if delivery is not None and self.redeliveries.give_up(delivery, "failed", error):
+            message.ack()
+        else:  # a kombu message, or the broker refused: dropped, as nameko would have
+            message.reject(requeue=False)
 
 
 consume = Consumer.decorator

@@ -166,16 +166,25 @@ class Redeliveries:
                     return Outcome.NOTHING  # the caller would be gone: answer now
                 retry_later(self._broker(), delivery, self._home(delivery), delay, attempt, error)
                 return Outcome.RETRIED
-            if policy.dead_letter:
-                home = self._home(delivery)
-                broker = self._broker()
-                dead_letter(broker, delivery, home, self.entrypoint, "retries-exhausted", error)
-                return Outcome.DEAD_LETTERED
         except BrokerError as exc:
             _log.error(
-                "could not retry or dead-letter a failed message for %s (%s): "
-                "handled as without a retry policy",
+                "could not retry a failed message for %s (%s): handled as without a retry policy",
                 ".".join(self.entrypoint),
                 exc,
             )
+            return Outcome.NOTHING
+        if policy.dead_letter and self.give_up(delivery, "retries-exhausted", error):
+            return Outcome.DEAD_LETTERED
         return Outcome.NOTHING
+
+    def give_up(self, delivery: Delivery, reason: str, error: BaseException) -> bool:
+        """Dead-letter ``delivery`` now; False if the broker refused (the
+        caller then settles it as it would have without us)."""
+        try:
+            dead_letter(
+                self._broker(), delivery, self._home(delivery), self.entrypoint, reason, error
+            )
+        except BrokerError as exc:
+            _log.error("could not dead-letter a message for %s: %s", ".".join(self.entrypoint), exc)
+            return False
+        return True
