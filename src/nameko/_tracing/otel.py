@@ -41,7 +41,8 @@ T = TypeVar("T")
 Attributes = dict[str, AttributeValue]
 
 _SPAN_KEY = "_nameko_trace_span"  # on the WorkerContext, between start and finish
-_RABBITMQ: Attributes = {"messaging.system": "rabbitmq"}
+_PROCESS: Attributes = {"messaging.system": "rabbitmq", "messaging.operation.type": "process"}
+_RPC_PROCESS: Attributes = {**_PROCESS, "rpc.system": "nameko"}
 
 
 @lru_cache(maxsize=1)
@@ -75,16 +76,8 @@ class Tracing:
         correlation_id: str,
     ) -> T:
         """An RPC request: ``send()`` publishes it with ``headers``."""
-        service, _, method = routing_key.partition(".")
         attributes = _sending(exchange, routing_key)
-        attributes.update(
-            {
-                "messaging.message.conversation_id": correlation_id,
-                "rpc.system": "nameko",
-                "rpc.service": service,
-                "rpc.method": method,
-            }
-        )
+        attributes["messaging.message.conversation_id"] = correlation_id
         return self._produce(f"send {routing_key}", attributes, headers, send)
 
     def publish_reply(
@@ -213,10 +206,10 @@ def _qualified_name(cls: type) -> str:
 
 
 def _sending(exchange: str, routing_key: str | None) -> Attributes:
-    attributes = {
-        **_RABBITMQ,
+    # few attributes: each costs the SDK about 1.5 us per span (docs D27)
+    attributes: Attributes = {
+        "messaging.system": "rabbitmq",
         "messaging.operation.type": "send",
-        "messaging.operation.name": "send",
         "messaging.destination.name": exchange or "(default)",
     }
     if routing_key:
@@ -232,28 +225,15 @@ def _worker_attributes(worker_ctx: Any) -> tuple[SpanKind, Attributes]:
     attributes: Attributes = {
         "nameko.service": service,
         "nameko.entrypoint": method,
-        "nameko.entrypoint.type": type(entrypoint).__name__,
         "nameko.call_id": worker_ctx.call_id,
-        "nameko.call_id_stack": list(worker_ctx.call_id_stack),
+        "nameko.call_id_stack": worker_ctx.call_id_stack,
     }
     if hasattr(entrypoint, "rpc_consumer"):
-        attributes.update(_RABBITMQ)
-        attributes.update(
-            {
-                "messaging.operation.type": "process",
-                "messaging.destination.name": getattr(
-                    entrypoint.rpc_consumer, "exchange_name", "nameko-rpc"
-                ),
-                "messaging.rabbitmq.destination.routing_key": f"{service}.{method}",
-                "rpc.system": "nameko",
-                "rpc.service": service,
-                "rpc.method": method,
-            }
-        )
+        attributes.update(_RPC_PROCESS)
+        attributes["rpc.service"], attributes["rpc.method"] = service, method
         return SpanKind.SERVER, attributes
     if hasattr(entrypoint, "requeue_on_error"):  # @event_handler, @consume
-        attributes.update(_RABBITMQ)
-        attributes["messaging.operation.type"] = "process"
+        attributes.update(_PROCESS)
         source = getattr(entrypoint, "source_service", None)
         if source is not None:
             attributes["messaging.destination.name"] = f"{source}.events"
