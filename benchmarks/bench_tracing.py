@@ -7,7 +7,9 @@ true`` (``echo_on``), both with an OpenTelemetry SDK provider whose exporter
 drops spans; this process is the client, with the same provider and its
 own ``TRACING`` matching the service it calls. Rows: sequential calls, and a
 fan-out of ``call_async`` then every result. Repetitions interleave off and
-on; the table shows medians and the on/off ratio.
+on; the table shows medians, the on/off ratio, and the CPU time per call
+of the client (this process) and of the service process (from
+``/proc/<pid>/stat``, medians too).
 
     python benchmarks/bench_tracing.py [--reps 6] [--calls 1000] [--fanout 2000]
 """
@@ -19,6 +21,8 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -38,7 +42,27 @@ HERE = Path(__file__).parent
 SRC = HERE.parent / "src"
 
 
-def serve(children: Children, broker: str, tracing: bool, folder: Path) -> None:
+Result = dict[tuple[str, bool], list[tuple[float, float, float]]]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def timed(run: Callable[[], float], calls: int, service_pid: int) -> tuple[float, float, float]:
+    """(calls/s, client µs per call, service µs per call) of ``run()``."""
+    client, service = cpu_seconds(os.getpid()), cpu_seconds(service_pid)
+    rate = run()
+    client = cpu_seconds(os.getpid()) - client
+    service = cpu_seconds(service_pid) - service
+    return rate, client / calls * 1e6, service / calls * 1e6
+
+
+def serve(children: Children, broker: str, tracing: bool, folder: Path) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.yaml"
     config.write_text(yaml.safe_dump({"AMQP_URI": broker, "TRACING": tracing}))
@@ -46,7 +70,7 @@ def serve(children: Children, broker: str, tracing: bool, folder: Path) -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(HERE)]))
     log = open(folder / "nameko.log", "wb")  # noqa: SIM115 (the child's, for its life)
     cmd = [sys.executable, "-m", "nameko", "run", "--config", config, f"_traced_service:{service}"]
-    children.spawn(cmd, cwd=folder, stdout=log, stderr=log, env=env)
+    return children.spawn(cmd, cwd=folder, stdout=log, stderr=log, env=env).pid
 
 
 def sequential(proxy: ClusterRpcProxy, calls: int) -> float:
@@ -64,8 +88,8 @@ def fanout(proxy: ClusterRpcProxy, calls: int) -> float:
     return calls / (time.perf_counter() - start)
 
 
-def measure(args: argparse.Namespace, broker: str) -> dict[tuple[str, bool], list[float]]:
-    found: dict[tuple[str, bool], list[float]] = {}
+def measure(args: argparse.Namespace, broker: str, pids: dict[bool, int]) -> Result:
+    found: Result = {}
     clients = {
         tracing: ClusterRpcProxy({"AMQP_URI": broker, "TRACING": tracing}, timeout=30)
         for tracing in (False, True)
@@ -78,29 +102,36 @@ def measure(args: argparse.Namespace, broker: str) -> dict[tuple[str, bool], lis
         for _ in range(args.reps):
             for tracing, client in clients.items():
                 proxy = client.start()["echo_on" if tracing else "echo_off"]
-                found.setdefault(("sequential", tracing), []).append(sequential(proxy, args.calls))
-                found.setdefault(("fan-out", tracing), []).append(fanout(proxy, args.fanout))
+                for row, run, calls in (
+                    ("sequential", sequential, args.calls),
+                    ("fan-out", fanout, args.fanout),
+                ):
+                    result = timed(partial(run, proxy, calls), calls, pids[tracing])
+                    found.setdefault((row, tracing), []).append(result)
     finally:
         for client in clients.values():
             client.stop()
     return found
 
 
-def table(found: dict[tuple[str, bool], list[float]]) -> str:
-    rows = [["row", "off calls/s", "on calls/s", "on/off", "off runs", "on runs"]]
+def table(found: Result) -> str:
+    rows = [
+        ["row", "calls/s off", "on", "on/off", "client µs off", "on", "service µs off", "on"],
+    ]
     for row in ("sequential", "fan-out"):
-        off, on = found[row, False], found[row, True]
-        rows.append(
-            [
-                row,
-                f"{statistics.median(off):,.0f}",
-                f"{statistics.median(on):,.0f}",
-                f"{statistics.median(on) / statistics.median(off):.2f}x",
-                " ".join(f"{v:,.0f}" for v in off),
-                " ".join(f"{v:,.0f}" for v in on),
-            ]
+        off, on = (list(zip(*found[row, tracing], strict=True)) for tracing in (False, True))
+        (rate_off, *cpu_off), (rate_on, *cpu_on) = (
+            [statistics.median(column) for column in runs] for runs in (off, on)
         )
-    return render(rows, lambda i, n: i == 0)
+        cells = [row, f"{rate_off:,.0f}", f"{rate_on:,.0f}", f"{rate_on / rate_off:.2f}x"]
+        for was, now in zip(cpu_off, cpu_on, strict=True):
+            cells += [f"{was:.0f}", f"{now:.0f}"]
+        rows.append(cells)
+    runs = [
+        f"{row} {'on ' if tracing else 'off'}: " + " ".join(f"{r[0]:,.0f}" for r in results)
+        for (row, tracing), results in sorted(found.items())
+    ]
+    return render(rows, lambda i, n: i == 0) + "\ncalls/s per repetition:\n  " + "\n  ".join(runs)
 
 
 def main() -> int:
@@ -114,9 +145,11 @@ def main() -> int:
         broker = f"{BROKER}/{vhost}"
         tmp = Path(f"/tmp/bench_tracing_{os.getpid()}")
         try:
-            for tracing in (False, True):
-                serve(children, broker, tracing, tmp / ("on" if tracing else "off"))
-            print(table(measure(args, broker)))
+            pids = {
+                tracing: serve(children, broker, tracing, tmp / ("on" if tracing else "off"))
+                for tracing in (False, True)
+            }
+            print(table(measure(args, broker, pids)))
         finally:
             children.stop_all()
     return 0

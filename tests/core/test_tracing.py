@@ -299,3 +299,12 @@ def test_tracing_off_imports_no_opentelemetry():
 
 def test_one_tracing_per_process():
     assert shared_tracing() is shared_tracing()
+
+
+def test_a_worker_without_trace_context_starts_a_trace(memory_config, container_factory, spans):
+    container_factory(B, {**memory_config, "TRACING": True}).start()
+    with ClusterRpcProxy(memory_config) as cluster:  # an untraced caller
+        assert cluster.b.shout("hal") == "HAL"
+    found = wait_for_spans(spans, "b.shout", "send b.events shouted")
+    assert found["b.shout"].parent is None
+    assert parent_of(found["send b.events shouted"]) == found["b.shout"].context.span_id

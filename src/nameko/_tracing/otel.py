@@ -41,6 +41,7 @@ T = TypeVar("T")
 Attributes = dict[str, AttributeValue]
 
 _SPAN_KEY = "_nameko_trace_span"  # on the WorkerContext, between start and finish
+_ROOT = otel_context.Context()  # the parent of a worker that carried no trace context
 _PROCESS: Attributes = {"messaging.system": "rabbitmq", "messaging.operation.type": "process"}
 _RPC_PROCESS: Attributes = {**_PROCESS, "rpc.system": "nameko"}
 
@@ -165,7 +166,8 @@ class WorkerSpans:
         self.tracer = tracer
 
     def worker_started(self, worker_ctx: Any) -> None:
-        parent = propagate.extract(worker_ctx.trace_carrier or {})  # the root without one
+        carrier = worker_ctx.trace_carrier
+        parent = propagate.extract(carrier) if carrier else _ROOT
         kind, attributes = _worker_attributes(worker_ctx)
         name = f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}"
         span = self.tracer.start_span(name, context=parent, kind=kind, attributes=attributes)
