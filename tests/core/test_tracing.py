@@ -15,6 +15,7 @@ import requests
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from nameko._tracing import tracing_feature
 from nameko._tracing.otel import shared_tracing
 from nameko.exceptions import ConfigurationError, RemoteError
 from nameko.rpc import RpcProxy, rpc
@@ -308,3 +309,14 @@ def test_a_worker_without_trace_context_starts_a_trace(memory_config, container_
     found = wait_for_spans(spans, "b.shout", "send b.events shouted")
     assert found["b.shout"].parent is None
     assert parent_of(found["send b.events shouted"]) == found["b.shout"].context.span_id
+
+
+def test_the_nameko_run_feature_says_where_spans_go(spans, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, "nameko.tracing")
+    assert tracing_feature(None, {"TRACING": False}) is None
+    flush = tracing_feature(None, {"TRACING": True})
+    assert "tracing on: spans go to TracerProvider" in caplog.text
+    flush()  # at exit: the provider exports what it holds
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
+    tracing_feature(None, {"TRACING": "yes"})
+    assert "no OpenTelemetry TracerProvider is set: spans are dropped" in caplog.text
