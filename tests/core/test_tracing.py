@@ -15,9 +15,11 @@ import requests
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
+from nameko._broker.base import Queue
 from nameko._tracing import tracing_feature
 from nameko._tracing.otel import shared_tracing
 from nameko.exceptions import ConfigurationError, RemoteError
+from nameko.messaging import Publisher, consume
 from nameko.rpc import RpcProxy, rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.tracing import JsonFormatter, TraceContextFilter
@@ -320,3 +322,34 @@ def test_the_nameko_run_feature_says_where_spans_go(spans, caplog, monkeypatch):
     monkeypatch.setattr(trace, "get_tracer_provider", trace.ProxyTracerProvider)
     tracing_feature(None, {"TRACING": "yes"})
     assert "no OpenTelemetry TracerProvider is set: spans are dropped" in caplog.text
+
+
+class Producer:
+    name = "producer"
+    publish = Publisher()
+
+    @rpc
+    def put(self, value):
+        self.publish(value, routing_key="jobs")
+
+
+class Worker:
+    name = "worker"
+    done: list = []
+
+    @consume(Queue("jobs"))
+    def take(self, value):
+        Worker.done.append(value)
+
+
+def test_publisher_and_consume_are_traced(memory_config, container_factory, spans):
+    config = {**memory_config, "TRACING": True}
+    for cls in (Producer, Worker):
+        container_factory(cls, config).start()
+    with ClusterRpcProxy(config) as cluster:
+        cluster.producer.put(7)
+    found = wait_for_spans(spans, "producer.put", "send (default) jobs", "worker.take")
+    assert parent_of(found["send (default) jobs"]) == found["producer.put"].context.span_id
+    assert parent_of(found["worker.take"]) == found["send (default) jobs"].context.span_id
+    assert found["worker.take"].kind is SpanKind.CONSUMER
+    assert Worker.done == [7]
