@@ -28,6 +28,8 @@ LAYERS = {
     "nameko.serialization": 2,
     "nameko._runtime": 3,  # runtime
     "nameko._aio": 3,  # asyncio: the container's loop and async workers (runtime) ...
+    "nameko._tracing": 3,  # OpenTelemetry spans: a worker observer the container adds (D27)
+    "nameko.tracing": 3,
     "nameko.extensions": 3,
     "nameko.containers": 3,
     "nameko.runners": 3,

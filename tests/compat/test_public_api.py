@@ -124,6 +124,7 @@ PUBLIC = {
         "DeliveryLimitExceeded",
         "RetryPolicy",
     },
+    "nameko.tracing": {"JsonFormatter", "TraceContextFilter", "TRACING_CONFIG_KEY"},  # shimeji
     "nameko.serialization": {"setup"},
     "nameko.utils": {"REDACTED", "get_redacted_args", "import_from_path", "sanitize_url"},
     "nameko.utils.retry": {"retry", "RetryDelay"},

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from nameko import serialization
 from nameko._aio.bridge import in_executor
@@ -32,10 +32,14 @@ from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri, config_with_uri
 from nameko._messaging.core_publisher import ConfirmWait
 from nameko._messaging.core_publisher import Publisher as CorePublisher
+from nameko._messaging.entities import exchange_name
 from nameko._messaging.publisher import Publisher
+from nameko._tracing import tracing_for
 from nameko.constants import AMQP_SSL_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 
 __all__ = ["EventDispatcher", "StandaloneDispatcher", "event_dispatcher"]
+
+T = TypeVar("T")
 
 
 class EventDispatcher(Publisher):
@@ -139,6 +143,7 @@ class StandaloneDispatcher:
     ) -> None:
         self._publisher, self._config = publisher, config
         self._declare = declares_event_exchanges(config)
+        self._tracing = tracing_for(config)  # TRACING on: a span per event
         self.pipeline, self.max_in_flight = pipeline, max(1, max_in_flight)
         self._waits: deque[Callable[[], None]] = deque()
         self._lock = Lock()
@@ -156,15 +161,27 @@ class StandaloneDispatcher:
 
     def dispatch_and_wait(self, service_name: str, event_type: str, event_data: Any) -> None:
         """Dispatch and wait for the confirm, whatever ``pipeline`` says."""
-        self._publisher.publish(event_data, **self._options(service_name, event_type))
+        self._send(self._publisher.publish, service_name, event_type, event_data)
 
     def dispatch_pipelined(
         self, service_name: str, event_type: str, event_data: Any
     ) -> ConfirmWait:
         """Dispatch; the confirm is waited for by the returned ``wait()`` (not
         by `flush`: the caller owns it)."""
+        return self._send(self._publisher.publish_pipelined, service_name, event_type, event_data)
+
+    def _send(
+        self, publish: Callable[..., T], service_name: str, event_type: str, event_data: Any
+    ) -> T:
         options = self._options(service_name, event_type)
-        return self._publisher.publish_pipelined(event_data, **options)
+        if self._tracing is None:
+            return publish(event_data, **options)
+        headers: dict[str, Any] = {}  # a producer span's traceparent (the user's span's child)
+        options["extra_headers"] = headers
+        exchange = exchange_name(options["exchange"])
+        send = partial(publish, event_data, **options)
+        result: T = self._tracing.publish_message(send, headers, exchange, event_type)
+        return result
 
     def _options(self, service_name: str, event_type: str) -> dict[str, Any]:
         exchange = get_event_exchange(service_name, self._config)

@@ -19,17 +19,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from nameko._messaging.connection import BrokerConnection, amqp_uri
 from nameko._messaging.core_publisher import ConfirmWait
 from nameko._messaging.core_publisher import Publisher as CorePublisher
-from nameko._messaging.entities import declare_once, entities_of
+from nameko._messaging.entities import declare_once, entities_of, exchange_name
 from nameko._protocol.headers import encode_context_headers
 from nameko._runtime.extensions import DependencyProvider
+from nameko._tracing import tracing_for
 from nameko.constants import AMQP_SSL_CONFIG_KEY, HEADER_PREFIX, LOGIN_METHOD_CONFIG_KEY
 
 __all__ = ["HeaderEncoder", "Publisher"]
+
+T = TypeVar("T")
 
 
 class HeaderEncoder:
@@ -80,6 +84,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
         self.options = options
         self.publisher: CorePublisher | None = None
         self._stopped = False
+        self._tracing: Any = None  # set up from the config: TRACING on, a span per message
 
     @property
     def amqp_uri(self) -> str:
@@ -94,6 +99,7 @@ class Publisher(DependencyProvider, HeaderEncoder):
         self.connection.register_provider(self)
         declare_once(self.connection.broker, entities_of(self.declare))
         config = self.container.config
+        self._tracing = tracing_for(config)
         options = dict(self.options)
         options.pop("serializer", None)
         self.publisher = self.publisher_cls(
@@ -129,12 +135,28 @@ class Publisher(DependencyProvider, HeaderEncoder):
 
     def publish_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> None:
         """Publish ``msg`` with ``worker_ctx``'s context headers (computed now)."""
-        self._core_publisher().publish(msg, **self._with_headers(worker_ctx, kwargs))
+        kwargs = self._with_headers(worker_ctx, kwargs)
+        publish = self._core_publisher().publish
+        if self._tracing is None:
+            publish(msg, **kwargs)
+        else:
+            self._traced(partial(publish, msg, **kwargs), kwargs)
 
     def publish_pipelined_for(self, worker_ctx: Any, msg: Any, **kwargs: Any) -> ConfirmWait:
         """`publish_for` without waiting for the confirm: returns ``wait()``."""
-        publisher = self._core_publisher()
-        return publisher.publish_pipelined(msg, **self._with_headers(worker_ctx, kwargs))
+        kwargs = self._with_headers(worker_ctx, kwargs)
+        publish = self._core_publisher().publish_pipelined
+        if self._tracing is None:
+            return publish(msg, **kwargs)
+        return self._traced(partial(publish, msg, **kwargs), kwargs)
+
+    def _traced(self, send: Callable[[], T], kwargs: dict[str, Any]) -> T:
+        """``send()`` in a producer span whose traceparent goes in the headers."""
+        exchange = exchange_name(kwargs.get("exchange") or self.exchange)
+        routing_key = kwargs.get("routing_key") or self.options.get("routing_key") or ""
+        headers = kwargs["extra_headers"]
+        result: T = self._tracing.publish_message(send, headers, exchange, routing_key)
+        return result
 
     def _with_headers(self, worker_ctx: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         extra_headers = {

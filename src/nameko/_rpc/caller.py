@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from nameko._broker.base import Broker, ConnectionLost, Properties, Unroutable
 from nameko._concurrency import OneShot, start_thread
@@ -25,6 +25,9 @@ from nameko._protocol.names import rpc_routing_key
 from nameko._rpc.replies import PendingReply, ReplyQueue
 from nameko.constants import PERSISTENT
 from nameko.exceptions import DeadlineExceeded, UnknownService
+
+if TYPE_CHECKING:
+    from nameko._tracing.otel import Tracing
 
 __all__ = ["RpcCaller"]
 
@@ -69,9 +72,11 @@ class RpcCaller:
         serializer: str,
         *,
         reply_listener: Any = None,
+        tracing: Tracing | None = None,
         **options: Any,
     ) -> None:
         self.broker = broker
+        self.tracing = tracing  # TRACING on: a span per request, traceparent in its headers
         self.replies = replies
         # what 2.x proxies show as ``.reply_listener``: the container's
         # ReplyListener, or the reply queue itself for standalone clients
@@ -147,15 +152,33 @@ class RpcCaller:
         )
         correlation_id = pending.correlation_id
         routing_key = rpc_routing_key(service, method)
+        request = (service, routing_key, payload, correlation_id, headers, expiration)
         try:
-            request = self._request(routing_key, payload, correlation_id, headers, expiration)
-            if not self.use_confirms or service in self._routable:
-                self._send_request(service, request, correlation_id)
-                return pending, None
-            return pending, self._publish_first(service, request)
+            if self.tracing is None:
+                return pending, self._send_nowait(*request)
+            return pending, self.tracing.publish_request(
+                partial(self._send_nowait, *request),
+                *(headers, self.exchange, routing_key, correlation_id),
+            )
         except BaseException:
             self.replies.router.discard(correlation_id)
             raise
+
+    def _send_nowait(
+        self,
+        service: str,
+        routing_key: str,
+        payload: Any,
+        correlation_id: str,
+        headers: dict[str, Any],
+        expiration: str | None,
+    ) -> OneShot[None] | None:
+        """Publish without waiting; the first request's outcome, or None."""
+        request = self._request(routing_key, payload, correlation_id, headers, expiration)
+        if not self.use_confirms or service in self._routable:
+            self._send_request(service, request, correlation_id)
+            return None
+        return self._publish_first(service, request)
 
     def _publish_first(self, service: str, request: tuple[Any, ...]) -> OneShot[None]:
         first: OneShot[None] = OneShot()
@@ -233,12 +256,30 @@ class RpcCaller:
         headers: dict[str, Any],
         expiration: str | None,
     ) -> None:
+        request = (service, routing_key, payload, correlation_id, headers, expiration)
         try:
-            request = self._request(routing_key, payload, correlation_id, headers, expiration)
-            self._send_request(service, request, correlation_id)
+            if self.tracing is None:
+                self._publish_request(*request)
+            else:  # a producer span, its traceparent in the headers
+                self.tracing.publish_request(
+                    partial(self._publish_request, *request),
+                    *(headers, self.exchange, routing_key, correlation_id),
+                )
         except BaseException:
             self.replies.router.discard(correlation_id)  # nobody will wait for it
             raise
+
+    def _publish_request(
+        self,
+        service: str,
+        routing_key: str,
+        payload: Any,
+        correlation_id: str,
+        headers: dict[str, Any],
+        expiration: str | None,
+    ) -> None:
+        request = self._request(routing_key, payload, correlation_id, headers, expiration)
+        self._send_request(service, request, correlation_id)
 
     def _request(
         self,

@@ -23,6 +23,7 @@ from nameko._rpc.link import CallerLink
 from nameko._rpc.options import connection_config, split_publisher_options
 from nameko._rpc.replies import PendingReply, ReplyQueue
 from nameko._runtime.extensions import DependencyProvider, SharedExtension
+from nameko._tracing import tracing_for
 
 __all__ = ["RPC_TIMEOUT_CONFIG_KEY", "ClusterRpc", "ReplyListener", "RpcProxy", "ServiceRpc"]
 
@@ -88,6 +89,7 @@ class ReplyListener(SharedExtension):
             self.replies,
             container.serializer,
             reply_listener=self,
+            tracing=tracing_for(container.config),
             **options,
         )
 

@@ -14,6 +14,7 @@ from nameko._messaging.connection import open_broker
 from nameko._protocol.names import rpc_exchange_name
 from nameko._rpc.caller import RpcCaller
 from nameko._rpc.replies import ReplyQueue
+from nameko._tracing import tracing_for
 
 __all__ = ["CallerLink"]
 
@@ -36,7 +37,9 @@ class CallerLink:
         except BaseException:
             self.broker.close()
             raise
-        self.caller = RpcCaller(self.broker, self.replies, serializer, **caller_options)
+        self.caller = RpcCaller(
+            self.broker, self.replies, serializer, tracing=tracing_for(config), **caller_options
+        )
 
     def stop(self, error: BaseException) -> None:
         self.replies.stop(error)

@@ -68,6 +68,7 @@ from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
 from nameko._reliability.policy import as_retry_policy
 from nameko._reliability.redelivery import Home
 from nameko._runtime.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko._tracing import tracing_for
 from nameko.constants import PERSISTENT
 from nameko.exceptions import (
     ContainerBeingKilled,
@@ -94,12 +95,14 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         self._consumer: Consumer | None = None
         self._unacked = InFlight()  # requests answered, waiting for the reply's confirm
         self._dispatch_thread: Any = None  # the broker thread that hands us requests
+        self._tracing: Any = None  # set up from the config
 
     def setup(self) -> None:
         config = self.container.config
         self.exchange_name = rpc_exchange_name(config)
         self.queue_name = rpc_queue_name(self.container.service_name)
         self.queue_type = queue_type_for(config, self.container.service_name)
+        self._tracing = tracing_for(config)  # TRACING on: a span per reply
         self.connection.register_provider(self)
 
     def start(self) -> None:
@@ -224,21 +227,35 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         if reply.error is not None and reply.error is not exc:  # the result could not be serialised
             exc_info = _exc_info(reply.error)
         try:
-            self._publish_reply(delivery, self._reply_args(delivery, reply))
+            self._send_reply(delivery, reply)
         except MessageTooLarge as too_large:
             _log.warning("the result of %r can't be sent: %s", delivery.routing_key, too_large)
             error = _result_too_large(delivery, too_large)
             reply = encode_reply_body(None, error, serializer)
-            self._publish_reply(delivery, self._reply_args(delivery, reply))
+            self._send_reply(delivery, reply)
             exc_info = _exc_info(error)
         return reply.result, exc_info
 
-    def _reply_args(self, delivery: Delivery, reply: EncodedReply) -> tuple[Any, ...]:
+    def _send_reply(self, delivery: Delivery, reply: EncodedReply) -> None:
+        if self._tracing is None:
+            self._publish_reply(delivery, self._reply_args(delivery, reply))
+            return
+        # a producer span (child of the worker's), its traceparent in the reply's headers
+        headers: dict[str, Any] = {}
+        self._tracing.publish_reply(
+            lambda: self._publish_reply(delivery, self._reply_args(delivery, reply, headers)),
+            *(headers, self.exchange_name, delivery.routing_key),
+            delivery.properties.correlation_id,
+        )
+
+    def _reply_args(
+        self, delivery: Delivery, reply: EncodedReply, headers: dict[str, Any] | None = None
+    ) -> tuple[Any, ...]:
         request = delivery.properties
         properties = Properties(
             content_type=reply.content_type,
             content_encoding=reply.content_encoding,
-            headers={},
+            headers={} if headers is None else headers,
             delivery_mode=PERSISTENT,
             priority=0,
             correlation_id=request.correlation_id,

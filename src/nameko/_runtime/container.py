@@ -65,6 +65,7 @@ from nameko._runtime.extensions import (
 )
 from nameko._runtime.observers import WorkerObserver, notify_finished, notify_started
 from nameko._runtime.worker import WorkerContext
+from nameko._tracing import tracing_for
 from nameko.constants import DEFAULT_MAX_WORKERS, MAX_WORKERS_CONFIG_KEY
 from nameko.exceptions import (
     ConfigurationError,
@@ -117,6 +118,9 @@ class ServiceContainer:
         self.started = False
         #: metrics, traces... (`nameko._runtime.observers`): see every worker begin and end
         self.worker_observers: list[WorkerObserver] = []
+        tracing = tracing_for(config)  # TRACING: a span per worker (nameko._tracing)
+        if tracing is not None:
+            self.worker_observers.append(tracing.observer)
         self._worker_pool = WorkerPool(self.max_workers, name=f"{self.service_name}-worker")
         # worker -> its thread; ``gr_frame`` gives its stack, as nameko's greenlets did
         self._worker_threads: dict[WorkerContext, ThreadHandle] = {}

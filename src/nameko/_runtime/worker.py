@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nameko._ids import new_id
 from nameko._protocol.calls import extend_call_id_stack, make_call_id
 from nameko._protocol.deadlines import DEADLINE_CONTEXT_KEY, decode_deadline, encode_deadline
+from nameko._protocol.tracecontext import take_trace_carrier
 from nameko.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -40,6 +41,10 @@ class WorkerContext:
     entrypoint, and put back into `context_data` only when observed, so an
     RPC worker's onward calls inherit its budget and an event handler's
     never inherit the budget of the call that dispatched the event.
+
+    ``trace_carrier`` (shimeji): the ``traceparent``/``tracestate``/``baggage``
+    items taken out of ``data`` (None if there were none): the parent of this
+    worker's span when tracing is on, never forwarded on onward calls.
     """
 
     _providers_set_up: list[Any]  # set by the container once the providers' set-up ran
@@ -65,6 +70,7 @@ class WorkerContext:
         inherited = self.data.pop(DEADLINE_CONTEXT_KEY, None)
         observed = getattr(entrypoint, "observes_deadline", False) is True
         self.deadline: float | None = decode_deadline(inherited) if observed else None
+        self.trace_carrier = take_trace_carrier(self.data)
         self._call_id: str | None = None
         self._call_id_stack: list[str] | None = None
         self._in_flight: list[Callable[[], None]] | None = None  # see before_result

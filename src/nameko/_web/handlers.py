@@ -62,6 +62,8 @@ class HttpRequestHandler(Entrypoint):
         request.shallow = False
         try:
             context_data = self.server.context_data_from_headers(request)
+            if self.server.tracing is not None:  # the request's span: the worker's parent
+                context_data = {**context_data, **self.server.tracing.current_carrier()}
             args, kwargs = self.get_entrypoint_parameters(request)
             self.check_signature(args, kwargs)
             result = self._run_worker(request, args, kwargs, context_data)

@@ -14,12 +14,14 @@ for WSGI middleware, as in nameko.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request
 
+from nameko._tracing import HTTP_ROUTE_ENVIRON_KEY, tracing_for
 from nameko._web import hosting
 from nameko._web.addresses import (
     DEFAULT_WEB_SERVER_ADDRESS,
@@ -43,20 +45,30 @@ class WsgiApp:
         self.url_map = server.make_url_map()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        tracing = self.server.tracing
+        if tracing is None:
+            response = self.respond(environ)
+        else:  # a server span, current while the request is routed and run
+            response = tracing.serve_http(environ, partial(self.respond, environ))
+        return response(environ, start_response)
+
+    def respond(self, environ: dict[str, Any]) -> Any:
         request = Request(environ)
         adapter = self.url_map.bind_to_environ(environ)
         try:
-            provider, values = adapter.match()
+            rule, values = adapter.match(return_rule=True)
+            environ[HTTP_ROUTE_ENVIRON_KEY] = rule.rule  # names the request's span
             # nameko's attribute on werkzeug's own Request class (not a subclass,
             # as in 2.14), which does not declare it
             request.path_values = values  # type: ignore[attr-defined]
-            response = provider.handle_request(request)
+            return rule.endpoint.handle_request(request)
         except HTTPException as exc:
-            response = exc
-        return response(environ, start_response)
+            return exc
 
 
 class WebServer(ProviderCollector, SharedExtension):
+    tracing: Any = None  # TRACING on: `nameko._tracing.otel.Tracing` (set up from the config)
+
     def __init__(self) -> None:
         super().__init__()
         self._hosted: hosting.Hosted | None = None
@@ -89,6 +101,7 @@ class WebServer(ProviderCollector, SharedExtension):
         # a bad address or limit fails set-up, not the first request
         self.bind_addr  # noqa: B018
         self.limits  # noqa: B018
+        self.tracing = tracing_for(self.container.config)
 
     def start(self) -> None:
         if self._hosted is not None:

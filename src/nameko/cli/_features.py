@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nameko._tracing import tracing_feature
 from nameko.runners import ServiceRunner
 
 __all__ = ["FEATURES", "close_features", "start_features"]
@@ -23,7 +24,7 @@ _log = logging.getLogger("nameko.cli")
 Closer = Callable[[], None]
 Feature = Callable[[ServiceRunner, dict[str, Any]], Closer | None]
 
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [tracing_feature]
 
 
 def start_features(runner: ServiceRunner, config: dict[str, Any]) -> list[Closer]:
