@@ -7,7 +7,7 @@ import pytest
 
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError
-from nameko.presence import Announcer, Roster
+from nameko.presence import Announcer
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.timer import timer
@@ -45,31 +45,6 @@ class Web:
     @http("GET", "/hi")
     async def hi(self, request):
         return "hi"
-
-
-@pytest.fixture
-def announced(config, container_factory):
-    """announced(ServiceCls, **config) -> (container, announcer), both started."""
-    announcers = []
-
-    def announced(service_cls, interval=None, **overrides):
-        container = container_factory(service_cls, {**config, **overrides})
-        announcer = Announcer(container.config, interval=interval)
-        announcer.attach(container)
-        announcers.append(announcer)
-        container.start()
-        announcer.start()
-        return container, announcer
-
-    yield announced
-    for announcer in announcers:
-        announcer.close()
-
-
-@pytest.fixture
-def roster(config):
-    with Roster(config) as roster:
-        yield roster
 
 
 def by_service(name):
