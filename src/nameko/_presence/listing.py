@@ -51,7 +51,7 @@ def _instance_lines(instances: list[dict[str, Any]]) -> list[str]:
                 str(message.get("state", "?")),
             )
         )
-    return ["  " + line for line in _table(rows)]
+    return ["  " + line.rstrip() for line in _table(rows)]
 
 
 def _entrypoint_lines(instances: list[dict[str, Any]]) -> list[str]:
