@@ -61,10 +61,10 @@ def main(args: Any) -> int:
         dashboard = Dashboard(config, address, args.refresh)
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.address}: {exc.strerror}") from None
-    dashboard.start()
     stop = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    dashboard.start()
     broker = sanitize_url(config[AMQP_URI_CONFIG_KEY])
     print(f"dashboard on http://{address.address}:{dashboard.port}/ ({broker})", flush=True)
     try:
