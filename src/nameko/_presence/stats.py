@@ -20,7 +20,7 @@ from nameko._presence.wire import LATENCY_BOUNDS_MS
 __all__ = ["EntrypointStats", "StatsObserver"]
 
 _BOUNDS_S = tuple(bound / 1000 for bound in LATENCY_BOUNDS_MS)
-_STARTED_ATTR = "_presence_started"  # set on the WorkerContext: no shared table to lock
+_MARK_ATTR = "_presence_mark"  # (stats, start time), set on the WorkerContext
 
 
 class EntrypointStats:
@@ -51,16 +51,19 @@ class StatsObserver:
         self._stats: dict[Any, EntrypointStats] = {}
 
     def worker_started(self, worker_ctx: Any) -> None:
-        setattr(worker_ctx, _STARTED_ATTR, perf_counter())
-        stats = self._for(worker_ctx.entrypoint)
+        stats = self._stats.get(worker_ctx.entrypoint) or self._new(worker_ctx.entrypoint)
         with self._lock:
             stats.in_flight += 1
+        # kept on the worker itself: no shared table to look it up in again
+        setattr(worker_ctx, _MARK_ATTR, (stats, perf_counter()))
 
     def worker_finished(self, worker_ctx: Any, result: Any, exc_info: Any) -> None:
-        started = getattr(worker_ctx, _STARTED_ATTR, None)
-        elapsed = 0.0 if started is None else perf_counter() - started
+        mark = getattr(worker_ctx, _MARK_ATTR, None)
+        if mark is None:  # it started before this observer was attached
+            return
+        stats, started = mark
+        elapsed = perf_counter() - started
         bucket = bisect_left(_BOUNDS_S, elapsed)
-        stats = self._for(worker_ctx.entrypoint)
         with self._lock:
             stats.in_flight -= 1
             stats.calls += 1
@@ -69,12 +72,9 @@ class StatsObserver:
             if exc_info:
                 stats.errors += 1
 
-    def _for(self, entrypoint: Any) -> EntrypointStats:
-        stats = self._stats.get(entrypoint)
-        if stats is None:  # first worker of this entrypoint: rare, so the lock is fine
-            with self._lock:
-                stats = self._stats.setdefault(entrypoint, EntrypointStats())
-        return stats
+    def _new(self, entrypoint: Any) -> EntrypointStats:
+        with self._lock:  # the first worker of an entrypoint only
+            return self._stats.setdefault(entrypoint, EntrypointStats())
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         """Totals by entrypoint key (`describe.entrypoint_key`)."""
