@@ -47,6 +47,7 @@ from nameko._messaging.connection import open_broker
 from nameko._presence import wire
 from nameko._presence.describe import describe_entrypoints
 from nameko._presence.stats import StatsObserver
+from nameko.constants import TRANSPORT_OPTIONS_CONFIG_KEY
 from nameko.exceptions import ConfigurationError
 
 __all__ = [
@@ -127,6 +128,7 @@ class Announcer:
         self._broker: Broker | None = None
         self._thread: Any = None
         self._warned = False
+        self._attempts = 0
 
     def attach(self, container: Any) -> str:
         """Watch ``container`` (before it starts: its observer sees every worker);
@@ -167,16 +169,30 @@ class Announcer:
         self._goodbye()
 
     def _connect(self) -> bool:
+        """One attempt, no retries of its own: the services' connection is the
+        one that reports (and retries) a broker that is down or refuses us;
+        the first failure may be that same one, so only later ones warn."""
+        self._attempts += 1
         try:
-            broker = open_broker(self.config, "nameko:presence")
-            broker.consume(self.queue, self._on_discover, no_ack=True, topology=self._topology())
+            broker = open_broker(_single_attempt(self.config), "nameko:presence")
         except Exception as exc:  # whatever it is, the services must run on
-            if not self._warned:
-                _log.warning("presence: cannot announce the services (%s); will retry", exc)
-                self._warned = True
+            self._failed(exc)
+            return False
+        try:
+            broker.consume(self.queue, self._on_discover, no_ack=True, topology=self._topology())
+        except Exception as exc:
+            broker.close()
+            self._failed(exc)
             return False
         self._broker = broker
         return True
+
+    def _failed(self, exc: Exception) -> None:
+        if self._attempts > 1 and not self._warned:
+            _log.warning("presence: cannot announce the services (%s); will retry", exc)
+            self._warned = True
+        else:
+            _log.debug("presence: not connected (%s)", exc)
 
     def _topology(self) -> list[Any]:
         return [
@@ -264,6 +280,14 @@ class Announcer:
             "in_flight": instance.observer.in_flight(),
             "entrypoints": entrypoints,
         }
+
+
+def _single_attempt(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with one connection attempt (reconnects after a first
+    success still go on for ever, as for every connection)."""
+    options = dict(config.get(TRANSPORT_OPTIONS_CONFIG_KEY) or {})
+    options["max_retries"] = 0
+    return {**config, TRANSPORT_OPTIONS_CONFIG_KEY: options}
 
 
 def _interval(config: Mapping[str, Any], given: float | None) -> float:
