@@ -102,3 +102,17 @@ def test_an_unknown_service_suggests_announced_names(announced, config):
         assert caught.value.suggestions == ["inventory"]
     finally:
         n.disconnect()
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        (["--address", "nowhere"], "Error: --address must be [HOST:]PORT, not 'nowhere'"),
+        (["--refresh", "0"], "Error: --refresh must be a positive number of seconds"),
+    ],
+)
+def test_dashboard_options_are_checked_in_one_line(config, capsys, options, error):
+    with pytest.raises(SystemExit) as exited:
+        main(["dashboard", "--broker", config["AMQP_URI"], *options])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip() == error

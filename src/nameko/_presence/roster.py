@@ -53,12 +53,9 @@ class Seen:
 class Roster:
     """Announcements of the cluster's instances; thread-safe reads."""
 
-    def __init__(
-        self, config: Mapping[str, Any], on_change: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, config: Mapping[str, Any]) -> None:
         self.config = config
         self.queue = f"nameko-presence.listener.{uuid.uuid4().hex[:12]}"
-        self._on_change = on_change
         self._seen: dict[str, Seen] = {}
         self._changed = Condition()
         self._broker: Broker | None = None
@@ -114,8 +111,6 @@ class Roster:
             else:
                 self._record(message)
             self._changed.notify_all()
-        if self._on_change is not None:
-            self._on_change()
 
     def _record(self, message: dict[str, Any]) -> None:
         seen = self._seen.get(message["instance"])

@@ -125,7 +125,10 @@ class Announced:
     def __init__(self, roster: Any, settle: float = 0.5) -> None:
         self._roster = roster
         self._ready_at = time.monotonic() + settle
-        roster.discover()
+        try:
+            roster.discover()
+        except Exception:  # reconnecting: announcements still come every interval
+            self._ready_at = 0.0
 
     def __call__(self) -> dict[str, list[str]]:
         left = self._ready_at - time.monotonic()
