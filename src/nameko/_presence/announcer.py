@@ -158,6 +158,7 @@ class Announcer:
             if self._broker is None and not self._connect():
                 self._closing.wait(self.interval)
                 continue
+            self._wake.clear()  # before the work: a request arriving during it wakes the next wait
             now = time.monotonic()
             periodic = now >= next_round
             if periodic:
@@ -165,7 +166,6 @@ class Announcer:
             self._announce_changes(periodic)
             self._answer_discoveries()
             self._wake.wait(_TICK)
-            self._wake.clear()
         self._goodbye()
 
     def _connect(self) -> bool:
