@@ -2,8 +2,9 @@
 
 ``n.rpc.service.method(...)`` (a started `ClusterRpcProxy` seen through
 `nameko.cli._shell.ShellRpc`: calls time out after ``--timeout`` seconds,
-tab completion knows the services and methods of this session and of the
-management API, an unknown service suggests close names), ``n.rpc['a-b']``,
+tab completion knows the services and methods the running instances
+announce (`nameko._presence`), those of this session and the management
+API's services, an unknown service suggests close names), ``n.rpc['a-b']``,
 ``n.dispatch_event(service, event_type, data)``, ``n.config``,
 ``n.disconnect()``. Without a terminal it reads statements from stdin and
 stops at the first error (exit status 1), so it can be scripted.
