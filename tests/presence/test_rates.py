@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from nameko._presence.listing import format_uptime
 from nameko._presence.rates import cluster_view, percentile_ms
+from nameko._presence.roster import Seen
 from nameko._presence.wire import LATENCY_BOUNDS_MS, decode, encode
 
 EMPTY = [0] * (len(LATENCY_BOUNDS_MS) + 1)
@@ -86,3 +89,10 @@ def test_uptime_and_wire():
     assert (
         decode(b"not json") is None and decode(b"[]") is None and decode(b'{"service": 1}') is None
     )
+
+
+def test_an_instance_is_silent_after_three_of_its_intervals():
+    message = {"service": "s", "instance": "i", "interval": 2.0}
+    assert not Seen(message, time.monotonic() - 5).is_silent()  # 5 s < 3 x 2 s
+    assert Seen(message, time.monotonic() - 7).is_silent()
+    assert Seen(message, time.monotonic() - 2).is_silent(period=0.5)  # the dashboard asks often

@@ -121,7 +121,8 @@ class Roster:
         seen.history.append((float(message.get("uptime") or 0.0), stats))
 
     def instances(self) -> list[Seen]:
-        """What is known now, oldest news first removed past FORGET_AFTER intervals."""
+        """What is known now; instances without news for FORGET_AFTER of their
+        intervals are dropped (a SIGKILLed process never says goodbye)."""
         with self._changed:
             for key, seen in list(self._seen.items()):
                 if seen.silent_for > FORGET_AFTER * (seen.message.get("interval") or 10.0):
