@@ -39,6 +39,8 @@ LAYERS = {
     "nameko._timer": 4,
     "nameko._reliability": 4,  # deadlines, retries, dead letters (issue 13)
     "nameko.reliability": 4,
+    "nameko._presence": 4,  # announcements, `nameko cluster`, the dashboard (issue 14, D29)
+    "nameko.presence": 4,
     "nameko.rpc": 4,
     "nameko.events": 4,
     "nameko.messaging": 4,

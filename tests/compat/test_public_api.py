@@ -125,6 +125,14 @@ PUBLIC = {
         "RetryPolicy",
     },
     "nameko.tracing": {"JsonFormatter", "TraceContextFilter", "TRACING_CONFIG_KEY"},  # shimeji
+    "nameko.presence": {  # shimeji
+        "EXCHANGE",
+        "PRESENCE_CONFIG_KEY",
+        "PRESENCE_INTERVAL_CONFIG_KEY",
+        "Announcer",
+        "Roster",
+        "Seen",
+    },
     "nameko.serialization": {"setup"},
     "nameko.utils": {"REDACTED", "get_redacted_args", "import_from_path", "sanitize_url"},
     "nameko.utils.retry": {"retry", "RetryDelay"},

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nameko._presence.feature import presence_feature
 from nameko._tracing import tracing_feature
 from nameko.runners import ServiceRunner
 
@@ -24,7 +25,10 @@ _log = logging.getLogger("nameko.cli")
 Closer = Callable[[], None]
 Feature = Callable[[ServiceRunner, dict[str, Any]], Closer | None]
 
-FEATURES: list[Feature] = [tracing_feature]
+FEATURES: list[Feature] = [
+    tracing_feature,  # nameko._tracing: TRACING: true (D27)
+    presence_feature,  # nameko._presence: announcements for `nameko cluster` (D29)
+]
 
 
 def start_features(runner: ServiceRunner, config: dict[str, Any]) -> list[Closer]:

@@ -10,10 +10,12 @@ three things a person at a prompt needs and a program does not:
   the shell knows of, which is what tab completion (readline, IPython) reads;
 * `UnknownService` suggests close names (``did you mean 'inventory'?``).
 
-The shell knows a service from the calls it made in this session and, when
+The shell knows services and their ``@rpc`` methods from the instances'
+announcements (`nameko._presence`: it asks every instance to announce itself
+when it starts), from the calls it made in this session and, when
 RabbitMQ's management API answers, from the ``rpc-<service>`` queues that
-have a consumer; it knows methods only from calls made in this session (the
-broker cannot tell them).
+have a consumer (services only: the broker cannot tell methods; this covers
+services run without presence, e.g. by nameko 2.14).
 """
 
 from __future__ import annotations
@@ -21,13 +23,16 @@ from __future__ import annotations
 import base64
 import difflib
 import json
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from nameko._concurrency import Event
 from nameko.exceptions import RpcTimeout, UnknownService
 
 __all__ = [
+    "Announced",
     "Catalogue",
     "NoReply",
     "ShellRpc",
@@ -64,35 +69,76 @@ class ShellUnknownService(UnknownService):
         return f"{text}: did you mean {' or '.join(map(repr, self.suggestions))}?"
 
 
+Names = Mapping[str, Iterable[str]]  # service -> its methods
+
+
 class Catalogue:
     """The services and methods this shell knows of.
 
     ``discover`` (e.g. the management API) is asked once, when a name is
-    first needed, so a shell whose broker has no API starts no slower."""
+    first needed, so a shell whose broker has no API starts no slower.
+    ``announced`` (service -> methods, from presence) is asked each time:
+    instances come and go while the shell runs."""
 
-    def __init__(self, discover: Callable[[], Iterable[str]] = tuple) -> None:
+    def __init__(
+        self,
+        discover: Callable[[], Iterable[str]] = tuple,
+        announced: Callable[[], Names] | None = None,
+    ) -> None:
         self._methods: dict[str, set[str]] = {}
         self._discover: Callable[[], Iterable[str]] | None = discover
+        self._announced = announced
 
     def saw(self, service: str, method: str) -> None:
         self._methods.setdefault(service, set()).add(method)
 
-    def services(self) -> list[str]:
+    def _known(self) -> dict[str, set[str]]:
         self._discovered()
-        return sorted(self._methods)
+        known = {name: set(methods) for name, methods in self._methods.items()}
+        for name, methods in (self._announced() if self._announced else {}).items():
+            known.setdefault(name, set()).update(methods)
+        return known
+
+    def services(self) -> list[str]:
+        return sorted(self._known())
 
     def methods(self, service: str) -> list[str]:
-        return sorted(self._methods.get(service, ()))
+        return sorted(self._known().get(service, ()))
 
     def close_to(self, service: str) -> list[str]:
-        self._discovered()
-        known = [name for name in self._methods if name != service]
+        known = [name for name in self._known() if name != service]
         return difflib.get_close_matches(service, known, n=3, cutoff=0.6)
 
     def _discovered(self) -> None:
         discover, self._discover = self._discover, None
         for name in discover() if discover else ():
             self._methods.setdefault(name, set())
+
+
+class Announced:
+    """Services and their ``@rpc`` methods, as their instances announce them.
+
+    Built when the shell starts, it sends a discovery request at once; the
+    first question waits for the answers until ``settle`` seconds after that
+    request (a person reaches for Tab later than that; a script may not)."""
+
+    def __init__(self, roster: Any, settle: float = 0.5) -> None:
+        self._roster = roster
+        self._ready_at = time.monotonic() + settle
+        try:
+            roster.discover()
+        except Exception:  # reconnecting: announcements still come every interval
+            self._ready_at = 0.0
+
+    def __call__(self) -> dict[str, list[str]]:
+        left = self._ready_at - time.monotonic()
+        if left > 0:
+            Event().wait(left)
+        return {
+            service: [ep["name"] for ep in entrypoints if ep.get("type") == "rpc"]
+            for service, entrypoints in self._roster.services().items()
+            if any(ep.get("type") == "rpc" for ep in entrypoints)
+        }
 
 
 class ShellRpc:

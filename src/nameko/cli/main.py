@@ -28,7 +28,7 @@ def _distribution_version() -> str:
 
 
 def setup_parser() -> argparse.ArgumentParser:
-    from nameko.cli import backdoor, dead_letters, run, shell, show_config, test
+    from nameko.cli import backdoor, cluster, dashboard, dead_letters, run, shell, show_config, test
 
     parser = argparse.ArgumentParser(prog="nameko")
     parser.add_argument(
@@ -38,10 +38,11 @@ def setup_parser() -> argparse.ArgumentParser:
         version=f"{nameko_version} (shimeji {_distribution_version()})",
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{backdoor,dead-letters,run,shell,show-config,test}"
+        dest="command",
+        metavar="{backdoor,cluster,dashboard,dead-letters,run,shell,show-config,test}",
     )
     commands.required = True
-    for module in (backdoor, dead_letters, run, shell, show_config, test):
+    for module in (backdoor, cluster, dashboard, dead_letters, run, shell, show_config, test):
         module.init_parser(
             commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         )

@@ -2,8 +2,9 @@
 
 ``n.rpc.service.method(...)`` (a started `ClusterRpcProxy` seen through
 `nameko.cli._shell.ShellRpc`: calls time out after ``--timeout`` seconds,
-tab completion knows the services and methods of this session and of the
-management API, an unknown service suggests close names), ``n.rpc['a-b']``,
+tab completion knows the services and methods the running instances
+announce (`nameko._presence`), those of this session and the management
+API's services, an unknown service suggests close names), ``n.rpc['a-b']``,
 ``n.dispatch_event(service, event_type, data)``, ``n.config``,
 ``n.disconnect()``. Without a terminal it reads statements from stdin and
 stops at the first error (exit status 1), so it can be scripted.
@@ -23,6 +24,7 @@ from nameko._global_config import config
 from nameko._rpc.dependency import RPC_TIMEOUT_CONFIG_KEY
 from nameko._urls import first_url, sanitize_url
 from nameko.cli._shell import (
+    Announced,
     Catalogue,
     NoReply,
     ShellRpc,
@@ -92,12 +94,33 @@ def make_nameko_helper(
     helper = NamekoHelper("nameko", "Use n.rpc.<service>.<method>(...) to call services")
     client = ClusterRpcProxy(config, timeout=timeout)
     amqp_uri = first_url(config[AMQP_URI_CONFIG_KEY])  # the management API of the first node
-    catalogue = Catalogue(partial(rpc_services_from_management_api, amqp_uri, management_api))
-    helper.rpc = ShellRpc(client.start(), catalogue, timeout)
+    cluster = client.start()
+    roster = _listen_to_announcements(config)
+    catalogue = Catalogue(
+        partial(rpc_services_from_management_api, amqp_uri, management_api),
+        Announced(roster) if roster is not None else None,
+    )
+    helper.rpc = ShellRpc(cluster, catalogue, timeout)
     helper.dispatch_event = event_dispatcher(config)
     helper.config = config
-    helper.disconnect = client.stop
+
+    def disconnect() -> None:
+        client.stop()
+        if roster is not None:
+            roster.close()
+
+    helper.disconnect = disconnect
     return helper
+
+
+def _listen_to_announcements(config: Mapping[str, Any]) -> Any:
+    """A started presence `Roster`, or None: completion is a help, never a reason to fail."""
+    from nameko._presence.roster import Roster
+
+    try:
+        return Roster(config).start()
+    except Exception:
+        return None
 
 
 def call_timeout(args: Any, config: Mapping[str, Any]) -> float | None:

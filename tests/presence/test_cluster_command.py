@@ -1,0 +1,118 @@
+"""`nameko cluster` and the shell's names from announcements, in one process
+(the memory broker is shared by URI); real processes: tests/integration."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nameko.cli._shell import ShellUnknownService
+from nameko.cli.main import main
+from nameko.cli.shell import make_nameko_helper
+from nameko.events import event_handler
+from nameko.rpc import rpc
+
+
+class Inventory:
+    name = "inventory"
+
+    @rpc
+    def stock(self, item: str) -> int:
+        """How many of ``item`` are left.
+
+        Counted at the last stock-take."""
+        return 3
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @event_handler("orders", "placed")
+    def on_placed(self, payload):
+        pass
+
+
+class Listener:
+    name = "listener"
+
+    @event_handler("orders", "placed")
+    def on_placed(self, payload):
+        pass
+
+
+def cluster(config, capsys, *options):
+    with pytest.raises(SystemExit) as exited:
+        main(["cluster", "--broker", config["AMQP_URI"], "--wait", "0.5", *options])
+    assert exited.value.code == 0
+    return capsys.readouterr()
+
+
+def test_cluster_lists_services_instances_and_entrypoints(config, announced, capsys):
+    _, announcer = announced(Inventory)
+    announced(Listener)
+    out = cluster(config, capsys).out
+    lines = out.splitlines()
+    assert lines[0] == "inventory (1 instance)"
+    assert lines[1].split() == ["instance", "host", "pid", "uptime", "version", "state"]
+    row = lines[2].split()
+    assert row[1:3] == [announcer.host, str(announcer.pid)] and row[-1] == "running"
+    assert lines[3].split()[:3] == ["event_handler", "on_placed(payload)", "orders.placed"]
+    assert lines[4].split()[:2] == ["rpc", "ping()"]
+    assert lines[5].split() == [
+        *("rpc", "stock(item:", "str)", "->", "int"),
+        *("How", "many", "of", "``item``", "are", "left."),
+    ]
+    assert "listener (1 instance)" in lines
+
+
+def test_cluster_json(config, announced, capsys):
+    announced(Inventory)
+    [message] = json.loads(cluster(config, capsys, "--json").out)
+    assert message["service"] == "inventory"
+    assert [ep["key"] for ep in message["entrypoints"]] == [
+        "event_handler:on_placed",
+        "rpc:ping",
+        "rpc:stock",
+    ]
+
+
+def test_cluster_says_when_nobody_answers(config, capsys):
+    err = cluster(config, capsys).err
+    assert "no service instance answered" in err and "within 0.5 s" in err
+
+
+def test_the_shell_completes_announced_services_and_their_rpc_methods(announced, config):
+    announced(Inventory)
+    announced(Listener)  # no @rpc: nothing to call through n.rpc
+    n = make_nameko_helper(config, timeout=5)
+    try:
+        assert dir(n.rpc) == ["inventory"]
+        assert dir(n.rpc.inventory) == ["ping", "stock"]
+    finally:
+        n.disconnect()
+
+
+def test_an_unknown_service_suggests_announced_names(announced, config):
+    announced(Inventory)
+    n = make_nameko_helper(config, timeout=5)
+    try:
+        with pytest.raises(ShellUnknownService) as caught:
+            n.rpc.inventori.ping()
+        assert caught.value.suggestions == ["inventory"]
+    finally:
+        n.disconnect()
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        (["--address", "nowhere"], "Error: --address must be [HOST:]PORT, not 'nowhere'"),
+        (["--refresh", "0"], "Error: --refresh must be a positive number of seconds"),
+    ],
+)
+def test_dashboard_options_are_checked_in_one_line(config, capsys, options, error):
+    with pytest.raises(SystemExit) as exited:
+        main(["dashboard", "--broker", config["AMQP_URI"], *options])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip() == error
