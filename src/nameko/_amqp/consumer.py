@@ -124,6 +124,11 @@ class Lease:
             return False
         return True
 
+    def holds(self, delivery_tag: int) -> bool:
+        """Whether a delivery of this incarnation is still ours (unsettled
+        ones are requeued by the broker once the channel is gone)."""
+        return self.alive
+
     def ack_up_to(self, delivery_tag: int) -> None:
         self.settle(delivery_tag, True, False, multiple=True)
 
@@ -232,6 +237,9 @@ class RabbitConsumer(Consumer):
         if self.no_ack or self.ack_on_return or self.lease is None:
             return _no_settle
         return self.lease.settle
+
+    def holds_function(self) -> Callable[[int], bool] | None:
+        return None if self.lease is None else self.lease.holds
 
     def cancel(self) -> None:
         if self.state not in (STARTING, ACTIVE):

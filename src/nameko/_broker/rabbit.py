@@ -446,6 +446,7 @@ class RabbitBroker(Recovery, Broker):
             event.redelivered,
             event.delivery_tag,
             consumer.settle_function(),
+            consumer.holds_function(),
         )
         try:
             consumer.on_message(delivery)
