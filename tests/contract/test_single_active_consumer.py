@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from nameko._broker.base import Broker, Properties
-from tests.contract.conftest import Collector, transient_queue
+from tests.contract.conftest import Collector, fence, queue_exists, transient_queue
 from tests.waiting import wait_until
 
 OpenBroker = Callable[..., Broker]
@@ -82,3 +82,24 @@ def test_max_length_counts_only_ready_messages(open_broker: OpenBroker) -> None:
     wait_until(lambda: conn.queue_size("lease") == 1, timeout=5)  # 2 was dropped for 3
     other = open_broker()
     assert other.queue_size("lease") == 1
+
+
+def test_held_ends_when_the_queue_is_deleted(open_broker: OpenBroker) -> None:
+    conn, admin = open_broker(), open_broker()
+    collector = Collector()
+    topology = [transient_queue("lease", **SAC)]
+    conn.consume("lease", collector, prefetch=1, topology=topology)
+    admin.publish("", "lease", b"token", Properties())
+    [held] = collector.wait_for(1)
+    admin.delete_queue("lease")  # the consumer declares it again (D15), empty
+    wait_until(lambda: not held.held, timeout=5)
+    wait_until(lambda: queue_exists(admin, "lease"), timeout=5)
+    admin.publish("", "lease", b"new", Properties())
+    new = collector.wait_for(2)[1]  # the deleted queue's delivery takes no prefetch slot
+    assert new.body == b"new" and new.held
+    # an ack of the deleted queue's delivery is harmless; on RabbitMQ 3.10 a
+    # reject with requeue is not (the channel is reset: `new` would come again)
+    held.ack()
+    assert new.held
+    new.ack()
+    assert fence(conn, "lease", collector) == [held, new]  # nothing came again

@@ -108,10 +108,11 @@ class Lease:
     no-op once that channel (or its connection) is gone: the broker has
     already requeued those deliveries."""
 
-    __slots__ = ("driver", "conn", "channel", "alive")
+    __slots__ = ("driver", "conn", "channel", "alive", "holding")
 
     def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
         self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
+        self.holding = True  # False once its queue was deleted (`RabbitConsumer.resume`)
 
     def settle(self, delivery_tag: int, ack: bool, requeue: bool, multiple: bool = False) -> bool:
         """False when the channel is known to be gone (nothing was sent).
@@ -127,7 +128,7 @@ class Lease:
     def holds(self, delivery_tag: int) -> bool:
         """Whether a delivery of this incarnation is still ours (unsettled
         ones are requeued by the broker once the channel is gone)."""
-        return self.alive
+        return self.alive and self.holding
 
     def ack_up_to(self, delivery_tag: int) -> None:
         self.settle(delivery_tag, True, False, multiple=True)
@@ -212,6 +213,10 @@ class RabbitConsumer(Consumer):
         if lease is None or lease.conn is not conn or not conn.has_channel(self.channel):
             self.start(conn, token)
             return
+        # what the deleted queue delivered is no longer anyone's (Delivery.held);
+        # a new lease on the same channel settles what the new queue delivers
+        lease.holding = False
+        self.lease = Lease(self._driver, conn, self.channel)
         for method in self.declarations:
             conn.send_method(self.channel, method)
         self._consume(conn, token)

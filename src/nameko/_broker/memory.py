@@ -171,7 +171,9 @@ class MemoryConsumer(Consumer):
         self.connection._post(self, delivery)
 
     def _holds(self, tag: int) -> bool:
-        return self.state != CLOSED and tag in self.unacked  # a read: no lock needed
+        # reads only, no lock needed; a deleted queue's deliveries are nobody's
+        queue = self.queue_state
+        return self.state != CLOSED and tag in self.unacked and not (queue and queue.deleted)
 
     def _settle(self, tag: int, ack: bool, requeue: bool) -> bool:
         return self.connection._server.settle(self, tag, ack, requeue)

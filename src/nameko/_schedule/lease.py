@@ -49,6 +49,17 @@ def lease_queue(service_name: str, key: str) -> str:
     return f"schedule-{service_name}.{key}"
 
 
+def _give_back(token: Delivery) -> None:
+    """Requeue a lease we hold (the next instance gets it at once); settle
+    one whose channel or queue is gone with an ack, the one harmless
+    settle there (RabbitMQ 3.10 resets the channel on a requeue of a
+    deleted queue's message: observed, tests/contract)."""
+    if token.held:
+        token.reject(requeue=True)
+    else:
+        token.ack()
+
+
 class Leadership(Extension):
     """Whether this instance leads one schedule; a sub-extension of the
     schedule's entrypoint, which sets `queue` in its ``setup``."""
@@ -86,8 +97,8 @@ class Leadership(Extension):
                 delivery.reject(requeue=True)
                 return
             previous, self._token, self._since = self._token, delivery, time.time()
-        if previous is not None and previous.held:  # (prefetch 1: not expected)
-            previous.reject(requeue=True)
+        if previous is not None:
+            _give_back(previous)
         _log.info("%s: this instance now leads (holds the lease)", self.queue)
 
     def leads_at(self, due: float) -> bool:
@@ -97,6 +108,8 @@ class Leadership(Extension):
         with self._lock:
             token, since = self._token, self._since
         leading = token is not None and token.held
+        if token is not None and not leading:
+            _give_back(token)
         if leading != self._leading:
             self._leading = leading
             if not leading:
@@ -118,7 +131,7 @@ class Leadership(Extension):
         if consumer is not None:
             consumer.close() if close else consumer.cancel()
         if token is not None:
-            token.reject(requeue=True)  # a no-op once the channel is closed
+            _give_back(token)
         self.connection.unregister_provider(self)
 
     def __repr__(self) -> str:
