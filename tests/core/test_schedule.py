@@ -174,3 +174,41 @@ def test_bad_declarations_fail_at_import(make, message):
 
     with pytest.raises(ValueError, match=message):
         make()(method)
+
+
+def test_a_restricted_away_schedule_takes_no_lease(container_factory, config):
+    from nameko.rpc import rpc
+    from nameko.testing.services import restrict_entrypoints
+
+    class Both:
+        name = "both"
+
+        @cron("* * * * * *")
+        def tick(self):
+            pass
+
+        @rpc
+        def ping(self):
+            return "pong"
+
+    container = container_factory(Both, config)
+    restrict_entrypoints(container, "ping")
+    container.start()
+    [lease] = [e for e in container.subextensions if type(e).__name__ == "Leadership"]
+    assert lease._consumer is None
+    container.stop()
+
+
+def test_an_async_method_on_a_singleton_timer(start):
+    recorder = Recorder()
+
+    class Async:
+        name = "async_timer"
+        due = TickDue()
+
+        @timer(INTERVAL, singleton=True)
+        async def tick(self):
+            recorder.add(self.due)
+
+    start(Async)
+    assert len(set(recorder.wait_for(2))) == len(recorder.items)

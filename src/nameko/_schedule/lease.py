@@ -77,9 +77,11 @@ class Leadership(Extension):
 
     def setup(self) -> None:
         self._stopped = False
-        self.connection.register_provider(self)
 
     def start(self) -> None:
+        if not self.queue:
+            return  # its entrypoint was removed (`restrict_entrypoints`) before setup
+        self.connection.register_provider(self)
         broker = self.connection.broker
         topology = [Queue(self.queue, durable=True, arguments=LEASE_ARGUMENTS)]
         self._consumer = broker.consume(self.queue, self._on_lease, prefetch=1, topology=topology)
