@@ -30,6 +30,7 @@ fire times is defined with PEP 495's ``fold``, so DST has one rule:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
@@ -57,7 +58,7 @@ _FIELDS: tuple[_Field, ...] = (  # seconds first
     ("day-of-week", 0, 7, {n: i for i, n in enumerate(_DAYS)}),
 )
 _ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
-# A candidate this far from a UTC offset change is searched the fast way;
+# A time this far from a UTC offset change is in a linear stretch of time;
 # every DST rule in the tz database moves clocks by less (at most 2 h).
 MARGIN = timedelta(hours=3)
 SEARCH_YEARS = 10  # a satisfiable day (29 Feb) comes round within 8 years
@@ -233,29 +234,66 @@ def next_fire(schedule: CronSchedule, after: datetime, tz: tzinfo = UTC) -> date
     """The first fire time strictly after the aware datetime ``after``, as an
     aware UTC datetime; None if there is none within `SEARCH_YEARS`."""
     after = after.astimezone(UTC)
-    wall = after.astimezone(tz).replace(tzinfo=None, fold=0, microsecond=0)
     if _steady(tz, after):
-        found = first_match(schedule, wall + _SECOND)
+        wall = after.astimezone(tz).replace(tzinfo=None)
+        found = first_match(schedule, _second_after(wall))
         if found is None:
             return None
         candidate = found.replace(tzinfo=tz).astimezone(UTC)
         if _steady(tz, candidate):
             return candidate  # a linear stretch of time: the first match is the answer
-    return _search_near_change(schedule, after, wall, tz)
+        change = _change_near(tz, candidate)
+    else:
+        change = _change_near(tz, after)
+    return _across_change(schedule, after, change, tz)
 
 
-def _search_near_change(
-    schedule: CronSchedule, after: datetime, wall: datetime, tz: tzinfo
+def _second_after(naive: datetime) -> datetime:
+    return naive.replace(microsecond=0) + _SECOND
+
+
+def _offset_at(tz: tzinfo, timestamp: int) -> timedelta | None:
+    return datetime.fromtimestamp(timestamp, UTC).astimezone(tz).utcoffset()
+
+
+def _change_near(tz: tzinfo, instant: datetime) -> datetime:
+    """The instant (to the second) within `MARGIN` of ``instant`` when the
+    UTC offset changes (bisection: zoneinfo does not list its transitions)."""
+    low = math.floor((instant - MARGIN).timestamp())
+    high = math.ceil((instant + MARGIN).timestamp())
+    before = _offset_at(tz, low)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _offset_at(tz, middle) == before:
+            low = middle
+        else:
+            high = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _across_change(
+    schedule: CronSchedule, after: datetime, change: datetime, tz: tzinfo
 ) -> datetime | None:
-    """Near an offset change, wall-clock order is not time order: look at
-    every match from `MARGIN` before ``wall`` until matches are `MARGIN`
-    past the best one found."""
-    best: datetime | None = None
-    best_wall = wall
-    found = first_match(schedule, wall - MARGIN)
-    while found is not None and (best is None or found <= best_wall + MARGIN):
-        for instant in instants(schedule, found, tz):
-            if instant > after and (best is None or instant < best):
-                best, best_wall = instant, found
-        found = first_match(schedule, found + _SECOND)
-    return best
+    """Around an offset change wall-clock order is not time order: take the
+    first fire time read with the offset before (``early``: also the skipped
+    times of a gap) and the first read with the offset after (``late``:
+    also second passes of a repeated hour, for every-hour expressions)."""
+    early_offset = (change - _SECOND).astimezone(tz).utcoffset() or timedelta()
+    late_offset = change.astimezone(tz).utcoffset() or timedelta()
+    at, naive_after = change.replace(tzinfo=None), after.replace(tzinfo=None)
+    found: list[datetime] = []
+    gap = max(late_offset - early_offset, timedelta())  # skipped times fire in it
+    if after < change + gap:
+        early = first_match(schedule, _second_after(naive_after + early_offset))
+        if early is not None and early < at + max(early_offset, late_offset):
+            found.append((early - early_offset).replace(tzinfo=UTC))
+    start = max(_second_after(naive_after + late_offset), at + late_offset)
+    if early_offset > late_offset and not schedule.every_hour:
+        start = max(start, at + early_offset)  # a repeated time fires in its first pass only
+    late = first_match(schedule, start)
+    if late is not None:
+        instant = (late - late_offset).replace(tzinfo=UTC)
+        if instant > change + MARGIN:  # beyond this change: search from there as usual
+            instant = next_fire(schedule, change + MARGIN, tz) or instant
+        found.append(instant)
+    return min(found) if found else None
