@@ -215,15 +215,6 @@ def _within_day(schedule: CronSchedule, t: datetime) -> datetime | None:
             t = t.replace(minute=t.minute + 1, second=0)
 
 
-def instants(schedule: CronSchedule, wall: datetime, tz: tzinfo) -> list[datetime]:
-    """The UTC instants a matching wall-clock time fires at (module docstring)."""
-    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
-    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    if first < second and schedule.every_hour:  # a repeated time (fall back)
-        return [first, second]
-    return [first]  # also a skipped time: fold=0 is the later instant there
-
-
 def _steady(tz: tzinfo, instant: datetime) -> bool:
     """No UTC offset change within `MARGIN` of ``instant``."""
     before = (instant - MARGIN).astimezone(tz).utcoffset()
