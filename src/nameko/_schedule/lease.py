@@ -111,6 +111,9 @@ class Leadership(Extension):
             token, since = self._token, self._since
         leading = token is not None and token.held
         if token is not None and not leading:
+            with self._lock:
+                if self._token is token:
+                    self._token = None
             _give_back(token)
         if leading != self._leading:
             self._leading = leading
@@ -130,8 +133,10 @@ class Leadership(Extension):
             self._stopped = True
             token, self._token = self._token, None
         consumer = self._consumer
-        if consumer is not None:
-            consumer.close() if close else consumer.cancel()
+        if consumer is not None and close:
+            consumer.close()  # the broker requeues the lease
+        elif consumer is not None:
+            consumer.cancel()  # the lease stays ours until given back below
         if token is not None:
             _give_back(token)
         self.connection.unregister_provider(self)
