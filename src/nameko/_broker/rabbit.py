@@ -438,6 +438,7 @@ class RabbitBroker(Recovery, Broker):
         consumer = self._consumers.get(event.channel)
         if consumer is None or consumer.state == CLOSED:
             return
+        consumer.last_delivery_tag = event.delivery_tag
         delivery = Delivery(
             event.body,
             event.properties,
