@@ -421,8 +421,11 @@ class Broker(abc.ABC):
 
         When ``queue`` is deleted, a consumer whose ``topology`` declares it
         declares the topology again and goes on consuming the new queue
-        (deliveries from the old one settle as no-ops); any other consumer
-        just ends."""
+        (deliveries from the old one are no longer `Delivery.held`; an ack
+        or a plain reject of them is a no-op, but on RabbitMQ 3.10 a
+        ``reject(requeue=True)`` resets the channel, so that its unacked
+        deliveries of the new queue come again); any other consumer just
+        ends."""
 
     @abc.abstractmethod
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:
