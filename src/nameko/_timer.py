@@ -16,19 +16,30 @@ fire one at t = 1.2 and the next at t = 1.4.
 
 `stop` ends the loop and waits for a running worker. `kill` ends the loop
 without waiting (threads can't be killed; a running worker finishes in the
-background, see the container). The timer is not cluster-aware: every
-running instance of the service fires.
+background, see the container). By default the timer is not cluster-aware:
+every running instance of the service fires (nameko's semantics).
+
+``singleton=True`` (shimeji, D28): each tick fires on one instance of the
+service only, the one holding the schedule's lease on the broker
+(`nameko._schedule.lease`). Its ticks are then on a grid every instance
+agrees on, multiples of ``interval`` since the Unix epoch (wall clock), not
+anchored to the start; ``eager`` is refused with it. ``key`` names the
+lease (default: the method's name), for a method with two singleton
+schedules.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from nameko._concurrency import Event
 from nameko._runtime.extensions import Entrypoint
-from nameko.exceptions import ContainerBeingKilled
+from nameko._schedule.lease import Leadership, lease_queue
+from nameko._schedule.loop import run_schedule
+from nameko.exceptions import ConfigurationError, ContainerBeingKilled
 
 __all__ = ["Timer", "timer"]
 
@@ -38,13 +49,57 @@ _log = logging.getLogger("nameko.timer")
 class Timer(Entrypoint):
     """Calls the decorated method (without arguments) every ``interval`` seconds."""
 
-    def __init__(self, interval: float, eager: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        interval: float,
+        eager: bool = False,
+        *,
+        singleton: bool = False,
+        key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.interval = interval
         self.eager = eager
+        self.singleton = singleton
+        self.key = key
         self.should_stop = Event()
         self.worker_complete = Event()
         self.gt: Any = None
+        #: wall-clock due time of the tick being fired (schedules on a wall
+        #: clock: singleton timers and crons); the tick's identity
+        self.due: float | None = None
+        self._check_options()
+        if singleton:  # a sub-extension only when asked for: others pay nothing
+            self.leadership = Leadership()
         super().__init__(**kwargs)
+
+    def _check_options(self) -> None:
+        if self.singleton and (self.eager or self.interval <= 0):
+            raise ValueError("a singleton timer needs an interval > 0 and cannot be eager")
+
+    def setup(self) -> None:
+        if self.singleton:
+            self.leadership.queue = self.lease_name
+            self._check_lease_unique()
+
+    @property
+    def lease_name(self) -> str:
+        return lease_queue(self.container.service_name, self.key or self.method_name)
+
+    def _check_lease_unique(self) -> None:
+        twins = [
+            ep
+            for ep in self.container.entrypoints
+            if ep is not self
+            and isinstance(ep, Timer)
+            and ep.singleton
+            and ep.lease_name == self.lease_name
+        ]
+        if twins:
+            raise ConfigurationError(
+                f"two singleton schedules of {self.container.service_name}.{self.method_name} "
+                f"share the lease {self.lease_name!r}: give one of them key='...'"
+            )
 
     def start(self) -> None:
         _log.debug("starting %s", self)
@@ -63,6 +118,10 @@ class Timer(Entrypoint):
         self.worker_complete.set()
 
     def _run(self) -> None:
+        if self.singleton:
+            leads_at = self.leadership.leads_at
+            run_schedule(self.next_due, self._fire, self.should_stop, leads_at, self)
+            return
         due = time.monotonic() + (0.0 if self.eager else self.interval)
         while not self.should_stop.wait(max(0.0, due - time.monotonic())):
             self.handle_timer_tick()
@@ -80,6 +139,18 @@ class Timer(Entrypoint):
                 _log.info("%s overran: skipping %d tick(s)", self, missed)
             due += missed * self.interval
         return due
+
+    def next_due(self, after: float) -> float | None:
+        """The first grid point (a multiple of the interval since the epoch)
+        strictly after the wall-clock time ``after`` (singleton timers)."""
+        tick = math.floor(after / self.interval) + 1
+        while tick * self.interval <= after:  # float rounding
+            tick += 1
+        return tick * self.interval
+
+    def _fire(self, due: float) -> None:
+        self.due = due  # stable while the worker runs: the loop waits for it
+        self.handle_timer_tick()
 
     def handle_timer_tick(self) -> None:
         """Spawn a worker and wait until it finished."""

@@ -37,6 +37,7 @@ LAYERS = {
     "nameko._rpc": 4,
     "nameko._events": 4,
     "nameko._timer": 4,
+    "nameko._schedule": 4,  # cluster-singleton schedules: lease, loop, @cron (D28)
     "nameko._reliability": 4,  # deadlines, retries, dead letters (issue 13)
     "nameko.reliability": 4,
     "nameko._presence": 4,  # announcements, `nameko cluster`, the dashboard (issue 14, D29)

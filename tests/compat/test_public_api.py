@@ -73,7 +73,7 @@ PUBLIC = {
     "nameko.amqp": {"UndeliverableMessage", "get_connection", "get_producer"},
     "nameko.amqp.publish": {"Publisher", "UndeliverableMessage"},
     "nameko.amqp.consume": {"Consumer"},
-    "nameko.timer": {"Timer", "timer"},
+    "nameko.timer": {"Timer", "timer", "Cron", "cron"},  # shimeji: cron (D28)
     "nameko.dependency_providers": {"Config", "DependencyProvider"},
     "nameko.contextdata": {"ContextDataProvider", "Language", "UserId", "UserAgent", "AuthToken"},
     "nameko.standalone.rpc": {

@@ -108,10 +108,12 @@ class Lease:
     no-op once that channel (or its connection) is gone: the broker has
     already requeued those deliveries."""
 
-    __slots__ = ("driver", "conn", "channel", "alive")
+    __slots__ = ("driver", "conn", "channel", "alive", "held_from")
 
     def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
         self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
+        # deliveries with lower tags came from a queue deleted since (`resume`)
+        self.held_from = 0
 
     def settle(self, delivery_tag: int, ack: bool, requeue: bool, multiple: bool = False) -> bool:
         """False when the channel is known to be gone (nothing was sent).
@@ -123,6 +125,11 @@ class Lease:
         except NotConnected:
             return False
         return True
+
+    def holds(self, delivery_tag: int) -> bool:
+        """Whether a delivery of this incarnation is still ours (unsettled
+        ones are requeued by the broker once the channel is gone)."""
+        return self.alive and delivery_tag >= self.held_from
 
     def ack_up_to(self, delivery_tag: int) -> None:
         self.settle(delivery_tag, True, False, multiple=True)
@@ -181,6 +188,7 @@ class RabbitConsumer(Consumer):
         self._consume_arguments = consume_arguments(topology, queue)
         self.state = STARTING
         self.lease: Lease | None = None
+        self.last_delivery_tag = 0  # on the current channel (set by the broker)
         self._driver = driver
         self._call = call  # send a command and wait for its answer (see RabbitBroker)
         self._forget = forget
@@ -193,6 +201,7 @@ class RabbitConsumer(Consumer):
         pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
         self.lease = Lease(self._driver, conn, ch)
+        self.last_delivery_tag = 0  # a fresh channel numbers its deliveries from 1
         conn.open_channel(ch)
         for method in self.declarations:
             conn.send_method(ch, method)
@@ -207,6 +216,8 @@ class RabbitConsumer(Consumer):
         if lease is None or lease.conn is not conn or not conn.has_channel(self.channel):
             self.start(conn, token)
             return
+        # what the deleted queue delivered is no longer anyone's (Delivery.held)
+        lease.held_from = self.last_delivery_tag + 1
         for method in self.declarations:
             conn.send_method(self.channel, method)
         self._consume(conn, token)
@@ -232,6 +243,9 @@ class RabbitConsumer(Consumer):
         if self.no_ack or self.ack_on_return or self.lease is None:
             return _no_settle
         return self.lease.settle
+
+    def holds_function(self) -> Callable[[int], bool] | None:
+        return None if self.lease is None else self.lease.holds
 
     def cancel(self) -> None:
         if self.state not in (STARTING, ACTIVE):

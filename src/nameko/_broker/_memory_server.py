@@ -102,11 +102,17 @@ class QueueState:
         self.max_length: int | None = args.get("x-max-length")
         self.reject_publish = args.get("x-overflow", "drop-head") != "drop-head"
         self.quorum = args.get("x-queue-type") == "quorum"
+        # x-single-active-consumer: only the earliest attached consumer gets
+        # deliveries; when it goes, the next one takes over (RabbitMQ 3.10)
+        self.single_active = args.get("x-single-active-consumer") is True
         self.dead_letter_exchange: str | None = args.get("x-dead-letter-exchange")
         self.dead_letter_key: str | None = args.get("x-dead-letter-routing-key")
 
     def next_consumer(self) -> MemoryConsumer | None:
         """Round-robin over the consumers with room, resuming after the last one served."""
+        if self.single_active:
+            active = self.consumers[0] if self.consumers else None
+            return active if active is not None and active.has_room() else None
         count = len(self.consumers)
         for step in range(count):
             index = (self.cursor + step) % count

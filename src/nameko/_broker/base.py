@@ -239,6 +239,7 @@ class Delivery:
         "delivery_tag",
         "_settle",
         "_settled",
+        "_holds",
     )
 
     def __init__(
@@ -250,6 +251,7 @@ class Delivery:
         redelivered: bool,
         delivery_tag: int,
         settle: Callable[[int, bool, bool], bool | None],
+        holds: Callable[[int], bool] | None = None,
     ) -> None:
         self.body = body
         self.properties = properties
@@ -261,10 +263,23 @@ class Delivery:
         # no-op returning False once the delivering channel is gone.
         self._settle = settle
         self._settled = False
+        # holds(delivery_tag): whether the delivering channel is still open
+        self._holds = holds
 
     @property
     def settled(self) -> bool:
         return self._settled
+
+    @property
+    def held(self) -> bool:
+        """True while this delivery is unsettled and the channel that
+        delivered it is open, as far as this client knows: the broker counts
+        the message as ours and gives it to nobody else. False once it was
+        settled, or its channel or connection closed (the broker requeued
+        it). A lease held this way is how `nameko._schedule` elects a leader."""
+        if self._settled:
+            return False
+        return self._holds is None or self._holds(self.delivery_tag)
 
     def ack(self) -> bool:
         """Acknowledge; False when that could not reach the broker (settled
@@ -406,8 +421,11 @@ class Broker(abc.ABC):
 
         When ``queue`` is deleted, a consumer whose ``topology`` declares it
         declares the topology again and goes on consuming the new queue
-        (deliveries from the old one settle as no-ops); any other consumer
-        just ends."""
+        (deliveries from the old one are no longer `Delivery.held`; an ack
+        or a plain reject of them is a no-op, but on RabbitMQ 3.10 a
+        ``reject(requeue=True)`` resets the channel, so that its unacked
+        deliveries of the new queue come again); any other consumer just
+        ends."""
 
     @abc.abstractmethod
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:

@@ -17,7 +17,8 @@ runs the same tests against a real broker: default/direct/topic/fanout/headers
 exchanges, the ``amq.*`` exchanges, exclusive/auto-delete queues, ``x-expires``,
 per-queue and per-message TTL, ``x-max-length`` (``drop-head`` and
 ``reject-publish``, which nacks), mandatory returns, prefetch, round-robin
-dispatch, requeue to the original position with ``redelivered=True``.
+dispatch, ``x-single-active-consumer``, requeue to the original position
+with ``redelivered=True``.
 
 Deliberate differences from RabbitMQ:
 
@@ -165,8 +166,14 @@ class MemoryConsumer(Consumer):
             message.redelivered,
             tag,
             self._settle,
+            self._holds,
         )
         self.connection._post(self, delivery)
+
+    def _holds(self, tag: int) -> bool:
+        # reads only, no lock needed; a deleted queue's deliveries are nobody's
+        queue = self.queue_state
+        return self.state != CLOSED and tag in self.unacked and not (queue and queue.deleted)
 
     def _settle(self, tag: int, ack: bool, requeue: bool) -> bool:
         return self.connection._server.settle(self, tag, ack, requeue)

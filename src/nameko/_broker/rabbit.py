@@ -438,6 +438,7 @@ class RabbitBroker(Recovery, Broker):
         consumer = self._consumers.get(event.channel)
         if consumer is None or consumer.state == CLOSED:
             return
+        consumer.last_delivery_tag = event.delivery_tag
         delivery = Delivery(
             event.body,
             event.properties,
@@ -446,6 +447,7 @@ class RabbitBroker(Recovery, Broker):
             event.redelivered,
             event.delivery_tag,
             consumer.settle_function(),
+            consumer.holds_function(),
         )
         try:
             consumer.on_message(delivery)
