@@ -37,6 +37,8 @@ LAYERS = {
     "nameko._timer": 4,
     "nameko._reliability": 4,  # deadlines, retries, dead letters (issue 13)
     "nameko.reliability": 4,
+    "nameko._ops": 4,  # health, readiness, metrics (issue 14, D26)
+    "nameko.ops": 4,
     "nameko.rpc": 4,
     "nameko.events": 4,
     "nameko.messaging": 4,

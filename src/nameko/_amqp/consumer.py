@@ -180,6 +180,7 @@ class RabbitConsumer(Consumer):
         self.redeclares_queue = declares_queue(topology, queue)
         self._consume_arguments = consume_arguments(topology, queue)
         self.state = STARTING
+        self.confirmed = False  # the broker's Consume-Ok for the current lease arrived
         self.lease: Lease | None = None
         self._driver = driver
         self._call = call  # send a command and wait for its answer (see RabbitBroker)
@@ -188,10 +189,16 @@ class RabbitConsumer(Consumer):
     def __repr__(self) -> str:
         return f"<RabbitConsumer queue={self.queue!r} channel={self.channel} {self.state}>"
 
+    @property
+    def attached(self) -> bool:
+        lease = self.lease
+        return self.state == ACTIVE and self.confirmed and lease is not None and lease.alive
+
     def start(self, conn: Connection, token: Any) -> None:
         """Queue everything that (re)starts this consumer on a fresh channel,
         pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
+        self.confirmed = False
         self.lease = Lease(self._driver, conn, ch)
         conn.open_channel(ch)
         for method in self.declarations:
@@ -207,6 +214,7 @@ class RabbitConsumer(Consumer):
         if lease is None or lease.conn is not conn or not conn.has_channel(self.channel):
             self.start(conn, token)
             return
+        self.confirmed = False
         for method in self.declarations:
             conn.send_method(self.channel, method)
         self._consume(conn, token)
@@ -234,6 +242,7 @@ class RabbitConsumer(Consumer):
         return self.lease.settle
 
     def cancel(self) -> None:
+        self.lost = False  # its owner no longer wants it
         if self.state not in (STARTING, ACTIVE):
             return
         self.state = CANCELLED
@@ -246,6 +255,7 @@ class RabbitConsumer(Consumer):
             token.send(None)
 
     def close(self) -> None:
+        self.lost = False
         if self.state == CLOSED:
             return
         self.state = CLOSED
@@ -291,6 +301,7 @@ class RestoreToken:
         self.consumer, self.countdown, self.on_failure = consumer, countdown, on_failure
 
     def send(self, value: Any) -> None:
+        self.consumer.confirmed = True
         if self.countdown is not None:
             self.countdown.one_done()
 

@@ -212,6 +212,11 @@ class ServiceContainer:
         self._stop_loop()
         self._died.send(exc_info)
 
+    @property
+    def stopping(self) -> bool:
+        """True from the moment `stop` or `kill` begins (shimeji: readiness)."""
+        return self._stopping or self._being_killed
+
     def _stop_loop(self) -> None:
         if self._async_workers is not None:
             self._async_workers.stop()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nameko._ops.feature import ops_feature
 from nameko.runners import ServiceRunner
 
 __all__ = ["FEATURES", "close_features", "start_features"]
@@ -23,7 +24,9 @@ _log = logging.getLogger("nameko.cli")
 Closer = Callable[[], None]
 Feature = Callable[[ServiceRunner, dict[str, Any]], Closer | None]
 
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [
+    ops_feature,  # OPS_ADDRESS: /healthz /readyz /metrics (nameko._ops, D26)
+]
 
 
 def start_features(runner: ServiceRunner, config: dict[str, Any]) -> list[Closer]:
