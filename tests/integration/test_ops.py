@@ -131,7 +131,7 @@ def test_readyz_is_503_during_a_graceful_stop(service, rabbit_config_uri):
         assert json.loads(get(port, "/readyz")[1])["services"]["ops_service"]["state"] == "stopping"  # fmt: skip
         assert get(port, "/healthz")[0] == 200  # draining, alive
         assert reply.result() == 3
-    assert proc.wait(TIMEOUT) == 0
+    assert proc.wait(TIMEOUT) == 0, proc.output()
     assert get(port, "/healthz")[0] == 0  # the endpoint closed with the process
 
 
@@ -176,4 +176,4 @@ def test_each_process_has_its_own_endpoint(nameko_run, rabbit_config_uri):
     ]
     assert sum(calls) == 10  # each process counts its own workers
     proc.signal(signal.SIGTERM)
-    assert proc.wait(TIMEOUT) == 0
+    assert proc.wait(TIMEOUT) == 0, proc.output()

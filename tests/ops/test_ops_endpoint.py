@@ -222,6 +222,42 @@ def test_unready_while_a_consumer_is_lost(memory_config, runner_factory):
         ops.close()
 
 
+GATE = Event()
+
+
+class SlowStart(Entrypoint):
+    """An entrypoint whose start waits for the test (a consumer being set up)."""
+
+    def start(self) -> None:
+        GATE.wait(10)
+
+
+class SlowService:
+    name = "slow_start"
+
+    @SlowStart.decorator
+    def job(self):
+        pass
+
+
+def test_unready_until_every_extension_has_started(memory_config, runner_factory):
+    GATE.clear()
+    runner = runner_factory(memory_config, SlowService)
+    ops = serve_ops(runner, "127.0.0.1:0")
+    try:
+        assert get(ops.address, "/readyz")[0] == 503
+        starter = start_thread(runner.start, "test-start")
+        wait_until(lambda: all(c.started for c in runner.containers), timeout=5)
+        status, body = get(ops.address, "/readyz")  # started, but not all of it yet
+        assert status == 503 and json.loads(body)["services"]["slow_start"]["state"] == "starting"
+        GATE.set()
+        starter.join(10)
+        assert get(ops.address, "/readyz")[0] == 200
+    finally:
+        GATE.set()
+        ops.close()
+
+
 def test_a_taken_address_is_a_configuration_error(endpoint, memory_config, runner_factory):
     from nameko.exceptions import ConfigurationError
 

@@ -34,9 +34,10 @@ def broker_of(container: Any) -> Broker | None:
 
 
 def _state(container: Any) -> str:
-    if container.stopping:
+    # getattr: a SERVICE_CONTAINER_CLS of one's own may lack shimeji's attributes
+    if getattr(container, "stopping", False):
         return "stopping" if container.started else "stopped"
-    return "running" if container.started else "starting"
+    return "running" if getattr(container, "start_completed", container.started) else "starting"
 
 
 def _connection(broker: Broker | None) -> str:

@@ -1,9 +1,10 @@
 """Metrics of one process: what its workers did, its connections, itself.
 
 `WorkerMetrics` is a worker observer (`nameko._runtime.observers`), one per
-container. Per worker it takes a clock reading at the start and, at the
-end, one lock to bump a few integers and two histograms: no labels lookup,
-no allocation beyond the dict entry of a new entrypoint or error type.
+container. Per worker it notes the start (two clock readings, one dict
+entry, no lock) and, at the end, takes one lock to bump a few integers and
+two histograms: no labels lookup, no allocation beyond the dict entry of a
+new error type. Queue wait is observed at the end too, with the rest.
 Everything else (connection counters, consumers, RSS, threads) is read
 only when somebody scrapes (`render`).
 """
@@ -45,9 +46,10 @@ def entrypoint_type(entrypoint: Any) -> str:
 
 
 class _EntrypointStats:
-    __slots__ = ("kind", "calls", "errors", "latency", "queue_wait")
+    __slots__ = ("name", "kind", "calls", "errors", "latency", "queue_wait")
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
         self.kind = kind
         self.calls = 0
         self.errors: dict[str, int] = {}
@@ -55,7 +57,7 @@ class _EntrypointStats:
         self.queue_wait = Histogram(QUEUE_WAIT_BUCKETS)
 
     def copy(self) -> _EntrypointStats:
-        twin = _EntrypointStats(self.kind)
+        twin = _EntrypointStats(self.name, self.kind)
         twin.calls, twin.errors = self.calls, dict(self.errors)
         twin.latency, twin.queue_wait = self.latency.copy(), self.queue_wait.copy()
         return twin
@@ -66,48 +68,49 @@ class WorkerMetrics:
 
     def __init__(self, container: Any) -> None:
         self.container = container
-        self.in_flight = 0
         self._lock = Lock()
-        self._stats: dict[str, _EntrypointStats] = {}  # method name -> its figures
-        self._started: dict[int, float] = {}  # id(worker_ctx) -> perf_counter at its start
-        for (
-            entrypoint
-        ) in container.entrypoints:  # at zero from the start: rate() sees the first call
+        # bound entrypoint -> its figures (one method may have two entrypoints)
+        self._stats: dict[Any, _EntrypointStats] = {}
+        # id(worker_ctx) -> (perf_counter at its start, seconds it waited in the queue);
+        # a dict's set and pop are atomic, so the start takes no lock
+        self._running: dict[int, tuple[float, float | None]] = {}
+        # every entrypoint at zero from the start, so rate() sees the first call
+        for entrypoint in container.entrypoints:
             self._entry(entrypoint)
 
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
     def worker_started(self, worker_ctx: Any) -> None:
-        now = time.perf_counter()
         sent_at = getattr(worker_ctx, "sent_at", None)
         waited = None if sent_at is None else max(0.0, time.time() - sent_at)
-        entrypoint = worker_ctx.entrypoint
-        with self._lock:
-            self.in_flight += 1
-            self._started[id(worker_ctx)] = now
-            if waited is not None:
-                self._entry(entrypoint).queue_wait.observe(waited)
+        self._running[id(worker_ctx)] = (time.perf_counter(), waited)
 
     def worker_finished(self, worker_ctx: Any, result: Any, exc_info: Any) -> None:
         now = time.perf_counter()
+        started, waited = self._running.pop(id(worker_ctx), (now, None))
+        entrypoint = worker_ctx.entrypoint
         with self._lock:
-            self.in_flight -= 1
-            started = self._started.pop(id(worker_ctx), now)
-            stats = self._entry(worker_ctx.entrypoint)
+            stats = self._stats.get(entrypoint) or self._entry(entrypoint)
             stats.calls += 1
             stats.latency.observe(now - started)
+            if waited is not None:
+                stats.queue_wait.observe(waited)
             if exc_info is not None:
                 error = exc_info[0].__name__
                 stats.errors[error] = stats.errors.get(error, 0) + 1
 
     def _entry(self, entrypoint: Any) -> _EntrypointStats:
-        name = entrypoint.method_name
-        stats = self._stats.get(name)
+        stats = self._stats.get(entrypoint)
         if stats is None:
-            stats = self._stats[name] = _EntrypointStats(entrypoint_type(entrypoint))
+            kind = entrypoint_type(entrypoint)
+            stats = self._stats[entrypoint] = _EntrypointStats(entrypoint.method_name, kind)
         return stats
 
-    def snapshot(self) -> tuple[int, dict[str, _EntrypointStats]]:
+    def snapshot(self) -> tuple[int, list[_EntrypointStats]]:
         with self._lock:
-            return self.in_flight, {name: s.copy() for name, s in self._stats.items()}
+            return self.in_flight, [s.copy() for s in self._stats.values()]
 
 
 def render(observers: Iterable[WorkerMetrics]) -> str:
@@ -120,11 +123,11 @@ def render(observers: Iterable[WorkerMetrics]) -> str:
     return out.text()
 
 
-def _worker_families(out: Writer, snapshots: list[tuple[Any, int, dict[str, Any]]]) -> None:
+def _worker_families(out: Writer, snapshots: list[tuple[Any, int, list[Any]]]) -> None:
     rows = [
-        ({"service": c.service_name, "entrypoint": name, "type": s.kind}, s)
+        ({"service": c.service_name, "entrypoint": s.name, "type": s.kind}, s)
         for c, _, stats in snapshots
-        for name, s in sorted(stats.items())
+        for s in sorted(stats, key=lambda s: (s.name, s.kind))
     ]
     out.family(
         "nameko_entrypoint_calls_total",

@@ -115,6 +115,8 @@ class ServiceContainer:
         self._bind_extensions()
 
         self.started = False
+        #: every extension has started (`started` is set when starting begins): readiness
+        self.start_completed = False
         #: metrics, traces... (`nameko._runtime.observers`): see every worker begin and end
         self.worker_observers: list[WorkerObserver] = []
         self._worker_pool = WorkerPool(self.max_workers, name=f"{self.service_name}-worker")
@@ -166,6 +168,7 @@ class ServiceContainer:
         with _log_time("started %s", self):
             self.extensions.all.setup()
             self.extensions.all.start()
+        self.start_completed = True
 
     def stop(self) -> None:
         with self._lock:
