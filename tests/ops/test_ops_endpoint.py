@@ -271,3 +271,44 @@ def test_a_taken_address_is_a_configuration_error(endpoint, memory_config, runne
 def test_a_service_without_the_endpoint_has_no_observer(memory_config, runner_factory):
     runner = runner_factory(memory_config, Service)
     assert all(c.worker_observers == [] for c in runner.containers)
+
+
+def test_unhealthy_once_a_running_service_lost_its_connection_for_good(endpoint):
+    runner, ops = endpoint
+    (container,) = runner.containers
+    container.shared_extensions[BrokerConnection].current.close()  # as if it gave up
+    status, body = get(ops.address, "/healthz")
+    assert status == 503
+    assert json.loads(body)["services"]["opsvc"] == {
+        "state": "running",
+        "broker": "closed",
+        "problem": "its broker connection is closed and will not come back",
+    }
+    assert get(ops.address, "/readyz")[0] == 503
+
+
+def test_the_run_feature_is_off_unless_configured(memory_config, runner_factory):
+    from nameko._ops.feature import ops_feature
+
+    runner = runner_factory(memory_config, Service)
+    assert ops_feature(runner, {}) is None
+    assert all(c.worker_observers == [] for c in runner.containers)
+    close = ops_feature(runner, {"OPS_ADDRESS": "127.0.0.1:0"})
+    assert close is not None
+    assert all(len(c.worker_observers) == 1 for c in runner.containers)
+    close()
+    assert all(c.worker_observers == [] for c in runner.containers)
+
+
+def test_nameko_run_refuses_a_bad_ops_address(tmp_path, monkeypatch, capsys):
+    from nameko.cli.main import main
+
+    (tmp_path / "ops_cli_service.py").write_text(
+        "from nameko.rpc import rpc\n\nclass S:\n    name = 's'\n\n    @rpc\n    def m(self):\n        pass\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--broker", "memory://", "--ops-address", "nowhere", "ops_cli_service"])
+    assert exited.value.code == 1
+    assert "OPS_ADDRESS must be [host:]port" in capsys.readouterr().err

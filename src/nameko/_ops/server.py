@@ -75,7 +75,7 @@ class OpsServer:
         return str(host), int(port)
 
     def _serve(self) -> None:
-        self._server.serve_forever(poll_interval=0.5)
+        self._server.serve_forever(poll_interval=0.1)  # how soon close() returns
 
     def close(self) -> None:
         self._server.shutdown()  # waits for serve_forever to return

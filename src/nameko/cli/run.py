@@ -102,6 +102,8 @@ def main(args: Any) -> int:
     config = setup_config(args)
     if getattr(args, "ops_address", None):
         config[OPS_ADDRESS_CONFIG_KEY] = args.ops_address  # the flag wins
+    if config.get(OPS_ADDRESS_CONFIG_KEY) not in (None, ""):
+        parse_address(config[OPS_ADDRESS_CONFIG_KEY])  # a typo fails now, not in N children
     setup_logging(config)
     services = [cls for path in args.services for cls in import_services(path)]
     count = process_count(args, config)
