@@ -59,3 +59,23 @@ def test_entrypoint_types():
     assert entrypoint_type(Consumer("q")) == "consume"
     assert entrypoint_type(Timer(1)) == "timer"
     assert entrypoint_type(HttpRequestHandler("GET", "/")) == "http"
+
+
+@pytest.mark.parametrize("host, client", [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")])
+def test_the_server_answers_and_closes(host, client):
+    import socket
+    import urllib.request
+
+    from nameko._ops.server import OpsServer
+
+    if ":" in host and not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    server = OpsServer(host, 0, {"/x": lambda: (200, "text/plain", b"ok")})
+    port = server.address[1]
+    try:
+        with urllib.request.urlopen(f"http://{client}:{port}/x?probe=1", timeout=5) as response:
+            assert response.read() == b"ok" and response.headers["Content-Length"] == "2"
+    finally:
+        server.close()  # wakes the blocked accept: no polling
+    with pytest.raises(OSError):
+        socket.create_connection((host, port), timeout=1).close()

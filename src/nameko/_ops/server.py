@@ -12,11 +12,12 @@ small and built from counters, and a client that stalls is dropped after
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from nameko._concurrency import start_thread
+from nameko._concurrency import Event, start_thread
 
 __all__ = ["REQUEST_TIMEOUT", "OpsServer", "Response"]
 
@@ -61,12 +62,19 @@ class _Server(HTTPServer):
         _log.debug("ops request from %s failed", client_address, exc_info=True)
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class OpsServer:
     """Serves ``routes`` (path -> function) on ``host:port`` until `close`."""
 
     def __init__(self, host: str, port: int, routes: dict[str, Route]) -> None:
-        self._server = _Server((host, port), _Handler)  # OSError if the address is taken
+        server_cls = _Server6 if ":" in host else _Server
+        self._server = server_cls((host, port), _Handler)  # OSError if the address is taken
         self._server.routes = routes
+        self._closing = False
+        self._stopped = Event()
         start_thread(self._serve, "ops-http")
 
     @property
@@ -75,8 +83,20 @@ class OpsServer:
         return str(host), int(port)
 
     def _serve(self) -> None:
-        self._server.serve_forever(poll_interval=0.1)  # how soon close() returns
+        # Blocks in accept until a request comes: no wake-ups while idle (the
+        # library's serve_forever polls its shutdown flag). `close` wakes it.
+        try:
+            while not self._closing:
+                self._server.handle_request()
+        finally:
+            self._stopped.set()
 
     def close(self) -> None:
-        self._server.shutdown()  # waits for serve_forever to return
+        self._closing = True
+        try:  # a connection of our own ends the wait in accept
+            socket.create_connection(self.address, timeout=1).close()
+        except OSError:
+            pass
+        if not self._stopped.wait(REQUEST_TIMEOUT + 1):
+            _log.warning("the ops endpoint did not stop within %ss", REQUEST_TIMEOUT + 1)
         self._server.server_close()
