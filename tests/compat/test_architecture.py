@@ -42,6 +42,8 @@ LAYERS = {
     "nameko.reliability": 4,
     "nameko._presence": 4,  # announcements, `nameko cluster`, the dashboard (issue 14, D29)
     "nameko.presence": 4,
+    "nameko._ops": 4,  # health, readiness, metrics (issue 14, D26)
+    "nameko.ops": 4,
     "nameko.rpc": 4,
     "nameko.events": 4,
     "nameko.messaging": 4,

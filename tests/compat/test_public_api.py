@@ -117,6 +117,7 @@ PUBLIC = {
         "deserialize",
         "deserialize_to_instance",
     },
+    "nameko.ops": {"OPS_ADDRESS_CONFIG_KEY", "OpsEndpoint", "serve_ops"},  # shimeji, D26
     "nameko.reliability": {  # shimeji
         "CallBudget",
         "Deadline",

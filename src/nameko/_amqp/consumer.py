@@ -187,6 +187,7 @@ class RabbitConsumer(Consumer):
         self.redeclares_queue = declares_queue(topology, queue)
         self._consume_arguments = consume_arguments(topology, queue)
         self.state = STARTING
+        self.confirmed = False  # the broker's Consume-Ok for the current lease arrived
         self.lease: Lease | None = None
         self.last_delivery_tag = 0  # on the current channel (set by the broker)
         self._driver = driver
@@ -196,10 +197,16 @@ class RabbitConsumer(Consumer):
     def __repr__(self) -> str:
         return f"<RabbitConsumer queue={self.queue!r} channel={self.channel} {self.state}>"
 
+    @property
+    def attached(self) -> bool:
+        lease = self.lease
+        return self.state == ACTIVE and self.confirmed and lease is not None and lease.alive
+
     def start(self, conn: Connection, token: Any) -> None:
         """Queue everything that (re)starts this consumer on a fresh channel,
         pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
+        self.confirmed = False
         self.lease = Lease(self._driver, conn, ch)
         self.last_delivery_tag = 0  # a fresh channel numbers its deliveries from 1
         conn.open_channel(ch)
@@ -218,6 +225,7 @@ class RabbitConsumer(Consumer):
             return
         # what the deleted queue delivered is no longer anyone's (Delivery.held)
         lease.held_from = self.last_delivery_tag + 1
+        self.confirmed = False
         for method in self.declarations:
             conn.send_method(self.channel, method)
         self._consume(conn, token)
@@ -248,6 +256,7 @@ class RabbitConsumer(Consumer):
         return None if self.lease is None else self.lease.holds
 
     def cancel(self) -> None:
+        self.lost = False  # its owner no longer wants it
         if self.state not in (STARTING, ACTIVE):
             return
         self.state = CANCELLED
@@ -260,6 +269,7 @@ class RabbitConsumer(Consumer):
             token.send(None)
 
     def close(self) -> None:
+        self.lost = False
         if self.state == CLOSED:
             return
         self.state = CLOSED
@@ -305,6 +315,7 @@ class RestoreToken:
         self.consumer, self.countdown, self.on_failure = consumer, countdown, on_failure
 
     def send(self, value: Any) -> None:
+        self.consumer.confirmed = True
         if self.countdown is not None:
             self.countdown.one_done()
 

@@ -178,6 +178,11 @@ class Driver:
         self._thread.start()
 
     @property
+    def running(self) -> bool:
+        """Whether the I/O thread is alive (connected or reconnecting)."""
+        return self._thread.is_alive()
+
+    @property
     def connection(self) -> Connection | None:
         """The connection while it is up; None while (re)connecting or
         closed. Between the broker's Connection.Close and the end of the

@@ -375,6 +375,7 @@ class Server:
                 consumer.connection._post_restore(consumer)
             else:
                 consumer.state = CANCELLED
+                consumer.lost = True
         queue.consumers.clear()
         for name, exchange in list(self.exchanges.items()):
             kept = [b for b in exchange.bindings if b.queue != queue.name]
@@ -471,6 +472,7 @@ class Server:
                 self._declare(conn, topology)
             except BaseException:
                 consumer.state = CANCELLED
+                consumer.lost = True
                 raise
             consumer.unacked = {}  # those messages went with the deleted queue
             self._attach(conn, consumer)

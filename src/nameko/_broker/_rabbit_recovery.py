@@ -30,6 +30,7 @@ from nameko._amqp.uri import AmqpParams
 from nameko._broker.base import (
     BrokerClosed,
     BrokerError,
+    BrokerStats,
     BrokerUnreachable,
     ChannelError,
     ConfirmLost,
@@ -90,11 +91,13 @@ class Recovery:
     _first: _concurrency.OneShot[Any]
     _driver: Driver
     _run: Callable[..., Any]
+    stats: BrokerStats
 
     def on_connected(self, conn: Connection) -> None:
         if not self._first.ready():
             self._first.send(True)
             return
+        self.stats.reconnects += 1
         log.info("Reconnected to broker at %s", self._driver.params.display)
         consumers = [c for c in list(self._consumers.values()) if c.state == ACTIVE]
         countdown = Countdown(len(consumers), self._notify_reconnected)
@@ -207,8 +210,10 @@ class Recovery:
         consumer = self._consumers.get(event.channel)
         if consumer is None or consumer.state not in (STARTING, ACTIVE):
             return
+        consumer.confirmed = False
         if not consumer.redeclares_queue:
             consumer.state = CANCELLED
+            consumer.lost = True
             log.warning(
                 "the broker cancelled the consumer of queue %r (was it deleted?)", consumer.queue
             )
@@ -275,6 +280,7 @@ class _Reconsume:
         self.broker, self.consumer, self.conn, self.failures = broker, consumer, conn, 0
 
     def send(self, value: Any) -> None:
+        self.consumer.confirmed = True
         log.info("consuming queue %r again", self.consumer.queue)
 
     def send_exception(self, exc: BaseException) -> None:

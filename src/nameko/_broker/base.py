@@ -44,7 +44,9 @@ __all__ = [
     "ChannelError",
     "ConfirmLost",
     "ConnectionLost",
+    "BrokerStats",
     "Consumer",
+    "ConsumerStatus",
     "Delivery",
     "Entity",
     "Exchange",
@@ -308,6 +310,16 @@ class Consumer(abc.ABC):
     """Handle on one active consumer (its own channel, its own prefetch)."""
 
     queue: str
+    #: the broker ended this consumer for good (its queue was deleted and it
+    #: does not declare it): its owner still wants it, nothing delivers to it
+    lost: bool = False
+
+    @property
+    @abc.abstractmethod
+    def attached(self) -> bool:
+        """True while the broker delivers to this consumer: confirmed on the
+        current connection and not cancelled (by us or by the broker) since.
+        False while a reconnect or a re-declaration is restoring it."""
 
     @abc.abstractmethod
     def cancel(self) -> None:
@@ -320,6 +332,29 @@ class Consumer(abc.ABC):
         (requeue, redelivered=True). Idempotent. Used by `kill`."""
 
 
+@dataclass(frozen=True)
+class ConsumerStatus:
+    """One consumer its owner still wants (see `Broker.consumer_status`)."""
+
+    queue: str
+    attached: bool
+
+
+class BrokerStats:
+    """Counters of one connection, for metrics (issue 14). Plain integers
+    bumped by the thread that owns the event (under the I/O lock or on the
+    I/O thread): reading them costs nothing until someone scrapes."""
+
+    __slots__ = ("published", "confirmed", "returned", "nacked", "reconnects")
+
+    def __init__(self) -> None:
+        self.published = 0  # messages handed to the broker, confirmed or not
+        self.confirmed = 0  # publishes the broker acked (returned ones included)
+        self.returned = 0  # mandatory publishes the broker could not route
+        self.nacked = 0  # publishes the broker refused
+        self.reconnects = 0  # connections re-established after a loss
+
+
 # -- the connection --------------------------------------------------------
 
 
@@ -329,6 +364,8 @@ class Broker(abc.ABC):
     uri: str  # as given, for display use `nameko.utils.sanitize_url`
     #: bodies longer than this are refused with `MessageTooLarge` before sending
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: publish outcomes and reconnects, counted for metrics
+    stats: BrokerStats
 
     @abc.abstractmethod
     def declare(self, entities: Iterable[Entity]) -> None:
@@ -441,6 +478,19 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def is_connected(self) -> bool:
         """True while the connection is up (False while reconnecting)."""
+
+    @property
+    @abc.abstractmethod
+    def is_alive(self) -> bool:
+        """True while the connection is up or being re-established; False
+        once it is closed (by `close`, or having given up reconnecting)."""
+
+    @abc.abstractmethod
+    def consumer_status(self) -> list[ConsumerStatus]:
+        """A snapshot of the consumers of this connection that their owners
+        have not cancelled or closed, each attached or not: a consumer being
+        restored after a reconnect or a deleted queue, or ended by the
+        broker for good (`Consumer.lost`), is listed as not attached."""
 
     def __enter__(self) -> Broker:
         return self

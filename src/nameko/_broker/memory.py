@@ -53,7 +53,9 @@ from nameko._broker.base import (
     Broker,
     BrokerClosed,
     BrokerError,
+    BrokerStats,
     Consumer,
+    ConsumerStatus,
     Delivery,
     Entity,
     NotFound,
@@ -178,10 +180,17 @@ class MemoryConsumer(Consumer):
     def _settle(self, tag: int, ack: bool, requeue: bool) -> bool:
         return self.connection._server.settle(self, tag, ack, requeue)
 
+    @property
+    def attached(self) -> bool:
+        queue = self.queue_state
+        return self.state == ACTIVE and queue is not None and not queue.deleted
+
     def cancel(self) -> None:
+        self.lost = False  # its owner no longer wants it
         self.connection._server.remove_consumer(self, requeue=False)
 
     def close(self) -> None:
+        self.lost = False
         self.connection._server.remove_consumer(self, requeue=True)
 
     def __repr__(self) -> str:
@@ -208,6 +217,8 @@ class MemoryBroker(Broker):
         self._outbox_ready = Condition()
         self._stopping = False  # guarded by _outbox_ready
         self._dispatcher: ManagedThread | None = None
+        self.stats = BrokerStats()
+        self._stats_lock = Lock()
 
     def require_open(self) -> None:
         if self.closed:
@@ -250,7 +261,9 @@ class MemoryBroker(Broker):
                 raise
             log.warning("unconfirmed publish failed: %s", exc.reply_text)
             return
-        if matched == 0 and mandatory:
+        unroutable = matched == 0 and mandatory
+        self._count(unroutable, refused)
+        if unroutable:
             failure: BrokerError = Unroutable(exchange, routing_key)
         elif refused:
             failure = PublishNacked(
@@ -261,6 +274,16 @@ class MemoryBroker(Broker):
         if confirm:
             raise failure
         log.warning("unconfirmed publish failed: %s", failure)
+
+    def _count(self, returned: bool, nacked: bool) -> None:
+        with self._stats_lock:  # publishers on many threads: += alone could lose counts
+            stats = self.stats
+            stats.published += 1
+            if nacked:
+                stats.nacked += 1
+            else:
+                stats.confirmed += 1
+                stats.returned += returned
 
     def consume(
         self,
@@ -302,6 +325,17 @@ class MemoryBroker(Broker):
     @property
     def is_connected(self) -> bool:
         return not self.closed
+
+    @property
+    def is_alive(self) -> bool:
+        return not self.closed  # a memory connection never drops
+
+    def consumer_status(self) -> list[ConsumerStatus]:
+        with self._server.lock:
+            consumers = list(self.consumers)
+        return [
+            ConsumerStatus(c.queue, c.attached) for c in consumers if c.state == ACTIVE or c.lost
+        ]
 
     # -- dispatching
 

@@ -60,9 +60,11 @@ from nameko._broker.base import (
     Broker,
     BrokerClosed,
     BrokerError,
+    BrokerStats,
     ChannelError,
     ConnectionLost,
     Consumer,
+    ConsumerStatus,
     Delivery,
     Entity,
     NotFound,
@@ -129,6 +131,7 @@ class RabbitBroker(Recovery, Broker):
         self._client_properties = client_properties(connection_name, _version())
         Connection(login_method=self._login_method)  # validates the login method now
         self._consumers: dict[int, RabbitConsumer] = {}
+        self.stats = BrokerStats()
         self._listeners: list[Callable[[], None]] = []
         self._state_lock = _concurrency.Lock()
         self._control_lock = _concurrency.Lock()
@@ -162,6 +165,19 @@ class RabbitBroker(Recovery, Broker):
     @property
     def is_connected(self) -> bool:
         return self._driver.connection is not None and not self._closed
+
+    @property
+    def is_alive(self) -> bool:
+        return not self._closed and self._driver.running
+
+    def consumer_status(self) -> list[ConsumerStatus]:
+        with self._state_lock:
+            consumers = list(self._consumers.values())
+        return [
+            ConsumerStatus(c.queue, c.attached)
+            for c in consumers
+            if c.state in (STARTING, ACTIVE) or c.lost
+        ]
 
     # -- the Broker API ----------------------------------------------------
 
@@ -266,6 +282,7 @@ class RabbitBroker(Recovery, Broker):
             raise
         if consumer.state == STARTING:  # not if the broker cancelled it meanwhile
             consumer.state = ACTIVE
+            consumer.confirmed = True
         return consumer
 
     def _start_consumer(self, consumer: RabbitConsumer) -> None:
@@ -359,8 +376,8 @@ class RabbitBroker(Recovery, Broker):
             conn.send_method(CONTROL_CHANNEL, method)
         conn.send_method(CONTROL_CHANNEL, methods[-1], token)
 
-    @staticmethod
     def _publish(
+        self,
         conn: Connection,
         exchange: str,
         routing_key: str,
@@ -373,6 +390,7 @@ class RabbitBroker(Recovery, Broker):
         if not conn.has_channel(PUBLISH_CHANNEL):
             conn.open_channel(PUBLISH_CHANNEL)
             conn.send_method(PUBLISH_CHANNEL, commands.Confirm.Select())
+        self.stats.published += 1  # under the driver's lock
         conn.publish(
             PUBLISH_CHANNEL,
             exchange,
@@ -456,11 +474,16 @@ class RabbitBroker(Recovery, Broker):
         if consumer.ack_on_return and consumer.lease is not None:
             acks[consumer.lease] = event.delivery_tag
 
-    @staticmethod
-    def _on_settled(event: PublishSettled) -> None:
+    def _on_settled(self, event: PublishSettled) -> None:
+        stats = self.stats  # on the I/O thread: no lock needed
+        if event.ack:
+            stats.confirmed += len(event.entries)
+        else:
+            stats.nacked += len(event.entries)
         for entry in event.entries:
             token = entry.token
             if entry.returned is not None:
+                stats.returned += 1
                 exc: BrokerError = Unroutable(
                     entry.exchange, entry.routing_key, entry.returned.reply_text
                 )
@@ -483,6 +506,7 @@ class RabbitBroker(Recovery, Broker):
         elif isinstance(event, ConsumerCancelled):
             self._on_consumer_cancelled(event)
         elif isinstance(event, Returned):
+            self.stats.returned += 1
             log.warning(
                 "message to %r/%r returned: %s", event.exchange, event.routing_key, event.reply_text
             )

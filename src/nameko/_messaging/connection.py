@@ -104,6 +104,11 @@ class BrokerConnection(SharedExtension, ProviderCollector):
                 self._broker = open_broker(self.container.config, self._connection_name())
             return self._broker
 
+    @property
+    def current(self) -> Broker | None:
+        """The connection if it is open; never opens one (health checks, metrics)."""
+        return self._broker
+
     def _connection_name(self) -> str:
         return f"nameko:{self.container.service_name}"
 

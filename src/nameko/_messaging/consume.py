@@ -57,7 +57,7 @@ from nameko._broker.base import Consumer as BrokerConsumer
 from nameko._broker.base import Delivery, Entity, OnMessage, PreconditionFailed, Queue
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
-from nameko._messaging.message import Message, decode_delivery
+from nameko._messaging.message import Message, decode_delivery, with_sent_at
 from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.queues import QUEUE_TYPE_ARGUMENT, queue_type_mismatch
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
@@ -207,7 +207,7 @@ class Consumer(Entrypoint, HeaderDecoder):
         self.handle_message(body, message)
 
     def handle_message(self, body: Any, message: Message) -> None:
-        context_data = self.unpack_message_headers(message)
+        context_data = with_sent_at(self.unpack_message_headers(message), message)
         handle_result = partial(self.handle_result, message)
         try:
             self.container.spawn_worker(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -334,6 +335,7 @@ def build_message(
     for name in _IGNORED_ARGS:
         rest.pop(name, None)
     extra = {name: rest.pop(name) for name in _PROPERTY_ARGS if name in rest}
+    extra.setdefault("timestamp", int(time.time()))  # queue-wait metrics; peers ignore it
     if rest:
         raise TypeError(f"unexpected publish argument(s): {', '.join(sorted(rest))}")
     delivery_mode = options["delivery_mode"]

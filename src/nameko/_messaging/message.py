@@ -27,8 +27,9 @@ from nameko._broker.base import Delivery, Properties
 from nameko._protocol import codecs
 from nameko._protocol.deadlines import DEADLINE_HEADER
 from nameko._protocol.retries import deliveries_of
+from nameko._runtime.worker import SENT_AT_KEY
 
-__all__ = ["UNDECODABLE", "Message", "decode_delivery", "payload_or_reject"]
+__all__ = ["UNDECODABLE", "Message", "decode_delivery", "payload_or_reject", "with_sent_at"]
 
 UNDECODABLE = object()  # what `payload_or_reject` returns for a message it rejected
 
@@ -65,6 +66,18 @@ def decode_delivery(delivery: Delivery, accept: Iterable[str] | None) -> Any:
     if compression:
         body = _DECOMPRESS[compression](body)
     return codecs.decode(body, props.content_type, props.content_encoding, accept)
+
+
+def with_sent_at(context_data: dict[str, Any], message: Any) -> dict[str, Any]:
+    """``context_data`` plus the message's AMQP ``timestamp`` under
+    `SENT_AT_KEY` (queue-wait metrics), when it has one (a kombu message
+    from a 2.x extension's own consumer does not count)."""
+    delivery = getattr(message, "delivery", None)
+    if delivery is not None:
+        sent_at = delivery.properties.timestamp
+        if sent_at is not None:
+            context_data[SENT_AT_KEY] = sent_at
+    return context_data
 
 
 class Message:

@@ -299,6 +299,7 @@ class RpcCaller:
             correlation_id=correlation_id,
             reply_to=self.replies.routing_key,
             expiration=expiration,
+            timestamp=int(time.time()),  # queue-wait metrics; nameko peers ignore it
         )
         return (self.exchange, routing_key, body, properties)
 

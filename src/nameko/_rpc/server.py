@@ -52,7 +52,7 @@ from nameko._broker.base import (
 from nameko._concurrency import InFlight, OneShot, current_thread
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.consume import HeaderDecoder, consume_queue
-from nameko._messaging.message import Message
+from nameko._messaging.message import Message, with_sent_at
 from nameko._messaging.publish import publish
 from nameko._messaging.queue_consumer import QueueConsumer
 from nameko._protocol import codecs
@@ -422,7 +422,7 @@ class Rpc(Entrypoint, HeaderDecoder):
         on a bad request (`RpcConsumer.handle_message` answers it)."""
         args, kwargs = decode_request(body)
         self.check_signature(args, kwargs)
-        context_data = self.unpack_message_headers(message)
+        context_data = with_sent_at(self.unpack_message_headers(message), message)
         try:
             self.container.spawn_worker(
                 self,

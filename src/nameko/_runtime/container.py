@@ -116,6 +116,8 @@ class ServiceContainer:
         self._bind_extensions()
 
         self.started = False
+        #: every extension has started (`started` is set when starting begins): readiness
+        self.start_completed = False
         #: metrics, traces... (`nameko._runtime.observers`): see every worker begin and end
         self.worker_observers: list[WorkerObserver] = []
         tracing = tracing_for(config)  # TRACING: a span per worker (nameko._tracing)
@@ -170,6 +172,7 @@ class ServiceContainer:
         with _log_time("started %s", self):
             self.extensions.all.setup()
             self.extensions.all.start()
+        self.start_completed = True
 
     def stop(self) -> None:
         with self._lock:
@@ -215,6 +218,11 @@ class ServiceContainer:
         self.started = False
         self._stop_loop()
         self._died.send(exc_info)
+
+    @property
+    def stopping(self) -> bool:
+        """True from the moment `stop` or `kill` begins (shimeji: readiness)."""
+        return self._stopping or self._being_killed
 
     def _stop_loop(self) -> None:
         if self._async_workers is not None:

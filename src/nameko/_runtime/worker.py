@@ -21,7 +21,13 @@ from nameko.constants import (
 if TYPE_CHECKING:
     from nameko._runtime.extensions import Entrypoint
 
-__all__ = ["WorkerContext", "new_call_id"]
+__all__ = ["SENT_AT_KEY", "WorkerContext", "new_call_id"]
+
+#: where an entrypoint puts the AMQP ``timestamp`` of the message that made a
+#: worker (Unix seconds) in ``context_data``; `WorkerContext` takes it out
+#: (as ``sent_at``), so it never travels on as a header. No header decodes
+#: to a name with a NUL in it.
+SENT_AT_KEY = "\x00sent_at"
 
 
 def new_call_id() -> str:
@@ -71,6 +77,8 @@ class WorkerContext:
         observed = getattr(entrypoint, "observes_deadline", False) is True
         self.deadline: float | None = decode_deadline(inherited) if observed else None
         self.trace_carrier = take_trace_carrier(self.data)
+        #: when the triggering message was published (Unix seconds), if it said
+        self.sent_at: int | None = self.data.pop(SENT_AT_KEY, None)
         self._call_id: str | None = None
         self._call_id_stack: list[str] | None = None
         self._in_flight: list[Callable[[], None]] | None = None  # see before_result

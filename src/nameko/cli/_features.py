@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from nameko._ops.feature import ops_feature
 from nameko._presence.feature import presence_feature
 from nameko._tracing import tracing_feature
 from nameko.runners import ServiceRunner
@@ -28,6 +29,7 @@ Feature = Callable[[ServiceRunner, dict[str, Any]], Closer | None]
 FEATURES: list[Feature] = [
     tracing_feature,  # nameko._tracing: TRACING: true (D27)
     presence_feature,  # nameko._presence: announcements for `nameko cluster` (D29)
+    ops_feature,  # OPS_ADDRESS: /healthz /readyz /metrics (nameko._ops, D26)
 ]
 
 

@@ -19,6 +19,8 @@ from importlib import import_module
 from typing import Any
 
 from nameko._concurrency import Event, start_thread
+from nameko._ops.address import parse_address
+from nameko._ops.feature import OPS_ADDRESS_CONFIG_KEY
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
@@ -67,6 +69,13 @@ def init_parser(parser: Any) -> None:
         f"worker pool (default: the config's {PROCESSES_CONFIG_KEY}, else 1); a process "
         "that dies is restarted, SIGTERM stops them all gracefully",
     )
+    parser.add_argument(
+        "--ops-address",
+        metavar="[HOST:]PORT",
+        help=f"serve /healthz, /readyz and Prometheus /metrics on this address (loopback "
+        f"unless HOST is given; 0.0.0.0 for Kubernetes probes); overrides the config's "
+        f"{OPS_ADDRESS_CONFIG_KEY}. With --processes N, process i serves PORT+i",
+    )
     parser.set_defaults(main=main)
 
 
@@ -91,6 +100,10 @@ def main(args: Any) -> int:
     if "." not in sys.path:
         sys.path.insert(0, ".")
     config = setup_config(args)
+    if getattr(args, "ops_address", None):
+        config[OPS_ADDRESS_CONFIG_KEY] = args.ops_address  # the flag wins
+    if config.get(OPS_ADDRESS_CONFIG_KEY) not in (None, ""):
+        parse_address(config[OPS_ADDRESS_CONFIG_KEY])  # a typo fails now, not in N children
     setup_logging(config)
     services = [cls for path in args.services for cls in import_services(path)]
     count = process_count(args, config)
@@ -101,6 +114,7 @@ def main(args: Any) -> int:
         config.setdefault(WEB_REUSE_PORT_CONFIG_KEY, True)  # the processes share the address
         if backdoor is not None and backdoor[1]:
             backdoor = (backdoor[0], backdoor[1] + index)
+        _own_ops_port(config, index)
     reloader = None
     if args.reload or args.reload_dir:
         reloader = Reloader([".", *args.reload_dir], on_change=lambda: None)
@@ -111,6 +125,17 @@ def main(args: Any) -> int:
         sys.stderr.flush()
         os.execv(sys.executable, sys.orig_argv)  # the same command, with the new code
     return status
+
+
+def _own_ops_port(config: dict[str, Any], index: int) -> None:
+    """Child ``index`` of ``--processes`` serves PORT+index (port 0: any free
+    port): each process is its own scrape target and probe (D26)."""
+    address = config.get(OPS_ADDRESS_CONFIG_KEY)
+    if address is None or address == "":
+        return
+    host, port = parse_address(address)
+    if port:
+        config[OPS_ADDRESS_CONFIG_KEY] = f"[{host}]:{port + index}"
 
 
 def _backdoor_address(option: str | None) -> tuple[str, int] | None:
