@@ -14,6 +14,9 @@ from nameko.rpc import rpc
 
 SUFFIX = os.environ.get("BENCH_SUFFIX", "")
 
+if os.environ.get("BENCH_TRACING_SDK"):  # bench_ops.py's tracing row: the SDK's work, spans dropped
+    import _traced_service  # noqa: F401  (installs its TracerProvider on import)
+
 
 class EchoService:
     name = "bench_echo" + SUFFIX

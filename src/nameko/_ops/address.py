@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from nameko.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_HOST", "parse_address"]
+__all__ = ["DEFAULT_HOST", "OPS_ADDRESS_CONFIG_KEY", "parse_address"]
+
+OPS_ADDRESS_CONFIG_KEY = "OPS_ADDRESS"
 
 DEFAULT_HOST = "127.0.0.1"  # loopback unless a host is given: 0.0.0.0 for Kubernetes probes
 

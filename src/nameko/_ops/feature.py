@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from nameko._ops.address import parse_address
+from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
 from nameko._ops.exposition import CONTENT_TYPE
 from nameko._ops.health import health, readiness
 from nameko._ops.metrics import WorkerMetrics, render
@@ -17,8 +17,6 @@ from nameko.exceptions import ConfigurationError
 __all__ = ["OPS_ADDRESS_CONFIG_KEY", "OpsEndpoint", "ops_feature", "serve_ops"]
 
 _log = logging.getLogger("nameko.ops")
-
-OPS_ADDRESS_CONFIG_KEY = "OPS_ADDRESS"
 
 
 class OpsEndpoint:

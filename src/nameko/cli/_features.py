@@ -14,10 +14,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from nameko._ops.feature import ops_feature
-from nameko._presence.feature import presence_feature
-from nameko._tracing import tracing_feature
 from nameko.runners import ServiceRunner
+from nameko.utils import import_from_path
 
 __all__ = ["FEATURES", "close_features", "start_features"]
 
@@ -26,16 +24,20 @@ _log = logging.getLogger("nameko.cli")
 Closer = Callable[[], None]
 Feature = Callable[[ServiceRunner, dict[str, Any]], Closer | None]
 
-FEATURES: list[Feature] = [
-    tracing_feature,  # nameko._tracing: TRACING: true (D27)
-    presence_feature,  # nameko._presence: announcements for `nameko cluster` (D29)
-    ops_feature,  # OPS_ADDRESS: /healthz /readyz /metrics (nameko._ops, D26)
+# dotted paths, imported when `nameko run` starts, after the services'
+# modules: a feature's imports (http.server...) must not shadow a service's
+# module of the same name, and cost nothing to other commands
+FEATURES: list[str] = [
+    "nameko._tracing.tracing_feature",  # TRACING: true (D27)
+    "nameko._presence.feature.presence_feature",  # announcements for `nameko cluster` (D29)
+    "nameko._ops.feature.ops_feature",  # OPS_ADDRESS: /healthz /readyz /metrics (D26)
 ]
 
 
 def start_features(runner: ServiceRunner, config: dict[str, Any]) -> list[Closer]:
     closers = []
-    for feature in FEATURES:
+    for path in FEATURES:
+        feature: Feature = import_from_path(path)
         closer = feature(runner, config)
         if closer is not None:
             closers.append(closer)

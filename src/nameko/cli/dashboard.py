@@ -8,20 +8,24 @@ announcements (`nameko._presence`), refreshed every ``--refresh`` seconds.
 from __future__ import annotations
 
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko._concurrency import Event
-from nameko._presence.dashboard import DEFAULT_REFRESH, Dashboard
 from nameko._urls import sanitize_url
-from nameko._web.addresses import BindAddress, parse_address
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import CommandError, ConfigurationError
 
+if TYPE_CHECKING:
+    from nameko._web.addresses import BindAddress
+
 NAME = "dashboard"
 HELP = "Serve a web page of the live cluster"
 DEFAULT_ADDRESS = "127.0.0.1:8008"
+# the server and its page are imported by `main`: other commands (and the
+# services `nameko run` imports) must not load werkzeug and http.* first
+DEFAULT_REFRESH = 2.0  # seconds, as nameko._presence.dashboard
 
 
 def init_parser(parser: Any) -> None:
@@ -44,6 +48,8 @@ def init_parser(parser: Any) -> None:
 
 
 def dashboard_address(text: str) -> BindAddress:
+    from nameko._web.addresses import BindAddress, parse_address
+
     try:
         address = parse_address(text)
     except ConfigurationError:
@@ -57,6 +63,8 @@ def main(args: Any) -> int:
     if args.refresh <= 0:
         raise CommandError("--refresh must be a positive number of seconds")
     address = dashboard_address(args.address)
+    from nameko._presence.dashboard import Dashboard
+
     try:
         dashboard = Dashboard(config, address, args.refresh)
     except OSError as exc:

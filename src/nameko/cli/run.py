@@ -19,8 +19,7 @@ from importlib import import_module
 from typing import Any
 
 from nameko._concurrency import Event, start_thread
-from nameko._ops.address import parse_address
-from nameko._ops.feature import OPS_ADDRESS_CONFIG_KEY
+from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
