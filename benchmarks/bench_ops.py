@@ -31,13 +31,12 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly
 from _table import render
+from bench_rpc import BenchError, throwaway_vhost
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "_bench_client.py"
@@ -54,30 +53,6 @@ ROWS: list[tuple[str, dict[str, Any]]] = [
     ("tracing on", {"TRACING": True}),
 ]
 TRACING_ROW = 2
-
-
-class BenchError(Exception):
-    """A measurement could not be made."""
-
-
-def rabbitmqctl(*args: str) -> None:
-    result = subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, timeout=120)
-    if result.returncode != 0:
-        raise BenchError(f"rabbitmqctl {' '.join(args)}: {result.stderr.decode().strip()}")
-
-
-@contextmanager
-def throwaway_vhost() -> Iterator[str]:
-    name = f"bench_ops_{os.getpid()}_{secrets.token_hex(3)}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield name
-    finally:
-        try:
-            rabbitmqctl("delete_vhost", name)
-        except (BenchError, subprocess.TimeoutExpired) as exc:
-            print(f"warning: could not delete vhost {name}: {exc}", file=sys.stderr)
 
 
 class Service:
@@ -249,7 +224,7 @@ def observer_cost(pairs: int) -> str:
 def bench(args: argparse.Namespace, children: Children) -> int:
     reps = 2 if args.quick else 6
     plan = {"seq": 300, "fanout": 1000} if args.quick else {"seq": 2000, "fanout": 3000}
-    with throwaway_vhost() as vhost, tempfile.TemporaryDirectory() as tmp:
+    with throwaway_vhost("bench_ops") as vhost, tempfile.TemporaryDirectory() as tmp:
         broker = f"{BROKER}/{vhost}"
         services = [Service(children, Path(tmp), broker, i, extra) for i, (_, extra) in enumerate(ROWS)]  # fmt: skip
         for service in services:

@@ -357,8 +357,9 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @contextmanager
-def throwaway_vhost() -> Iterator[str]:
-    name = f"bench_rpc_{os.getpid()}_{secrets.token_hex(3)}"
+def throwaway_vhost(prefix: str = "bench_rpc") -> Iterator[str]:
+    """A vhost of this run's own (other benchmarks import it too)."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     try:
         rabbitmqctl("add_vhost", name)
         rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")

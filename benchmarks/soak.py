@@ -23,22 +23,19 @@ import collections
 import json
 import math
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from _children import Children, run_cleanly, signal_group
 from _table import render
-from bench_rpc import BROKER, BenchError, find_broker_pid, rabbitmqctl, tail
+from bench_rpc import BROKER, BenchError, find_broker_pid, tail, throwaway_vhost
 
 HERE = Path(__file__).resolve().parent
 CLIENT = HERE / "_soak_client.py"
@@ -691,20 +688,6 @@ def format_header(plan: Plan, vhost: str) -> str:
     )
 
 
-@contextmanager
-def soak_vhost() -> Iterator[str]:
-    name = f"soak_{os.getpid()}_{secrets.token_hex(3)}"
-    try:
-        rabbitmqctl("add_vhost", name)
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield name
-    finally:
-        try:
-            rabbitmqctl("delete_vhost", name)
-        except (BenchError, subprocess.TimeoutExpired) as exc:
-            print(f"warning: could not delete vhost {name}: {exc}", file=sys.stderr)
-
-
 def soak(plan: Plan, vhost: str, children: Children, tmp: Path) -> int:
     broker = f"{BROKER}/{vhost}"
     write_config(tmp, broker)
@@ -735,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
     children = Children(signal.SIGTERM, STOP_GRACE)
 
     def body() -> int:
-        with tempfile.TemporaryDirectory(prefix="soak_") as tmp, soak_vhost() as vhost:
+        with tempfile.TemporaryDirectory(prefix="soak_") as tmp, throwaway_vhost("soak") as vhost:
             try:
                 status = soak(plan, vhost, children, Path(tmp))
             finally:
