@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from nameko._broker.base import Broker, ConnectionLost, Properties, Unroutable
 from nameko._concurrency import OneShot, start_thread
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RpcCaller"]
 
+T = TypeVar("T")
+
 
 class _Budget(NamedTuple):
     """How long a call waits, and what its request says about it."""
@@ -38,6 +40,17 @@ class _Budget(NamedTuple):
     wait: float | None  # seconds to wait for the reply (None: for ever)
     deadline_ms: int | None  # the nameko.call_deadline header
     expiration: str | None  # the AMQP expiration property
+
+
+class _Outgoing(NamedTuple):
+    """One request on its way out, before it is encoded."""
+
+    service: str
+    routing_key: str
+    payload: Any
+    correlation_id: str
+    headers: dict[str, Any]
+    expiration: str | None
 
 
 def _budget(inherited: Any, timeout: float | None, expiration: str | None) -> _Budget:
@@ -108,18 +121,21 @@ class RpcCaller:
         timeout: float | None = None,
     ) -> PendingReply:
         """Publish a request; raise `UnknownService` if nobody consumes it."""
-        payload, headers, pending, expiration = self._start_call(
-            args, kwargs, context_data, timeout
-        )
-        routing_key = rpc_routing_key(service, method)
-        self._send(service, routing_key, payload, pending.correlation_id, headers, expiration)
+        pending, outgoing = self._start_call(service, method, args, kwargs, context_data, timeout)
+        self._traced(self._publish_request, outgoing)
         return pending
 
     def _start_call(
-        self, args: Any, kwargs: Any, context_data: Mapping[str, Any], timeout: float | None
-    ) -> tuple[Any, dict[str, Any], PendingReply, str | None]:
-        """The request's payload, headers and expiration, and its reply
-        waited for until the call's deadline."""
+        self,
+        service: str,
+        method: str,
+        args: Any,
+        kwargs: Any,
+        context_data: Mapping[str, Any],
+        timeout: float | None,
+    ) -> tuple[PendingReply, _Outgoing]:
+        """The request (payload, headers, expiration), and its reply waited
+        for until the call's deadline."""
         payload = encode_request(args, kwargs)
         headers = encode_context_headers(context_data)
         budget = _budget(
@@ -130,7 +146,11 @@ class RpcCaller:
         if budget.deadline_ms is not None:
             headers[DEADLINE_HEADER] = budget.deadline_ms
         pending = self.replies.router.register(new_id(), budget.wait)
-        return payload, headers, pending, budget.expiration
+        routing_key = rpc_routing_key(service, method)
+        outgoing = _Outgoing(
+            service, routing_key, payload, pending.correlation_id, headers, budget.expiration
+        )
+        return pending, outgoing
 
     def call_nowait(
         self,
@@ -147,36 +167,15 @@ class RpcCaller:
         has not seen confirmed yet, the first request's outcome: None once
         confirmed, `UnknownService` if unroutable. Await that before the
         reply. Only the recovery from a lost connection uses a thread."""
-        payload, headers, pending, expiration = self._start_call(
-            args, kwargs, context_data, timeout
-        )
-        correlation_id = pending.correlation_id
-        routing_key = rpc_routing_key(service, method)
-        request = (service, routing_key, payload, correlation_id, headers, expiration)
-        try:
-            if self.tracing is None:
-                return pending, self._send_nowait(*request)
-            return pending, self.tracing.publish_request(
-                partial(self._send_nowait, *request),
-                *(headers, self.exchange, routing_key, correlation_id),
-            )
-        except BaseException:
-            self.replies.router.discard(correlation_id)
-            raise
+        pending, outgoing = self._start_call(service, method, args, kwargs, context_data, timeout)
+        return pending, self._traced(self._send_nowait, outgoing)
 
-    def _send_nowait(
-        self,
-        service: str,
-        routing_key: str,
-        payload: Any,
-        correlation_id: str,
-        headers: dict[str, Any],
-        expiration: str | None,
-    ) -> OneShot[None] | None:
+    def _send_nowait(self, outgoing: _Outgoing) -> OneShot[None] | None:
         """Publish without waiting; the first request's outcome, or None."""
-        request = self._request(routing_key, payload, correlation_id, headers, expiration)
+        request = self._request(outgoing)
+        service = outgoing.service
         if not self.use_confirms or service in self._routable:
-            self._send_request(service, request, correlation_id)
+            self._send_request(service, request, outgoing.correlation_id)
             return None
         return self._publish_first(service, request)
 
@@ -243,65 +242,45 @@ class RpcCaller:
         if budget.deadline_ms is not None:
             headers[DEADLINE_HEADER] = budget.deadline_ms
             self.replies.router.shorten(correlation_id, budget.wait)
-        self._send(service, routing_key, payload, correlation_id, headers, budget.expiration)
+        outgoing = _Outgoing(
+            service, routing_key, payload, correlation_id, headers, budget.expiration
+        )
+        self._traced(self._publish_request, outgoing)
 
     # -- the one publishing path --------------------------------------------
 
-    def _send(
-        self,
-        service: str,
-        routing_key: str,
-        payload: Any,
-        correlation_id: str,
-        headers: dict[str, Any],
-        expiration: str | None,
-    ) -> None:
-        request = (service, routing_key, payload, correlation_id, headers, expiration)
+    def _traced(self, send: Callable[[_Outgoing], T], outgoing: _Outgoing) -> T:
+        """``send(outgoing)``, in a producer span when tracing (its
+        traceparent goes in the headers); a failed send stops the wait."""
         try:
             if self.tracing is None:
-                self._publish_request(*request)
-            else:  # a producer span, its traceparent in the headers
-                self.tracing.publish_request(
-                    partial(self._publish_request, *request),
-                    *(headers, self.exchange, routing_key, correlation_id),
-                )
+                return send(outgoing)
+            return self.tracing.publish_request(
+                partial(send, outgoing),
+                *(outgoing.headers, self.exchange, outgoing.routing_key, outgoing.correlation_id),
+            )
         except BaseException:
-            self.replies.router.discard(correlation_id)  # nobody will wait for it
+            self.replies.router.discard(outgoing.correlation_id)  # nobody will wait for it
             raise
 
-    def _publish_request(
-        self,
-        service: str,
-        routing_key: str,
-        payload: Any,
-        correlation_id: str,
-        headers: dict[str, Any],
-        expiration: str | None,
-    ) -> None:
-        request = self._request(routing_key, payload, correlation_id, headers, expiration)
-        self._send_request(service, request, correlation_id)
+    def _publish_request(self, outgoing: _Outgoing) -> None:
+        request = self._request(outgoing)
+        self._send_request(outgoing.service, request, outgoing.correlation_id)
 
-    def _request(
-        self,
-        routing_key: str,
-        payload: Any,
-        correlation_id: str,
-        headers: dict[str, Any],
-        expiration: str | None,
-    ) -> tuple[Any, ...]:
-        body, content_type, encoding = codecs.encode(payload, self.serializer)
+    def _request(self, outgoing: _Outgoing) -> tuple[Any, ...]:
+        body, content_type, encoding = codecs.encode(outgoing.payload, self.serializer)
         properties = Properties(
             content_type=content_type,
             content_encoding=encoding,
-            headers=headers,
+            headers=outgoing.headers,
             delivery_mode=self._delivery_mode,
             priority=self._priority,
-            correlation_id=correlation_id,
+            correlation_id=outgoing.correlation_id,
             reply_to=self.replies.routing_key,
-            expiration=expiration,
+            expiration=outgoing.expiration,
             timestamp=int(time.time()),  # queue-wait metrics; nameko peers ignore it
         )
-        return (self.exchange, routing_key, body, properties)
+        return (self.exchange, outgoing.routing_key, body, properties)
 
     def _send_request(self, service: str, request: tuple[Any, ...], correlation_id: str) -> None:
         if self.use_confirms and service in self._routable:
