@@ -19,6 +19,7 @@ from nameko._concurrency import Lock
 from nameko._ops import process
 from nameko._ops.exposition import Histogram, Writer
 from nameko._ops.health import broker_of
+from nameko._runtime.extensions import nearest_name
 
 __all__ = ["LATENCY_BUCKETS", "QUEUE_WAIT_BUCKETS", "WorkerMetrics", "entrypoint_type", "render"]
 
@@ -38,11 +39,7 @@ _TYPES = {  # entrypoint class (or a base of it) -> the ``type`` label
 
 
 def entrypoint_type(entrypoint: Any) -> str:
-    for cls in type(entrypoint).__mro__:
-        kind = _TYPES.get(cls.__name__)
-        if kind is not None:
-            return kind
-    return type(entrypoint).__name__.lower()
+    return nearest_name(entrypoint, _TYPES) or type(entrypoint).__name__.lower()
 
 
 class _EntrypointStats:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from nameko._runtime.extensions import nearest_name
+
 __all__ = ["describe_entrypoints", "entrypoint_key", "entrypoint_kind"]
 
 MAX_DOC = 2000  # characters of a docstring announced: keeps messages small
@@ -25,11 +27,7 @@ _KINDS = {
 
 
 def entrypoint_kind(entrypoint: Any) -> str:
-    for cls in type(entrypoint).__mro__:
-        kind = _KINDS.get(cls.__name__)
-        if kind is not None:
-            return kind
-    return type(entrypoint).__name__
+    return nearest_name(entrypoint, _KINDS) or type(entrypoint).__name__
 
 
 def entrypoint_key(entrypoint: Any) -> str:

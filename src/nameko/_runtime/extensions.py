@@ -15,7 +15,7 @@ from __future__ import annotations
 import types
 import warnings
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from nameko._concurrency import Event, Lock
@@ -215,6 +215,17 @@ def register_entrypoint(fn: Callable[..., Any], entrypoint: Entrypoint) -> None:
         descriptors = set()
         setattr(fn, ENTRYPOINT_EXTENSIONS_ATTR, descriptors)
     descriptors.add(entrypoint)
+
+
+def nearest_name(entrypoint: Any, names: Mapping[str, str]) -> str | None:
+    """What ``names`` (class name -> label) says of ``entrypoint``'s class or
+    its nearest base: how metrics and announcements label an entrypoint,
+    subclasses from 2.x extensions included."""
+    for cls in type(entrypoint).__mro__:
+        label = names.get(cls.__name__)
+        if label is not None:
+            return label
+    return None
 
 
 class Entrypoint(Extension):
