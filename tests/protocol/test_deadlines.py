@@ -25,22 +25,22 @@ def test_a_malformed_header_means_no_deadline(garbage):
 
 
 def test_no_timeout_and_nothing_inherited_means_no_deadline():
-    assert call_deadline({}, None, NOW) is None
+    assert call_deadline(None, None, NOW) is None
 
 
 def test_own_timeout():
-    assert call_deadline({}, 5, NOW) == NOW + 5
+    assert call_deadline(None, 5, NOW) == NOW + 5
 
 
 def test_inherited_deadline_applies_without_own_timeout():
     inherited = encode_deadline(NOW + 3)
-    assert call_deadline({"call_deadline": inherited}, None, NOW) == pytest.approx(NOW + 3)
+    assert call_deadline(inherited, None, NOW) == pytest.approx(NOW + 3)
 
 
 def test_the_earlier_of_own_and_inherited_wins():
     inherited = encode_deadline(NOW + 3)
-    assert call_deadline({"call_deadline": inherited}, 1, NOW) == NOW + 1
-    assert call_deadline({"call_deadline": inherited}, 10, NOW) == pytest.approx(NOW + 3)
+    assert call_deadline(inherited, 1, NOW) == NOW + 1
+    assert call_deadline(inherited, 10, NOW) == pytest.approx(NOW + 3)
 
 
 def test_expiration_is_the_time_left_in_whole_milliseconds():

@@ -20,7 +20,6 @@ inherited. Pure functions: the clock is passed in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -52,12 +51,11 @@ def decode_deadline(value: Any) -> float | None:
     return value / 1000.0
 
 
-def call_deadline(
-    context_data: Mapping[str, Any], timeout: float | None, now: float
-) -> float | None:
+def call_deadline(header: Any, timeout: float | None, now: float) -> float | None:
     """The deadline of a call made now: the earlier of ``now + timeout`` and
-    the deadline the calling worker inherited (``context_data``)."""
-    inherited = decode_deadline(context_data.get(DEADLINE_CONTEXT_KEY))
+    the deadline the calling worker inherited (its ``call_deadline`` header
+    value, None if it has none)."""
+    inherited = decode_deadline(header)
     own = now + timeout if timeout is not None else None
     if inherited is None:
         return own

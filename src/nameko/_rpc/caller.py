@@ -57,7 +57,7 @@ def _budget(inherited: Any, timeout: float | None, expiration: str | None) -> _B
     """A call's budget: ``timeout`` or the ``inherited`` deadline (header
     value), whichever ends first; `DeadlineExceeded` if none is left."""
     now = time.time()
-    deadline = call_deadline({DEADLINE_CONTEXT_KEY: inherited}, timeout, now)
+    deadline = call_deadline(inherited, timeout, now)
     if deadline is None:
         return _Budget(timeout, None, expiration)
     if deadline <= now:
