@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from nameko._broker import connect
 from nameko.events import event_handler
 from nameko.exceptions import RemoteError
 from nameko.messaging import consume
@@ -61,6 +62,15 @@ def test_an_rpc_retried_through_the_broker_answers_its_waiting_caller(flaky, con
     times = [t for _, t in Flaky.attempts.items]
     assert len(times) == 3
     assert all(later - earlier >= 0.045 for earlier, later in zip(times, times[1:], strict=False))
+
+
+def test_a_delay_queue_deleted_behind_our_back_is_declared_again(flaky, config):
+    Flaky.failures.update(a=1, b=1)
+    with ClusterRpcProxy(config, timeout=10) as cluster:
+        assert cluster.flaky.work("a") == "a done after 2"
+        with connect(config["AMQP_URI"]) as broker:
+            broker.delete_queue("nameko-retry.54ms.nameko-rpc")  # FAST's delay, back by RPC
+        assert cluster.flaky.work("b") == "b done after 2"
 
 
 def test_after_the_last_attempt_the_caller_gets_the_error_and_the_request_is_dead_lettered(
@@ -146,7 +156,6 @@ def test_a_consumer_retry_succeeds(start, config):
                 raise TimeoutError("the database is slow")
 
     start(Worker)
-    from nameko._broker import connect
     from nameko._broker.base import Properties
 
     with connect(config["AMQP_URI"]) as broker:

@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nameko._broker.base import Binding, Broker, Delivery, Exchange, Properties, Queue
+from nameko._broker.base import (
+    Binding,
+    Broker,
+    Delivery,
+    Exchange,
+    Properties,
+    Queue,
+    Unroutable,
+)
 from nameko._messaging.publish import publish
 from nameko._protocol import retries as wire
 from nameko.exceptions import get_module_path
@@ -82,21 +91,41 @@ def _publish_later(
     ``home`` after about ``delay`` seconds (a delay queue: see `wire`)."""
     delay_ms = wire.round_delay(delay)
     queue = wire.delay_queue_name(delay_ms, home.exchange)
+    properties = _copy(delivery, **headers, **{wire.DELAY_HEADER: queue})
+    args = (wire.RETRY_EXCHANGE, home.routing_key, delivery.body, properties)
+    fresh = _declare_delay_queue(broker, queue, delay_ms, home.exchange)
+    try:
+        publish(broker, *args, mandatory=True)
+    except Unroutable:
+        if fresh:
+            raise
+        # declared earlier on this connection, deleted since: once more
+        _declare_delay_queue(broker, queue, delay_ms, home.exchange, again=True)
+        publish(broker, *args, mandatory=True)
+    return delay_ms / 1000.0
+
+
+# delay queues declared per connection: a burst of retries (the redeliveries
+# after a process died) declares each once, not once per message
+_declared: weakref.WeakKeyDictionary[Broker, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _declare_delay_queue(
+    broker: Broker, queue: str, delay_ms: int, target: str, again: bool = False
+) -> bool:
+    """Declare ``queue`` unless this connection did; True if it did now."""
+    known = _declared.setdefault(broker, set())
+    if queue in known and not again:
+        return False
     broker.declare(
         [
             Exchange(wire.RETRY_EXCHANGE, type="headers", durable=True),
-            Queue(
-                queue,
-                arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": home.exchange},
-            ),
+            Queue(queue, arguments={"x-message-ttl": delay_ms, "x-dead-letter-exchange": target}),
             Binding(queue, wire.RETRY_EXCHANGE, "", {"x-match": "all", wire.DELAY_HEADER: queue}),
         ]
     )
-    properties = _copy(delivery, **headers, **{wire.DELAY_HEADER: queue})
-    publish(
-        broker, wire.RETRY_EXCHANGE, home.routing_key, delivery.body, properties, mandatory=True
-    )
-    return delay_ms / 1000.0
+    known.add(queue)
+    return True
 
 
 def dead_letter(
