@@ -27,6 +27,22 @@ class Children:
         self.procs.append(proc)
         return proc
 
+    def spawn_logged(
+        self, cmd: list[Any], log: Any, *, env: dict[str, str] | None = None, cwd: Any = None
+    ) -> subprocess.Popen[bytes]:
+        """A server-like child: no stdin, stdout and stderr to the file ``log``
+        (a file, not a pipe: an unread pipe would fill and stall it), unbuffered."""
+        env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+        with open(log, "wb") as out:
+            return self.spawn(
+                cmd,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
     def stop(self, *procs: subprocess.Popen[bytes]) -> None:
         alive = [p for p in procs if p.poll() is None]
         for proc in alive:

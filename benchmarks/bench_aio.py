@@ -120,11 +120,8 @@ def spawn_service(bench: Bench, column: str, python: str, cls: str, workers: int
         cmd = [PYTHONS[python], "-m", "nameko", "run", "--config", config]
         cmd += ["--broker", bench.broker, f"_aio_service:{cls}"]
         name = ("aio_async" if cls == "AsyncService" else "aio_sync") + suffix
-    env = {**os.environ, "BENCH_SUFFIX": suffix, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        proc = bench.children.spawn(
-            cmd, cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
+    env = {**os.environ, "BENCH_SUFFIX": suffix}
+    proc = bench.children.spawn_logged(cmd, log, env=env, cwd=HERE)
     return Service(column, name, proc, log)
 
 

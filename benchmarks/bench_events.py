@@ -155,11 +155,8 @@ def spawn_service(bench: Bench, impl: Impl, role: str, suffix: str) -> Service:
     log = bench.tmp / f"{role}{suffix}.log"
     cmd: list[Any] = [impl.python, "-m", "nameko", "run", "--config", bench.tmp / "config.yaml"]
     cmd += ["--broker", bench.broker, f"{SERVICE_MODULE}:{cls}"]
-    env = {**os.environ, "EVENTS_SUFFIX": suffix, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        proc = bench.children.spawn(
-            cmd, cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-        )
+    env = {**os.environ, "EVENTS_SUFFIX": suffix}
+    proc = bench.children.spawn_logged(cmd, log, env=env, cwd=HERE)
     return Service(impl, role, proc, log)
 
 

@@ -152,16 +152,8 @@ def spawn(children: Children, tmp: Path, server: Server, quiet: bool) -> Running
     port = free_port()
     config = write_config(tmp, port, quiet)
     log = tmp / f"{server.key}-{'quiet' if quiet else 'logged'}-{port}.log"
-    # A file, not a pipe: with the access log on, an unread pipe would fill and stall it.
-    with log.open("wb") as out:
-        proc = children.spawn(
-            server.command(config, port),
-            cwd=HERE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    # spawn_logged: a file, not a pipe, as the access log would fill and stall an unread pipe
+    proc = children.spawn_logged(server.command(config, port), log, cwd=HERE)
     return Running(server, quiet, port, proc, log)
 
 

@@ -66,19 +66,11 @@ class Service:
         lines += [f"{key}: {json.dumps(value)}" for key, value in extra.items()]
         config.write_text("\n".join(lines) + "\n")
         self.log = tmp / f"service{index}.log"
-        env = {**os.environ, "BENCH_SUFFIX": self.suffix, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "BENCH_SUFFIX": self.suffix}
         if index == TRACING_ROW:
             env["BENCH_TRACING_SDK"] = "1"
         cmd = [sys.executable, "-m", "nameko", "run", "--config", config, "_bench_service:EchoService"]  # fmt: skip
-        with self.log.open("wb") as out:
-            self.proc = children.spawn(
-                cmd,
-                cwd=HERE,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = children.spawn_logged(cmd, self.log, env=env, cwd=HERE)
 
     def ops_port(self) -> int:
         deadline = time.monotonic() + CALL_TIMEOUT

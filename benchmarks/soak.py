@@ -238,16 +238,8 @@ class Fleet:
         number = sum(1 for t in self.incarnations if t.label.startswith(slot)) + 1
         log = self.tmp / f"{slot}{number}.log"
         cmd = [sys.executable, "-m", "nameko", "run", "--config", self.tmp / "config.yaml", SERVICE]
-        env = {**os.environ, "SOAK_RECORDS": str(self.tmp / "records"), "PYTHONUNBUFFERED": "1"}
-        with log.open("wb") as out:
-            proc = self.children.spawn(
-                cmd,
-                cwd=HERE,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        env = {**os.environ, "SOAK_RECORDS": str(self.tmp / "records")}
+        proc = self.children.spawn_logged(cmd, log, env=env, cwd=HERE)
         tracked = Tracked(f"{slot}#{number}", proc.pid, time.monotonic(), proc, log)
         self.incarnations.append(tracked)
         self.current[slot] = self.sampler.add(tracked)
