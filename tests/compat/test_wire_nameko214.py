@@ -17,6 +17,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,35 +54,30 @@ def nameko_python() -> Path:
     return NAMEKO_PYTHON
 
 
-@pytest.fixture
-def both_sides(rabbit_uri, nameko_python, tmp_path):
-    """nameko_side under nameko 2.14.1 (`nameko run`), shimeji_side under shimeji."""
-    log = open(tmp_path / "nameko-side.log", "wb")  # noqa: SIM115 (closed in finally)
-    proc = subprocess.Popen(
-        [
-            str(nameko_python),
-            "-m",
-            "nameko",
-            "run",
-            "--broker",
-            rabbit_uri,
-            "peer_services:NamekoSide",
-        ],
-        cwd=PEERS,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=peer_env(nameko_python),
-    )
+@contextmanager
+def running_both_sides(config: dict, nameko_python: Path, log_path: Path) -> Iterator[None]:
+    """nameko_side under nameko 2.14.1 (`nameko run`), shimeji_side under
+    shimeji with ``config`` (its AMQP_URI is the peer's broker too)."""
+    uri = config["AMQP_URI"]
+    args = ["-m", "nameko", "run", "--broker", uri, "peer_services:NamekoSide"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(nameko_python), *args],
+            cwd=PEERS,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=peer_env(nameko_python),
+        )
     sys.path.insert(0, str(PEERS))
     try:
         import peer_services
 
-        runner = ServiceRunner({"AMQP_URI": rabbit_uri})
+        runner = ServiceRunner(config)
         runner.add_service(peer_services.ShimejiSide)
         runner.start()
         try:
-            wait_for(rabbit_uri, "nameko_side")
-            wait_for(rabbit_uri, "shimeji_side")
+            wait_for(uri, "nameko_side")
+            wait_for(uri, "shimeji_side")
             yield
         finally:
             runner.stop()
@@ -88,7 +85,12 @@ def both_sides(rabbit_uri, nameko_python, tmp_path):
         sys.path.remove(str(PEERS))
         proc.terminate()
         proc.wait(TIMEOUT)
-        log.close()
+
+
+@pytest.fixture
+def both_sides(rabbit_uri, nameko_python, tmp_path):
+    with running_both_sides({"AMQP_URI": rabbit_uri}, nameko_python, tmp_path / "nameko-side.log"):
+        yield
 
 
 def wait_for(uri: str, service: str) -> None:

@@ -5,15 +5,11 @@ shimeji reads as a parent and never sends on)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from opentelemetry import trace
 
-from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
-from tests.compat.test_wire_nameko214 import NAMEKO_PYTHON, PEERS, TIMEOUT, peer_env, wait_for
+from tests.compat.test_wire_nameko214 import NAMEKO_PYTHON, TIMEOUT, running_both_sides
 from tests.tracing_support import collected_spans, parent_of, wait_for_spans
 
 pytestmark = [pytest.mark.rabbit, pytest.mark.compat]
@@ -28,34 +24,9 @@ def spans():
 def traced_beside_nameko(rabbit_uri, tmp_path):
     """nameko_side under nameko 2.14.1; shimeji_side under shimeji with TRACING on."""
     assert NAMEKO_PYTHON.exists(), "nameko 2.14.1 peer missing: run scripts/bootstrap"
-    log = open(tmp_path / "nameko-side.log", "wb")  # noqa: SIM115 (closed in finally)
-    args = ["-m", "nameko", "run", "--broker", rabbit_uri, "peer_services:NamekoSide"]
-    proc = subprocess.Popen(
-        [str(NAMEKO_PYTHON), *args],
-        cwd=PEERS,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=peer_env(NAMEKO_PYTHON),
-    )
-    sys.path.insert(0, str(PEERS))
     config = {"AMQP_URI": rabbit_uri, "TRACING": True}
-    try:
-        import peer_services
-
-        runner = ServiceRunner(config)
-        runner.add_service(peer_services.ShimejiSide)
-        runner.start()
-        try:
-            wait_for(rabbit_uri, "nameko_side")
-            wait_for(rabbit_uri, "shimeji_side")
-            yield config
-        finally:
-            runner.stop()
-    finally:
-        sys.path.remove(str(PEERS))
-        proc.terminate()
-        proc.wait(TIMEOUT)
-        log.close()
+    with running_both_sides(config, NAMEKO_PYTHON, tmp_path / "nameko-side.log"):
+        yield config
 
 
 def test_a_trace_goes_through_a_nameko_214_hop(traced_beside_nameko, spans):
