@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.both_brokers import start
+
+__all__ = ["config", "start"]
+
 
 @pytest.fixture
 def config(memory_config):
     return memory_config
-
-
-@pytest.fixture
-def start(config, container_factory):
-    """start(ServiceCls, **config_overrides) -> a started container."""
-
-    def start(service_cls, **overrides):
-        container = container_factory(service_cls, {**config, **overrides})
-        container.start()
-        return container
-
-    return start
