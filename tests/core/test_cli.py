@@ -83,7 +83,16 @@ def test_show_config_masks_secrets_by_value_and_nested_names(tmp_path, capsys, m
     with pytest.raises(SystemExit):
         main(["show-config", "--config", str(path)])
     out = capsys.readouterr().out
-    for secret in ["Amqp-Pw-1", "eyJ", "Cr3d", "Smtp-Pass", "0f1e2d3c", "9a8b7c", "Env-Default", "Quoted-Def"]:
+    for secret in [
+        "Amqp-Pw-1",
+        "eyJ",
+        "Cr3d",
+        "Smtp-Pass",
+        "0f1e2d3c",
+        "9a8b7c",
+        "Env-Default",
+        "Quoted-Def",
+    ]:
         assert secret not in out, out
     assert "Hook-Key" not in out
     shown = yaml.safe_load(out)
