@@ -148,6 +148,8 @@ _PAIR = re.compile(
     r"(?<![\w.-])(?P<name>[A-Za-z_][\w.-]*)(?P<eq>\s*=\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,)\"']+)"
 )
+# what usage text writes for a value (KEY=VALUE, token=<token>), or our own mask
+_METAVARIABLE = re.compile(r"[A-Z][A-Z_]*|<[^<>]*>|\.\.\.|\*{8}")
 _PLACEHOLDER_DEFAULT = re.compile(r"\$\{(?P<name>[^\s{}:]+):(?P<default>[^{}'\"]*)")
 _JWT = re.compile(r"\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*")
 _PREFIXED_TOKEN = re.compile(
@@ -285,7 +287,7 @@ def _mask_userinfo(match: re.Match[str]) -> str:
 
 
 def _mask_pair(match: re.Match[str]) -> str:
-    if not is_secret_name(match["name"]) or match["value"] == MASK:
+    if not is_secret_name(match["name"]) or _METAVARIABLE.fullmatch(match["value"]):
         return match[0]
     return f"{match['name']}{match['eq']}{MASK}"
 

@@ -127,6 +127,8 @@ def test_ordinary_names(name):
         ("https://api.example/x?api_key=abc&n=1", f"https://api.example/x?api_key={M}&n=1"),
         ("password='two words' x=1", f"password={M} x=1"),
         ("max_workers=10 a=b", "max_workers=10 a=b"),
+        ("--define wants KEY=VALUE", "--define wants KEY=VALUE"),  # usage text, not a secret
+        ("token=<token> password=...", "token=<token> password=..."),
         ("x == y", "x == y"),
         # placeholders: the default of a secret-named variable
         ("bad placeholder '${DB_PASSWORD:hunter2'", f"bad placeholder '${{DB_PASSWORD:{M}'"),
