@@ -145,7 +145,7 @@ _AUTH_SCHEME = re.compile(
     re.IGNORECASE,
 )
 _PAIR = re.compile(
-    r"(?<![\w.-])(?P<name>[A-Za-z_][\w.-]*)(?P<eq>\s*=\s*)"
+    r"(?<![\w.])(?P<name>[A-Za-z_][\w.-]*)(?P<eq>\s*=\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,)\"']+)"
 )
 # what usage text writes for a value (KEY=VALUE, token=<token>), or our own mask

@@ -124,6 +124,10 @@ def test_ordinary_names(name):
         ("host=db user=app password=hunter2 port=5432", f"host=db user=app password={M} port=5432"),
         ("Server=db;Pwd=hunter2;Database=app", f"Server=db;Pwd={M};Database=app"),
         ("nameko run -d API_TOKEN=abc123 svc", f"nameko run -d API_TOKEN={M} svc"),
+        (
+            "tool --password=abc123 --db-pwd=x9 --host=db",
+            f"tool --password={M} --db-pwd={M} --host=db",
+        ),
         ("https://api.example/x?api_key=abc&n=1", f"https://api.example/x?api_key={M}&n=1"),
         ("password='two words' x=1", f"password={M} x=1"),
         ("max_workers=10 a=b", "max_workers=10 a=b"),
