@@ -22,16 +22,21 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any
 
 import yaml
 
+from nameko._redaction import is_secret_name, redact_text
 from nameko.exceptions import ConfigurationError
 
 __all__ = [
     "IMPLICIT_ENV_VAR_MATCHER",
     "NESTED_LOOKUP_ERROR",
+    "collecting_secret_values",
     "env_var_constructor",
     "load_config",
     "malformed_placeholder",
@@ -50,6 +55,22 @@ NESTED_LOOKUP_ERROR = "Nested environment variable lookup requires the `regex` m
 NESTED_DEFAULTS = importlib.util.find_spec("regex") is not None
 
 _NAME_TERMINATORS = frozenset("{}:")
+
+# what secret-named variables (or their defaults) gave, while a caller collects
+_secret_values: ContextVar[set[str] | None] = ContextVar("secret_values", default=None)
+
+
+@contextmanager
+def collecting_secret_values() -> Iterator[set[str]]:
+    """The texts that placeholders named like secrets (``${SMTP_PASS:...}``)
+    were replaced by while the block runs: once substituted, a value under
+    an ordinary key cannot be told from any other, so printers mask these."""
+    found: set[str] = set()
+    token = _secret_values.set(found)
+    try:
+        yield found
+    finally:
+        _secret_values.reset(token)
 
 
 @dataclass(frozen=True)
@@ -94,11 +115,12 @@ def malformed_placeholder(text: str, nested: bool | None = None) -> str | None:
 
 def _lookup(placeholder: _Placeholder, nested: bool) -> str:
     value = os.environ.get(placeholder.name)
-    if value is not None:
-        return value
-    if placeholder.default is not None:
-        return substitute_env_vars(placeholder.default, nested)
-    return ""
+    if value is None and placeholder.default is not None:
+        value = substitute_env_vars(placeholder.default, nested)
+    found = _secret_values.get()
+    if value and found is not None and is_secret_name(placeholder.name):
+        found.add(value)
+    return value or ""
 
 
 def _parse_placeholder(text: str, start: int, nested: bool) -> _Placeholder | None:
@@ -148,7 +170,7 @@ def env_var_constructor(loader: yaml.SafeLoader, node: yaml.Node, raw: bool = Fa
         return yaml.safe_load(substituted)
     except RecursionError:  # a variable whose value keeps referring to itself
         raise ConfigurationError(
-            f"Environment variable substitution does not terminate for {value!r}"
+            f"Environment variable substitution does not terminate for {redact_text(value)!r}"
         ) from None
 
 

@@ -51,10 +51,70 @@ def test_show_config_show_secrets_prints_them(tmp_path, capsys, monkeypatch):
     assert shown["API_TOKEN"] == "abc123"
 
 
-def test_redact_config_keeps_non_string_values_and_shapes():
-    config = {"PASSWORD_RETRIES": 3, "tokens": ["a", "b"], "nested": ({"secret": None},)}
-    assert redact_config(config) == config  # only string values of secret keys go
+def test_redact_config_keeps_flags_numbers_and_shapes():
+    config = {"PASSWORD_RETRIES": 3, "AUTH_ENABLED": True, "nested": ({"secret": None},)}
+    assert redact_config(config) == config  # what says whether a secret is set stays
     assert redact_config({"auth": {"Password": "pw"}}) == {"auth": {"Password": "********"}}
+    assert redact_config({"tokens": ["a", "b"]}) == {"tokens": ["********", "********"]}
+
+
+BY_VALUE = """\
+AMQP_URI: amqp://app:${AMQP_PASSWORD:Amqp-Pw-1}@rabbit.example:5672/prod
+AUTH_HEADER: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcmRlcnMifQ.c2lnbmF0dXJlLXNpZ25hdHVyZQ
+CREDENTIALS: svc-orders:Cr3d-Secret
+SMTP:
+  host: smtp.example
+  pass: Smtp-Pass-9
+SENTRY_DSN: https://0f1e2d3c4b5a69788796a5b4c3d2e1f0@o1.ingest.sentry.example/42
+ERRORS:
+  url: https://9a8b7c6d5e4f@o2.ingest.sentry.example/7
+MAIL_OPTIONS: ${MAIL_SMTP_PASS:Env-Default-7}
+QUOTED: '${RELAY_TOKEN:Quoted-Default-8}'
+CALLBACK: https://hooks.example/notify?api_key=Hook-Key-6&channel=ops
+max_workers: 4
+"""
+
+
+def test_show_config_masks_secrets_by_value_and_nested_names(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("AMQP_PASSWORD", raising=False)
+    monkeypatch.delenv("MAIL_SMTP_PASS", raising=False)
+    path = tmp_path / "config.yaml"
+    path.write_text(BY_VALUE)
+    with pytest.raises(SystemExit):
+        main(["show-config", "--config", str(path)])
+    out = capsys.readouterr().out
+    for secret in [
+        "Amqp-Pw-1",
+        "eyJ",
+        "Cr3d",
+        "Smtp-Pass",
+        "0f1e2d3c",
+        "9a8b7c",
+        "Env-Default",
+        "Quoted-Def",
+    ]:
+        assert secret not in out, out
+    assert "Hook-Key" not in out
+    shown = yaml.safe_load(out)
+    assert shown["AMQP_URI"] == "amqp://app:********@rabbit.example:5672/prod"
+    assert shown["AUTH_HEADER"] == shown["CREDENTIALS"] == "********"
+    assert shown["SMTP"] == {"host": "smtp.example", "pass": "********"}
+    assert shown["SENTRY_DSN"] == "********"  # by its name
+    assert shown["ERRORS"]["url"] == "https://********@o2.ingest.sentry.example/7"  # by value
+    assert shown["MAIL_OPTIONS"] == "********"  # it came from a secret-named variable
+    assert shown["QUOTED"] == "${RELAY_TOKEN:********}"
+    assert shown["CALLBACK"] == "https://hooks.example/notify?api_key=********&channel=ops"
+    assert shown["max_workers"] == 4
+    with pytest.raises(SystemExit):
+        main(["show-config", "--config", str(path), "--show-secrets"])
+    assert "Env-Default-7" in capsys.readouterr().out
+
+
+def test_an_error_never_shows_a_placeholder_default(tmp_path, capsys):
+    path = tmp_path / "config.yaml"
+    path.write_text("DB: ${DB_PASSWORD:Typo-Default-5\n")
+    code, _, err = _run_cli(capsys, "show-config", "-c", str(path))
+    assert code == 1 and "DB_PASSWORD" in err and "Typo" not in err, err
 
 
 def _run_cli(capsys, *argv):

@@ -117,6 +117,17 @@ def test_span_kinds_and_attributes(traced, spans):
     assert event["messaging.rabbitmq.destination.routing_key"] == "shouted"
 
 
+def test_the_query_attribute_masks_secret_values(traced, spans):
+    config = traced()
+    requests.get(url(config, "/hello/bo?access_token=Tok-1234&lang=en&sig=Sig-5678"))
+    http_span = wait_for_spans(spans, *HOPS)["GET /hello/<name>"]
+    query = http_span.attributes["url.query"]
+    assert query == "access_token=********&lang=en&sig=********"
+    spans.clear()
+    assert requests.get(url(config, "/hello/cy")).text == "hello CY"
+    assert "url.query" not in wait_for_spans(spans, *HOPS)["GET /hello/<name>"].attributes
+
+
 def test_errors_are_recorded_on_spans(traced, spans):
     config = traced()
     assert requests.get(url(config, "/broken")).status_code == 500

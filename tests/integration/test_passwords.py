@@ -130,3 +130,34 @@ def test_no_command_shows_the_password(folder, secret_uri):
     assert PASSWORD in shown  # the search does find the password where it is printed
     leaks = [name for name, output in outputs.items() if PASSWORD in output]
     assert leaks == [], {name: outputs[name] for name in leaks}
+
+
+SECRET_VALUES = {
+    "AUTH_HEADER": "Bearer Tok-{0}-abcdef",
+    "CREDENTIALS": "svc:Cred-{0}",
+    "SMTP": {"host": "smtp.example", "pass": "Smtp-{0}"},
+    "SENTRY_DSN": "https://Dsn{0}@o1.ingest.sentry.example/42",
+    "ERRORS": {"url": "https://Key{0}@o2.ingest.sentry.example/7"},
+}
+
+
+def test_no_command_shows_a_secret_config_value(folder, rabbit_uri):
+    """Secrets beside the broker URL: by name at any depth, by value, and a
+    secret-named placeholder's default, in show-config and in errors."""
+    marker = secrets.token_hex(6)
+    config = {"AMQP_URI": rabbit_uri, **yaml.safe_load(yaml.safe_dump(SECRET_VALUES))}
+    text = yaml.safe_dump(config).format(marker)
+    text += f"MAIL_OPTIONS: ${{MAIL_SMTP_PASS:Default-{marker}}}\n"
+    (folder / "config.yaml").write_text(text)
+    (folder / "typo.yaml").write_text(f"DB: ${{DB_PASSWORD:Typo-{marker}\n")
+    outputs = {
+        "show-config": nameko(folder, "show-config", "--config", "config.yaml"),
+        "run, bad": nameko(folder, "run", "--config", "typo.yaml", "svc"),
+        "run, bad -d": nameko(folder, "run", "-d", f"API_TOKEN=[Tok-{marker}, x", "svc"),
+    }
+    assert "smtp.example" in outputs["show-config"] and "DB_PASSWORD" in outputs["run, bad"]
+    assert "not valid YAML" in outputs["run, bad -d"]
+    shown = nameko(folder, "show-config", "--config", "config.yaml", "--show-secrets")
+    assert shown.count(marker) == 6  # the search finds each where it is printed
+    leaks = [name for name, output in outputs.items() if marker in output]
+    assert leaks == [], {name: outputs[name] for name in leaks}

@@ -3,6 +3,8 @@ on stop, answer discovery, and carry their entrypoints and call stats."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nameko.events import event_handler
@@ -68,7 +70,7 @@ def test_discovery_sees_a_running_instance_with_its_entrypoints(announced, roste
     assert message["max_workers"] == container.max_workers
     assert message["version"] and message["started"] > 0
     hello = entrypoint(message, "rpc:hello")
-    assert hello["signature"] == "(name: str, greeting: str = 'hello') -> str"
+    assert hello["signature"] == "(name: str, greeting: str = ...) -> str"  # no default values
     assert hello["doc"].splitlines()[0] == "Greet someone."
     assert entrypoint(message, "event_handler:on_placed")["detail"] == (
         "orders.placed (service_pool)"
@@ -128,6 +130,24 @@ def test_closing_the_announcer_says_goodbye(announced, roster):
     assert roster.wait_for(
         lambda seen: [s.message["service"] for s in seen] == ["greeter"], TIMEOUT
     )
+
+
+class Login:
+    name = "login"
+
+    @rpc
+    def check(self, user, *, password="Def4ult-PW", tries: int = 3, **options):
+        return user
+
+
+def test_default_values_are_never_announced(announced, roster):
+    announced(Login)
+    roster.discover()
+    assert roster.wait_for(by_service("login"), TIMEOUT)
+    message = roster.instances()[0].message
+    assert "Def4ult-PW" not in json.dumps(message)
+    check = entrypoint(message, "rpc:check")
+    assert check["signature"] == "(user, *, password=..., tries: int = ..., **options)"
 
 
 def test_an_async_http_entrypoint_is_described(announced, roster):

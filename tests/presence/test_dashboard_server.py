@@ -67,3 +67,20 @@ def test_the_page_and_its_json(config, announced, dashboard):
 def test_unknown_paths_and_methods(dashboard):
     assert get(dashboard + "/nothing")[0] == 404
     assert get(dashboard + "/api/cluster", "POST")[0] == 405
+
+
+class Login:
+    name = "login"
+
+    @rpc
+    def check(self, user, password="Def4ult-PW"):
+        return user
+
+
+def test_the_json_never_carries_default_values(announced, dashboard):
+    announced(Login)
+    wait_until(lambda: cluster(dashboard)["services"], timeout=10, what="an announcement")
+    body = get(dashboard + "/api/cluster")[2]
+    assert b"Def4ult-PW" not in body
+    [check] = json.loads(body)["services"][0]["entrypoints"]
+    assert check["signature"] == "(user, password=...)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from concurrent.futures import ThreadPoolExecutor
 
@@ -324,3 +325,19 @@ def test_a_request_dropped_by_a_kill_is_answered_503(start, web_config_port):
         container.kill()
         assert queued.result().status_code == 503
         Service.gate.set()
+
+
+def test_the_access_log_masks_secret_query_values(start, web_session, caplog):
+    caplog.set_level(logging.INFO, logger="nameko.web.server")
+    start(Service)
+    assert web_session.get("/echo/x?token=Tok-1234&page=2&api_key=Key-5678").text == "x"
+    assert web_session.get("/echo/plain").text == "plain"
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if '"GET /echo/' in r.getMessage()]
+
+    wait_until(lambda: len(access_lines()) == 2, what="two access log lines")
+    masked, plain = access_lines()
+    assert "/echo/x?token=********&page=2&api_key=********" in masked
+    assert "Tok-1234" not in caplog.text and "Key-5678" not in caplog.text
+    assert '"GET /echo/plain" 200' in plain

@@ -54,13 +54,15 @@ def _describe(service_cls: type, entrypoint: Any) -> dict[str, Any]:
 
 
 def _signature(method: Any) -> str:
-    """``(name, greeting='hi')``: as a caller writes it, without ``self``."""
+    """``(name, greeting=...)``: as a caller writes it, without ``self``.
+    Default values are never announced (a default can be a password, and
+    every peer on the broker reads announcements): ``...`` says there is one."""
     try:
         signature = inspect.signature(method)
     except (TypeError, ValueError):
         return "(...)"
     parameters = [
-        p.replace(annotation=_as_written(p.annotation))
+        p.replace(annotation=_as_written(p.annotation), default=_hidden(p.default))
         for p in list(signature.parameters.values())[1:]  # self
     ]
     returns = _as_written(signature.return_annotation)
@@ -76,6 +78,13 @@ class _Written:
 
     def __repr__(self) -> str:
         return self.text
+
+
+_DEFAULT_SHOWN = _Written("...")
+
+
+def _hidden(default: Any) -> Any:
+    return default if default is inspect.Parameter.empty else _DEFAULT_SHOWN
 
 
 def _as_written(annotation: Any) -> Any:

@@ -33,6 +33,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from nameko._redaction import redact_query
 from nameko._tracing import HTTP_ROUTE_ENVIRON_KEY, logs
 
 __all__ = ["Tracing", "WorkerSpans", "shared_tracing"]
@@ -251,7 +252,7 @@ def _http_request(environ: Mapping[str, Any]) -> Attributes:
         "url.scheme": environ.get("wsgi.url_scheme") or "http",
     }
     optional = {
-        "url.query": environ.get("QUERY_STRING"),
+        "url.query": redact_query(environ.get("QUERY_STRING") or ""),
         "server.address": environ.get("SERVER_NAME"),
         "client.address": environ.get("REMOTE_ADDR"),
         "user_agent.original": environ.get("HTTP_USER_AGENT"),

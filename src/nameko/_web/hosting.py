@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 
 from nameko._concurrency import Lock
+from nameko._redaction import redact_target
 from nameko._web.addresses import BindAddress
 from nameko._web.http11 import HttpError, HttpRequest, simple_response
 from nameko._web.limits import WebLimits
@@ -173,7 +174,8 @@ class Hosted:
             return None
         access = None
         if _log.isEnabledFor(logging.INFO):
-            access = (peer[0] if peer else "-", request.method, environ["REQUEST_URI"], status[:3])
+            target = redact_target(environ["REQUEST_URI"])  # no ?token=... in the log
+            access = (peer[0] if peer else "-", request.method, target, status[:3])
         return Reply(data, keep_alive, access)
 
 

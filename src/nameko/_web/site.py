@@ -38,6 +38,7 @@ from functools import partial
 from typing import Any
 
 from nameko._concurrency import Event, Lock, WorkerPool, start_thread
+from nameko._redaction import redact_target
 from nameko._web.addresses import BindAddress
 from nameko._web.connections import (
     Reply,
@@ -342,13 +343,14 @@ class Site:
             access = (
                 conn.peer[0] if conn.peer else "-",
                 request.method,
-                request.target.decode("latin-1"),
+                redact_target(request.target.decode("latin-1")),
                 "503",
             )
             reply = Reply(unavailable("overloaded, try again"), request.keep_alive, access)
             self._overloads.note("requests refused: every worker busy and WEB_QUEUE_LIMIT reached")
         except Exception as exc:  # e.g. the container is being killed
-            _log.info("could not dispatch %s %r: %s", request.method, request.target, exc)
+            shown = redact_target(request.target.decode("latin-1"))
+            _log.info("could not dispatch %s %r: %s", request.method, shown, exc)
             reply = Reply(unavailable("the service is stopping"), keep_alive=False)
         self._complete(conn, reply)
 
@@ -368,7 +370,8 @@ class Site:
         try:
             return self._handler(request, peer, takeover, target)
         except Exception:  # the handler guards itself; this is a bug, never a traceback out
-            _log.exception("unhandled error serving %s %r", request.method, request.target)
+            shown = redact_target(request.target.decode("latin-1"))
+            _log.exception("unhandled error serving %s %r", request.method, shown)
             return Reply(simple_response(500, "Internal Server Error", "see the server log"), False)
 
     def _complete(self, conn: _Conn, reply: Reply) -> None:

@@ -11,6 +11,7 @@ import yaml
 
 from nameko._config_yaml import load_config, malformed_placeholder
 from nameko._global_config import config as global_config
+from nameko._redaction import is_secret_name
 from nameko._urls import sanitize_url
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import CommandError
@@ -123,8 +124,17 @@ def parse_defines(defines: list[str]) -> dict[str, Any]:
         try:
             parsed[key] = yaml.safe_load(value) if sep else True
         except yaml.YAMLError as exc:
-            raise CommandError(f"--define {key}: the value is not valid YAML ({exc})") from None
+            raise CommandError(
+                f"--define {key}: the value is not valid YAML ({_why(key, exc)})"
+            ) from None
     return parsed
+
+
+def _why(key: str, exc: yaml.YAMLError) -> str:
+    """The YAML error, without the snippet of the value when it is a secret."""
+    if is_secret_name(key):
+        return str(getattr(exc, "problem", None) or type(exc).__name__)
+    return str(exc)
 
 
 def setup_logging(config: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from nameko import __version__ as nameko_version
 from nameko._broker.base import BrokerError
+from nameko._redaction import redact_text
 from nameko.exceptions import CommandError, ConfigurationError
 
 __all__ = ["main", "setup_parser"]
@@ -58,6 +59,6 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         status = args.main(args)
     except (CommandError, ConfigurationError, BrokerError) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
+        print(f"Error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(1)
     sys.exit(status or 0)

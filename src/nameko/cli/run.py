@@ -20,6 +20,7 @@ from typing import Any
 
 from nameko._concurrency import Event, start_thread
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
+from nameko._redaction import redact_text
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
@@ -119,7 +120,7 @@ def main(args: Any) -> int:
         reloader = Reloader([".", *args.reload_dir], on_change=lambda: None)
     status = run(services, config, backdoor, reloader)
     if reloader is not None and reloader.restart_requested:
-        _log.info("restarting: %s", " ".join(sys.orig_argv))
+        _log.info("restarting: %s", redact_text(" ".join(sys.orig_argv)))
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, sys.orig_argv)  # the same command, with the new code

@@ -1,8 +1,8 @@
 """``nameko show-config``: print the config after ``${ENV}`` substitution.
 
 Secrets are masked unless ``--show-secrets`` is given (nameko 2.14 printed
-them): passwords in URLs, and string values of keys named like
-``*password*``, ``*secret*``, ``*token*`` or ``*key*``."""
+them): by key name, by value pattern (`nameko._redaction`), and whatever a
+secret-named environment variable (or its default) put in the config."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import yaml
 
-from nameko._redaction import redact_config
+from nameko._config_yaml import collecting_secret_values
+from nameko._redaction import mask_values, redact_config
 from nameko.cli.config import add_define_option, setup_config
 
 NAME = "show-config"
@@ -31,7 +32,8 @@ def init_parser(parser: Any) -> None:
 
 
 def main(args: Any) -> None:
-    config = setup_config(args)
+    with collecting_secret_values() as from_secret_variables:
+        config = setup_config(args)
     if not args.show_secrets:
-        config = redact_config(config)
+        config = redact_config(mask_values(config, from_secret_variables))
     print(yaml.dump(config, default_flow_style=False))
