@@ -163,7 +163,9 @@ def running(tmp_path):
     assert read_token(token_file) not in line  # its place is printed, never the token
     yield tmp_path, env, port
     proc.terminate()
-    assert proc.wait(TIMEOUT) == 0  # the sessions never stopped the service
+    assert (
+        proc.wait(TIMEOUT * 3) == 0
+    )  # the sessions never stopped the service (a loaded CI machine is slow to stop)
 
 
 def test_nameko_backdoor_with_piped_input(running):
