@@ -158,6 +158,8 @@ class OpsServer:
             client = _Client(sock, peer, time.monotonic() + REQUEST_DEADLINE)
             self._clients[sock] = client
             self._selector.register(sock, selectors.EVENT_READ, client)
+            # a request already here is answered now, before a later arrival could evict it
+            self._read(client)
 
     def _read(self, client: _Client) -> None:
         try:
@@ -243,6 +245,8 @@ class OpsServer:
         client.sock.close()
 
     def close(self) -> None:
+        if self._closing:
+            return
         self._closing = True  # the loop ends and drops every client
         try:
             os.write(self._wake_w, b"x")
