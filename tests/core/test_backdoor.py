@@ -403,3 +403,18 @@ def test_netcat_style_clients_send_the_token_file_first(running):
         sock.sendall(token_file.read_bytes() + b"sorted(runner.service_names)\n")
         sock.shutdown(socket.SHUT_WR)
         assert "['svc']" in read_all(sock).decode()
+
+
+def test_secret_values_are_the_parts_show_config_masks():
+    from nameko.cli._backdoor_auth import Masker, secret_values
+
+    config = {
+        "AMQP_URI": "amqp://guest:p@ss;word@rabbit/",
+        "SMTP": {"PASSWORD": "mail-pw-1", "HOST": "smtp"},
+        "KEYS": [{"api_key": "k-123456"}],
+        "DB_PASSWORD": "abc",  # too short to mask without masking ordinary text
+        "PORT": 8000,
+    }
+    assert secret_values(config) == {"p@ss;word", "mail-pw-1", "k-123456"}
+    mask = Masker({"it's-secret"})
+    assert mask("x it's-secret y 'it\\'s-secret'") == "x ******** y '********'"

@@ -8,8 +8,9 @@ line, read within `HANDSHAKE_DEADLINE` seconds and at most
 nothing (an HTTP request, as a web page would send, is logged as such).
 Then it runs a `code.InteractiveConsole` whose input is read from its
 socket and whose output has the config's secrets masked. At most
-`MAX_CLIENTS` connections are served at once; more are closed at once. What the
-console and the code typed into it print goes to ``sys.stdout`` and
+`MAX_CLIENTS` connections are served at once; more are closed on arrival.
+
+What the console and the code typed into it print goes to ``sys.stdout`` and
 ``sys.stderr``; those are replaced, once, by streams that send a session
 thread's writes to its socket and everybody else's to the real stream, so
 several clients can work at once and the service's own output is left

@@ -144,11 +144,18 @@ def _leaves(value: Any) -> Iterable[str]:
     return [str(value)]
 
 
+def _quoted_forms(value: str) -> set[str]:
+    """``value`` as it is and as ``repr`` shows it between either quote (a
+    quote inside it is escaped when the string holds both kinds)."""
+    escaped = repr(value + '"')[1:-2]  # single-quoted: a quote inside is escaped
+    return {value, escaped, escaped.replace("\\'", "'")}
+
+
 class Masker:
-    """Replaces each of ``hidden`` (and its ``repr`` form) in text by ``********``."""
+    """Replaces each of ``hidden`` (and its forms inside a ``repr``) in text by ``********``."""
 
     def __init__(self, hidden: Iterable[str]) -> None:
-        forms = {form for value in hidden for form in (value, repr(value)[1:-1])}
+        forms = {form for value in hidden for form in _quoted_forms(value)}
         self._forms = sorted(forms, key=len, reverse=True)  # a longer secret first, whole
 
     def __call__(self, text: str) -> str:
