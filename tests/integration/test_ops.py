@@ -1,6 +1,6 @@
 """The operations endpoint of real `nameko run` processes on RabbitMQ:
 /metrics after known traffic, /readyz through a lost connection and a
-graceful stop, one endpoint per process under --processes."""
+graceful stop, one endpoint per process under --processes, probes under hostile clients."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing._vhosts import rabbitmqctl
 from tests.integration.conftest import wait_until_serving
+from tests.ops.test_ops_load import PROBE_WITHIN, probe, silent_connections, trickling
 from tests.rabbit_admin import close_connection
 from tests.waiting import wait_until
 
@@ -133,6 +134,18 @@ def test_readyz_is_503_during_a_graceful_stop(service, rabbit_config_uri):
         assert reply.result() == 3
     assert proc.wait(TIMEOUT) == 0, proc.output()
     assert get(port, "/healthz")[0] == 0  # the endpoint closed with the process
+
+
+def test_probes_answer_while_clients_trickle_stall_and_crowd(service):
+    """`nameko run --ops-address`: /healthz and /readyz answer within a second
+    each while one client trickles a byte at a time, six connect and say
+    nothing, and fifty more connect at once."""
+    proc, port = service
+    address = ("127.0.0.1", port)
+    with trickling(address), silent_connections(address, 6), silent_connections(address, 50):
+        for path in ("/healthz", "/readyz", "/healthz"):
+            status, took = probe(address, path)
+            assert status == 200 and took < PROBE_WITHIN, (path, status, took)
 
 
 def _free_ports(count: int) -> int:

@@ -22,6 +22,7 @@ from nameko._concurrency import Event, start_thread
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
 from nameko._redaction import redact_text
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
+from nameko.cli._backdoor_auth import secret_values
 from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
 from nameko.cli._supervisor import process_index, supervise, watch_supervisor
@@ -49,7 +50,8 @@ def init_parser(parser: Any) -> None:
         "--backdoor-port",
         metavar="[HOST:]PORT",
         help="serve a Python console with `runner` in scope on this port (loopback only "
-        "unless HOST is given); connect with `nameko backdoor [HOST:]PORT`",
+        "unless HOST is given) to clients that send its token (kept in a file only this "
+        "user can read); connect with `nameko backdoor [HOST:]PORT`",
     )
     parser.add_argument(
         "--reload",
@@ -147,7 +149,8 @@ def _backdoor_address(option: str | None) -> tuple[str, int] | None:
         raise CommandError(f"--backdoor-port: {exc}") from None
     if host_given and host not in ("127.0.0.1", "localhost", "::1"):
         _log.warning(
-            "the backdoor on %s:%s accepts anyone who can reach it: it runs any Python code",
+            "the backdoor on %s:%s can be reached from other machines: whoever has its "
+            "token can run any Python code",
             host,
             port,
         )
@@ -289,12 +292,15 @@ def run(
 
 def _open_backdoor(runner: ServiceRunner, host: str, port: int) -> Backdoor:
     try:
-        door = Backdoor(host, port, {"runner": runner})
+        door = Backdoor(host, port, {"runner": runner}, hidden=secret_values(runner.config))
     except OSError as exc:
-        raise CommandError(f"cannot open the backdoor on {host}:{port}: {exc.strerror}") from None
+        raise CommandError(
+            f"cannot open the backdoor on {host}:{port}: {exc.strerror or exc}"
+        ) from None
     bound_host, bound_port = door.address
-    print(
-        f"backdoor on {bound_host}:{bound_port}: nameko backdoor {bound_host}:{bound_port}",
+    print(  # the token's file, never the token
+        f"backdoor on {bound_host}:{bound_port}: nameko backdoor {bound_host}:{bound_port} "
+        f"(token in {door.token_file})",
         flush=True,
     )
     return door
