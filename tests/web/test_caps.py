@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from nameko._web.site import peer_key
 from nameko.exceptions import RemoteError
 from nameko.testing.utils import get_extension
 from nameko.web.handlers import http
@@ -163,6 +164,21 @@ def test_a_share_of_0_lets_one_peer_use_every_connection(start, web_config_port)
     finally:
         for sock in held:
             sock.close()
+
+
+@pytest.mark.parametrize(
+    ("peer", "key"),
+    [
+        (("10.0.0.1", 5000), "10.0.0.1"),
+        (("2001:db8::1", 5000, 0, 0), "2001:db8::/64"),
+        (("2001:db8::ffff:1", 5001, 0, 0), "2001:db8::/64"),  # one host's /64: one peer
+        (("2001:db8:0:1::1", 5000, 0, 0), "2001:db8:0:1::/64"),
+        (("::ffff:10.0.0.1", 5000, 0, 0), "10.0.0.1"),  # IPv4 on a dual-stack socket
+        (("fe80::1%eth0", 5000, 0, 2), "fe80::/64"),
+    ],
+)
+def test_peers_are_counted_by_address_and_ipv6_by_its_64(peer, key):
+    assert peer_key(peer) == key
 
 
 def _retry(port, source, held):

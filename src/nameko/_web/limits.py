@@ -35,7 +35,7 @@ class WebLimits:
     # WEB_MAX_CONNECTIONS_PER_PEER: connections one client address may hold
     # (None: half of max_connections; 0: no per-peer share) -> 503 and close
     max_connections_per_peer: int | None = None
-    queue_limit: int = 100  # WEB_QUEUE_LIMIT: requests waiting for a worker -> 503 Retry-After
+    queue_limit: int = 256  # WEB_QUEUE_LIMIT: requests waiting for a worker -> 503 Retry-After
     # WEB_THREAD_IDLE_TIMEOUT: a request thread (one per open WebSocket) idle
     # this long exits; 0 keeps them
     thread_idle_timeout: float = 30.0

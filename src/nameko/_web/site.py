@@ -260,7 +260,7 @@ class Site:
             refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
             self._noisy.log(
                 logging.WARNING,
-                "connections refused",
+                "refused connection",
                 "web server overloaded: connection from %s refused: WEB_MAX_CONNECTIONS open",
                 peer,
             )
@@ -270,7 +270,7 @@ class Site:
             refuse(sock, "too many connections from your address (WEB_MAX_CONNECTIONS_PER_PEER)")
             self._noisy.log(
                 logging.WARNING,
-                "peer share",
+                "refused connection (peer share)",
                 "connection from %s refused: %s already holds WEB_MAX_CONNECTIONS_PER_PEER (%d)",
                 peer,
                 key,
@@ -394,7 +394,7 @@ class Site:
             reply = Reply(unavailable("overloaded, try again"), request.keep_alive, access)
             self._noisy.log(
                 logging.WARNING,
-                "requests refused",
+                "refused request",
                 "web server overloaded: requests refused: every worker busy and "
                 "WEB_QUEUE_LIMIT (%d) waiting",
                 self.limits.queue_limit,
@@ -514,7 +514,7 @@ class Site:
             if conn.phase in ("headers", "body"):
                 self._noisy.log(
                     logging.INFO,
-                    "timed out",
+                    "request timeout",
                     "request from %s timed out (%s)",
                     conn.peer,
                     conn.phase,
