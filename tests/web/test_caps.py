@@ -146,8 +146,10 @@ def test_websockets_count_against_their_peers_share(start, web_config_port):
     start(Hub, WEB_MAX_CONNECTIONS=4, WEB_MAX_CONNECTIONS_PER_PEER=1)
     ws = _handshake(web_config_port, SECOND_PEER)
     try:
-        assert _answer(_connect(web_config_port, SECOND_PEER)).startswith(b"HTTP/1.1 503")
-        assert _answer(_connect(web_config_port, "127.0.0.1")).endswith(b"200 OK")
+        with _connect(web_config_port, SECOND_PEER) as refused:
+            assert _answer(refused).startswith(b"HTTP/1.1 503")
+        with _connect(web_config_port, "127.0.0.1") as other:
+            assert _answer(other).endswith(b"200 OK")
     finally:
         ws.close()
     held: list[socket.socket] = []

@@ -242,7 +242,9 @@ class Site:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: log, keep serving
-                _log.warning("accept failed on port %s: %s", self.port, exc)
+                self._noisy.log(  # out of descriptors lasts: one line per period
+                    logging.WARNING, "failed accept", "accept failed on port %s: %s", self.port, exc
+                )
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
