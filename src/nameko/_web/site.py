@@ -5,13 +5,16 @@ How it works
 A `Site` owns one listening socket and every connection accepted on it, all
 driven by a single I/O thread (``web-io-<port>``) around a `selectors`
 loop. That thread only moves bytes: it reads, feeds each connection's
-`RequestParser`, writes responses and enforces the timeouts and the
-connection cap. It never runs application code, so a slow handler cannot
-stall other clients and a slow client cannot hold a worker.
+`RequestParser`, writes responses and enforces the timeouts, the
+connection cap and each peer's share of it (counted per `peer_key`). It
+never runs application code, so a slow handler cannot stall other clients
+and a slow client cannot hold a worker. Lines a client can provoke (bad
+requests, timeouts, refusals) go through a `RateLimitedLog`.
 
 A parsed request goes to the site's request pool (``web-request-<port>-N``
-threads), which runs ``handler(request, peer)`` and posts the response back
-through a completion queue and a socketpair wake-up. Requests on one
+threads, which exit after ``WEB_THREAD_IDLE_TIMEOUT`` idle), which runs
+``handler(request, peer)`` and posts the response back through a completion
+queue and a socketpair wake-up. Requests on one
 connection are answered in order: the next pipelined request is dispatched
 once the previous response is queued for writing.
 
