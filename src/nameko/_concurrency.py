@@ -7,7 +7,8 @@ architecture test enforces it; the AMQP I/O driver is the one exception).
 
 * `WorkerPool`: a bounded pool of worker threads. `submit` never blocks the
   caller (broker dispatch threads call it); at most ``size`` jobs run at once,
-  the rest wait in FIFO order. Threads are started lazily and kept.
+  the rest wait in FIFO order. Threads are started lazily and kept, or, with
+  ``idle_timeout``, retired after that long without a job.
 * `ManagedThread`: a named daemon thread whose crash is reported to a callback.
 * `OneShot`: a value or an exception delivered once, waited for with a timeout.
 * `Slots`: admission for work that does not hold a thread while it runs
@@ -261,18 +262,26 @@ class WorkerPool:
     counters that decide when to start another thread.
     """
 
-    def __init__(self, size: int, name: str = "worker") -> None:
+    def __init__(self, size: int, name: str = "worker", idle_timeout: float | None = None) -> None:
         if size < 1:
             raise ValueError("pool size must be at least 1")
         self.size = size
         self.name = name
+        # a thread with no job for this long exits (None: threads are kept)
+        self.idle_timeout = idle_timeout or None
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)  # busy fell to 0
         self._threads: list[threading.Thread] = []
+        self._spawned = 0  # threads ever started: names stay unique as threads retire
         self._busy = 0  # jobs submitted and not finished (pending + running)
         self._idle_waiters = 0  # threads in `wait_idle`
         self._closed = False
+
+    @property
+    def threads(self) -> int:
+        """Threads alive in the pool (started and not retired)."""
+        return len(self._threads)
 
     @property
     def running(self) -> int:
@@ -302,16 +311,22 @@ class WorkerPool:
         return True
 
     def _spawn_thread(self) -> None:
+        self._spawned += 1
         thread = threading.Thread(
-            target=self._loop, name=f"{self.name}-{len(self._threads) + 1}", daemon=True
+            target=self._loop, name=f"{self.name}-{self._spawned}", daemon=True
         )
         self._threads.append(thread)
         thread.start()
 
     def _loop(self) -> None:
-        get = self._jobs.get
+        get, timeout = self._jobs.get, self.idle_timeout
         while True:
-            job = get()
+            try:
+                job = get(timeout=timeout)
+            except queue.Empty:
+                if self._retire():
+                    return
+                continue
             if job is None:  # `close`
                 return
             try:
@@ -323,6 +338,19 @@ class WorkerPool:
                 # must not keep its arguments (a large request) alive
                 job = None
                 self._finished(1)
+
+    def _retire(self) -> bool:
+        """An idle thread leaves unless every other thread is needed for the jobs.
+
+        `submit` counts a job in ``_busy`` (under the lock) before queueing
+        it, so while ``_busy`` is below the other threads' number, each job
+        submitted or running has a thread without this one.
+        """
+        with self._lock:
+            if self._busy >= len(self._threads):
+                return False
+            self._threads.remove(threading.current_thread())
+            return True
 
     def _finished(self, count: int) -> None:
         with self._lock:

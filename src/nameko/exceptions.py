@@ -30,6 +30,7 @@ __all__ = [
     "RemoteError",
     "ReplyQueueExpiredWithPendingReplies",
     "RpcTimeout",
+    "SubscriptionRefused",
     "UnknownService",
     "UnserializableValueError",
     "deserialize",
@@ -223,3 +224,10 @@ class CommandError(Exception):
 
 class ConnectionNotFound(BadRequest):
     """No websocket connection has the given id."""
+
+
+class SubscriptionRefused(BadRequest):
+    """A WebSocket hub subscription over a cap: the socket already holds
+    ``WEB_WEBSOCKET_MAX_SUBSCRIPTIONS`` channels, or the channel name is longer
+    than ``WEB_WEBSOCKET_MAX_CHANNEL_LENGTH``. Not in nameko, which had no caps;
+    the socket stays open and keeps its other subscriptions."""

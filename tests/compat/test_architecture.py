@@ -15,6 +15,7 @@ LAYERS = {
     "nameko._concurrency": 0,
     "nameko._urls": 0,
     "nameko._redaction": 0,
+    "nameko._log_limits": 0,
     "nameko.constants": 0,
     "nameko.exceptions": 0,
     "nameko.utils": 0,

@@ -169,6 +169,33 @@ class TestWorkerPool:
             assert not thread.is_alive()
         assert pool.wait_idle(TIMEOUT)
 
+    def test_idle_threads_retire_and_busy_ones_stay(self):
+        pool = WorkerPool(4, idle_timeout=0.05)
+        gates = [threading.Event() for _ in range(4)]
+        running = [threading.Event() for _ in range(4)]
+        for gate, started in zip(gates, running, strict=True):
+            pool.submit(lambda g=gate, s=started: (s.set(), g.wait(TIMEOUT)))
+        assert all(started.wait(TIMEOUT) for started in running) and pool.threads == 4
+        for gate in gates[1:]:
+            gate.set()
+        wait_until(lambda: pool.threads == 1, timeout=TIMEOUT, what="three idle threads left")
+        gates[0].set()
+        wait_until(lambda: pool.threads == 0, timeout=TIMEOUT, what="the last one left")
+        done = threading.Event()
+        pool.submit(done.set)  # a retired pool starts threads again
+        assert done.wait(TIMEOUT) and pool.threads <= 1
+        pool.close()
+
+    def test_a_thread_retiring_as_a_job_arrives_never_strands_it(self):
+        pool = WorkerPool(2, idle_timeout=0.0005)  # threads time out between most jobs
+        for n in range(500):
+            done = threading.Event()
+            pool.submit(done.set)
+            assert done.wait(TIMEOUT), f"job {n} was never run"
+        names = {thread.name for thread in pool._threads}
+        assert len(names) == len(pool._threads)  # names stay unique across retirements
+        pool.close()
+
     def test_size_must_be_positive(self):
         with pytest.raises(ValueError):
             WorkerPool(0)

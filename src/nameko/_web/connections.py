@@ -45,6 +45,7 @@ class Takeover:
     trailing: bytes
     peer: Any
     _release: Callable[[Takeover], None]
+    peer_key: Any = None  # what the site's per-peer share counts it against
     accepted: bool = False
     on_drain: Callable[[], None] | None = None
 

@@ -5,13 +5,16 @@ How it works
 A `Site` owns one listening socket and every connection accepted on it, all
 driven by a single I/O thread (``web-io-<port>``) around a `selectors`
 loop. That thread only moves bytes: it reads, feeds each connection's
-`RequestParser`, writes responses and enforces the timeouts and the
-connection cap. It never runs application code, so a slow handler cannot
-stall other clients and a slow client cannot hold a worker.
+`RequestParser`, writes responses and enforces the timeouts, the
+connection cap and each peer's share of it (counted per `peer_key`). It
+never runs application code, so a slow handler cannot stall other clients
+and a slow client cannot hold a worker. Lines a client can provoke (bad
+requests, timeouts, refusals) go through a `RateLimitedLog`.
 
 A parsed request goes to the site's request pool (``web-request-<port>-N``
-threads), which runs ``handler(request, peer)`` and posts the response back
-through a completion queue and a socketpair wake-up. Requests on one
+threads, which exit after ``WEB_THREAD_IDLE_TIMEOUT`` idle), which runs
+``handler(request, peer)`` and posts the response back through a completion
+queue and a socketpair wake-up. Requests on one
 connection are answered in order: the next pipelined request is dispatched
 once the previous response is queued for writing.
 
@@ -38,6 +41,7 @@ from functools import partial
 from typing import Any
 
 from nameko._concurrency import Event, Lock, WorkerPool, start_thread
+from nameko._log_limits import RateLimitedLog
 from nameko._redaction import redact_target
 from nameko._web.addresses import BindAddress
 from nameko._web.connections import (
@@ -60,6 +64,8 @@ _log = logging.getLogger("nameko.web.server")
 _READ_SIZE = 65536
 _SWEEP_INTERVAL = 0.25  # how often timeouts are checked
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_V4_MAPPED = bytes(10) + b"\xff\xff"
+NOISY_LOG_PERIOD = 10.0  # seconds: lines a client can cause, one per kind per period
 
 
 # handler(request, peer, takeover, target) -> reply, on the thread `pick` chose
@@ -73,6 +79,7 @@ class _Conn:
     sock: socket.socket
     peer: Any
     parser: RequestParser
+    peer_key: Any = None  # what the per-peer share counts (see `peer_key`)
     queued: deque[HttpRequest | None] = field(default_factory=deque)  # None: then `error`
     out: bytearray = field(default_factory=bytearray)
     busy: bool = False  # a request of this connection is with a handler
@@ -99,22 +106,23 @@ class _Job:
         self._run()
 
 
-class _WarnEvery:
-    """A warning at most once per ``period`` (with how many were not logged)."""
+def peer_key(peer: Any) -> Any:
+    """The client a connection counts against: its IPv4 address, or its IPv6 /64.
 
-    def __init__(self, period: float) -> None:
-        self._period = period
-        self._next = 0.0
-        self._quiet: dict[str, int] = {}
-
-    def note(self, what: str) -> None:
-        self._quiet[what] = self._quiet.get(what, 0) + 1
-        now = time.monotonic()
-        if now >= self._next:
-            self._next = now + self._period
-            for text, count in self._quiet.items():
-                _log.warning("web server overloaded: %d %s", count, text)
-            self._quiet.clear()
+    One IPv6 host usually holds a whole /64, so counting single addresses
+    would let it take any number of shares. (`inet_pton`, not `ipaddress`:
+    this runs for every connection accepted, and is 15 times cheaper.)
+    """
+    host = peer[0] if isinstance(peer, tuple) and peer else peer
+    if not isinstance(host, str) or ":" not in host:
+        return host
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host.split("%", 1)[0])
+    except (OSError, ValueError):
+        return host
+    if packed[:12] == _V4_MAPPED:  # an IPv4 client of a dual-stack listener
+        return socket.inet_ntop(socket.AF_INET, packed[12:])
+    return socket.inet_ntop(socket.AF_INET6, packed[:8] + bytes(8)) + "/64"
 
 
 class Site:
@@ -135,13 +143,18 @@ class Site:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_pending = False
-        self._pool = WorkerPool(max(1, limits.max_connections), name=f"web-request-{self.port}")
+        self._pool = WorkerPool(
+            max(1, limits.max_connections),
+            name=f"web-request-{self.port}",
+            idle_timeout=limits.thread_idle_timeout,
+        )
+        self._peers: dict[Any, int] = {}  # connections (and upgraded ones) per peer key
         self._draining = False
         self._listener_closed = Event()
         self._drained = Event()
         self._running = True
         self._next_sweep = 0.0
-        self._overloads = _WarnEvery(10.0)
+        self._noisy = RateLimitedLog(_log, NOISY_LOG_PERIOD)
         self._selector.register(self._listener, selectors.EVENT_READ, "listener")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._thread: Any = None
@@ -191,6 +204,7 @@ class Site:
                 if now >= self._next_sweep:
                     self._next_sweep = now + _SWEEP_INTERVAL
                     self._sweep(now)
+                    self._noisy.flush()
         except Exception:  # a bug here would silently stop the server: say so loudly
             _log.critical("web server I/O loop on port %s crashed", self.port, exc_info=True)
             self._running = False
@@ -232,18 +246,52 @@ class Site:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # EMFILE and friends: log, keep serving
-                _log.warning("accept failed on port %s: %s", self.port, exc)
+                self._noisy.log(  # out of descriptors lasts: one line per period
+                    logging.WARNING, "failed accept", "accept failed on port %s: %s", self.port, exc
+                )
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if len(self._conns) + len(self._taken) >= self.limits.max_connections:
-                refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
-                self._overloads.note("connections refused: WEB_MAX_CONNECTIONS open")
+            key = peer_key(peer)
+            if not self._admit(sock, peer, key):
                 continue
-            conn = _Conn(sock, peer, RequestParser(self.limits))
+            conn = _Conn(sock, peer, RequestParser(self.limits), key)
             self._conns[sock] = conn
+            self._peers[key] = self._peers.get(key, 0) + 1
             self._set_idle(conn, time.monotonic())
             self._watch(conn, selectors.EVENT_READ)
+
+    def _admit(self, sock: socket.socket, peer: Any, key: Any) -> bool:
+        """Room for one more connection, and for one more from this peer?"""
+        if len(self._conns) + len(self._taken) >= self.limits.max_connections:
+            refuse(sock, "too many connections (WEB_MAX_CONNECTIONS)")
+            self._noisy.log(
+                logging.WARNING,
+                "refused connection",
+                "web server overloaded: connection from %s refused: WEB_MAX_CONNECTIONS open",
+                peer,
+            )
+            return False
+        share = self.limits.peer_share
+        if share and self._peers.get(key, 0) >= share:
+            refuse(sock, "too many connections from your address (WEB_MAX_CONNECTIONS_PER_PEER)")
+            self._noisy.log(
+                logging.WARNING,
+                "refused connection (peer share)",
+                "connection from %s refused: %s already holds WEB_MAX_CONNECTIONS_PER_PEER (%d)",
+                peer,
+                key,
+                share,
+            )
+            return False
+        return True
+
+    def _peer_left(self, key: Any) -> None:
+        count = self._peers.get(key, 0) - 1
+        if count > 0:
+            self._peers[key] = count
+        else:
+            self._peers.pop(key, None)
 
     # -- reading --------------------------------------------------------------
 
@@ -296,7 +344,9 @@ class Site:
             self._write(conn, _CONTINUE)
 
     def _fail(self, conn: _Conn, exc: HttpError) -> None:
-        _log.info("bad request from %s: %s", conn.peer, exc.detail)
+        self._noisy.log(
+            logging.INFO, "bad request", "bad request from %s: %s", conn.peer, exc.detail
+        )
         self._unwatch_reads(conn)
         conn.queued.append(None)  # answered in order, after the requests before it
         conn.error = exc
@@ -321,7 +371,9 @@ class Site:
             return
         conn.busy, conn.phase, conn.deadline = True, "busy", None
         if request.upgrade:
-            takeover = Takeover(conn.sock, request.trailing, conn.peer, self._release_taken)
+            takeover = Takeover(
+                conn.sock, request.trailing, conn.peer, self._release_taken, conn.peer_key
+            )
             self._detach(conn, takeover)
             self._pool.submit(partial(self._serve_taken, request, takeover))
             return
@@ -347,7 +399,13 @@ class Site:
                 "503",
             )
             reply = Reply(unavailable("overloaded, try again"), request.keep_alive, access)
-            self._overloads.note("requests refused: every worker busy and WEB_QUEUE_LIMIT reached")
+            self._noisy.log(
+                logging.WARNING,
+                "refused request",
+                "web server overloaded: requests refused: every worker busy and "
+                "WEB_QUEUE_LIMIT (%d) waiting",
+                self.limits.queue_limit,
+            )
         except Exception as exc:  # e.g. the container is being killed
             shown = redact_target(request.target.decode("latin-1"))
             _log.info("could not dispatch %s %r: %s", request.method, shown, exc)
@@ -412,6 +470,7 @@ class Site:
             self._taken.discard(takeover)
         if known:
             close_socket(takeover.sock)
+            self.call_soon(partial(self._peer_left, takeover.peer_key))
         self.call_soon(self._check_drained)
 
     # -- writing --------------------------------------------------------------
@@ -462,7 +521,13 @@ class Site:
     def _sweep(self, now: float) -> None:
         for conn in [c for c in self._conns.values() if c.deadline and c.deadline <= now]:
             if conn.phase in ("headers", "body"):
-                _log.info("request from %s timed out (%s)", conn.peer, conn.phase)
+                self._noisy.log(
+                    logging.INFO,
+                    "request timeout",
+                    "request from %s timed out (%s)",
+                    conn.peer,
+                    conn.phase,
+                )
                 self._write(conn, simple_response(408, "Request Timeout", conn.phase), close=True)
                 if not conn.closed:  # it won't read the answer either
                     self._close(conn)
@@ -514,6 +579,7 @@ class Site:
         conn.closed = True
         self._watch(conn, 0)
         self._conns.pop(conn.sock, None)
+        self._peer_left(conn.peer_key)
         close_socket(conn.sock)
         self._check_drained()
 

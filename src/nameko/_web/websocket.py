@@ -29,6 +29,7 @@ from nameko.exceptions import (
     ConnectionNotFound,
     MalformedRequest,
     MethodNotFound,
+    SubscriptionRefused,
     UnserializableValueError,
     serialize,
 )
@@ -189,11 +190,24 @@ class WebSocketHub:
         return sorted(connection.subscriptions) if connection else []
 
     def subscribe(self, socket_id: str, channel: str) -> None:
+        """Subscribe a socket to a channel; `SubscriptionRefused` past the caps."""
+        limits = self._server.wsgi_server.limits
+        if isinstance(channel, str) and len(channel) > limits.websocket_max_channel_length:
+            raise SubscriptionRefused(
+                f"channel name of {len(channel)} characters: longer than "
+                f"WEB_WEBSOCKET_MAX_CHANNEL_LENGTH ({limits.websocket_max_channel_length})"
+            )
         with self._server.lock:
             connection = self._server.connections.get(socket_id)
             if connection is None:
                 raise ConnectionNotFound(socket_id)
-            connection.subscriptions.add(channel)
+            held = connection.subscriptions
+            if channel not in held and len(held) >= limits.websocket_max_subscriptions:
+                raise SubscriptionRefused(
+                    f"socket already holds WEB_WEBSOCKET_MAX_SUBSCRIPTIONS "
+                    f"({limits.websocket_max_subscriptions}) subscriptions"
+                )
+            held.add(channel)
             self._server.subscriptions.setdefault(channel, set()).add(socket_id)
 
     def unsubscribe(self, socket_id: str, channel: str) -> None:
