@@ -370,8 +370,9 @@ def _ack(delivery: Delivery) -> None:
 def _warn_lost_ack(delivery: Delivery) -> None:
     """Operators seeing a request run twice need to know why."""
     _log.warning(
-        "the connection was lost before the request %r (correlation_id=%s) was acked: "
-        "the broker will deliver it again, so it may run twice",
+        "the channel that delivered the request %r (correlation_id=%s) closed before it "
+        "was acked (the connection dropped, or the broker closed the channel): the broker "
+        "delivers it again, and another instance may run it a second time",
         delivery.routing_key,
         delivery.properties.correlation_id,
     )
