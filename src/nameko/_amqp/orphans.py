@@ -112,6 +112,7 @@ class Orphans:
                 (o for o in self._running if o.copy is None and o.identity == key), None
             ) or next((o for o in self._finished if o.identity == key), None)
             if orphan is None:
+                self.waiting = bool(self._running or self._finished)
                 return False
             orphan.copy = copy
             finished = orphan.outcome is not None
