@@ -133,6 +133,8 @@ class Lease:
             return orphans is not None and orphans.settled(self, delivery_tag, ack, requeue)
         if self.orphans is not None:
             self.unsettled.pop(delivery_tag, None)
+            if not self.alive:  # it died meanwhile: `Orphans.take` may have this one
+                return self.orphans.settled(self, delivery_tag, ack, requeue)
         try:
             self.driver.submit(self._send, delivery_tag, ack, requeue, multiple, on_error=_ignore)
         except NotConnected:

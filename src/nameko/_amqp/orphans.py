@@ -94,13 +94,14 @@ class Orphans:
     def take(self, lease: _Lease) -> None:
         """``lease``'s channel is gone: what it delivered and nobody settled
         is in the hands of workers that go on running."""
-        entries, lease.unsettled = lease.unsettled, {}
-        if not entries:
-            return
-        orphans = [_Orphan(lease, tag, delivery) for tag, delivery in entries.items()]
+        # One critical section with `settled`: a worker settling one of
+        # these right now either finds its orphan or kept it out of the
+        # snapshot (see `Lease.settle`), so no orphan waits for ever.
         with self._lock:
-            self._running += orphans
-            self.waiting = True
+            entries, lease.unsettled = lease.unsettled, {}
+            snapshot = tuple(entries.items())  # one C call: no worker's pop interleaves
+            self._running += [_Orphan(lease, tag, delivery) for tag, delivery in snapshot]
+            self.waiting = bool(self._running or self._finished)
 
     def adopt(self, copy: Delivery) -> bool:
         """True when the redelivered ``copy`` belongs to a job this process
