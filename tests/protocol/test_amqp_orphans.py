@@ -116,3 +116,25 @@ def test_finished_jobs_are_forgotten_after_a_while(monkeypatch) -> None:
     monkeypatch.setattr(orphans_module.time, "monotonic", lambda: later)
     assert not orphans.adopt(new.deliver(1, redelivered=True))
     assert not orphans.waiting
+
+
+def test_a_job_that_gave_its_message_back_lets_the_copy_run() -> None:
+    """An RPC reply that could not be sent requeues the request: its copy
+    must run, not be requeued again."""
+    orphans = Orphans("q")
+    old, new = _Lease(orphans), _Lease(orphans)
+    job = old.deliver(7)
+    old.die()
+    job.reject(requeue=True)
+    assert not orphans.adopt(new.deliver(1, redelivered=True))
+    assert not orphans.waiting
+
+
+def test_a_requeue_reaches_a_copy_adopted_while_the_job_ran() -> None:
+    orphans = Orphans("q")
+    old, new = _Lease(orphans), _Lease(orphans)
+    job = old.deliver(7)
+    old.die()
+    assert orphans.adopt(new.deliver(1, redelivered=True))
+    assert job.reject(requeue=True)
+    assert new.sent == [(1, False, True)]

@@ -21,7 +21,8 @@ not handed to the consumer's callback; the orphan's settlement, whenever the
 worker makes it, is applied to the copy instead (an RPC request is acked
 once its reply is confirmed, as before). A copy that arrives after the
 worker settled its orphan gets that settlement at once (kept for
-`FINISHED_TTL` seconds, at most `FINISHED_MAX` of them). An adopted copy is
+`FINISHED_TTL` seconds, at most `FINISHED_MAX` of them; a job that gave
+its message back, requeued, lets its copy run). An adopted copy is
 itself an unsettled delivery of its incarnation, so a copy whose channel
 dies in turn is orphaned and adopted again: the settlement follows the chain.
 
@@ -49,6 +50,7 @@ log = logging.getLogger("nameko._broker.rabbit")
 
 FINISHED_TTL = 300.0  # seconds a settled orphan waits for its copy (a reconnect may take that long)
 FINISHED_MAX = 1024  # settled orphans remembered at most (the oldest go first)
+_REQUEUED = (False, True)  # the outcome (ack, requeue) of a job that gave its message back
 _BROKER_COUNT = "x-delivery-count"  # quorum queues add it to a redelivered copy
 
 
@@ -112,14 +114,16 @@ class Orphans:
             orphan = next(
                 (o for o in self._running if o.copy is None and o.identity == key), None
             ) or next((o for o in self._finished if o.identity == key), None)
-            if orphan is None:
-                self.waiting = bool(self._running or self._finished)
-                return False
-            orphan.copy = copy
-            finished = orphan.outcome is not None
-            if finished:
+            finished = orphan is not None and orphan.outcome is not None
+            if orphan is not None and finished:
                 self._finished.remove(orphan)
+                if orphan.outcome == _REQUEUED:
+                    orphan = None  # the job gave its message back: the copy runs
+            if orphan is not None:
+                orphan.copy = copy
             self.waiting = bool(self._running or self._finished)
+        if orphan is None:
+            return False
         log.info(
             "a redelivered message on queue %r is a job this process %s: "
             "not run again, settled with that job's outcome",
