@@ -41,7 +41,11 @@ class BrokerFailed(AssertionError):
 class ThrowawayRabbit:
     """One RabbitMQ node in a temporary folder; `close` removes every trace."""
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, advanced: str = "") -> None:
+        """``advanced``: the ``rabbit`` application's settings in Erlang
+        terms, for what rabbitmq.conf can't say (``{channel_tick_interval,
+        500}``), written to the node's advanced.config."""
+        self.advanced = advanced
         self.node = f"{name or f'shimeji-test-{os.getpid()}'}@localhost"
         self.port = find_free_port(HOST)
         self.dist_port = find_free_port(HOST)
@@ -113,6 +117,7 @@ class ThrowawayRabbit:
         # our own config: the system one would also listen on the shared 5672
         (self.base / "rabbitmq.conf").write_text(f"listeners.tcp.1 = {HOST}:{self.port}\n")
         (self.base / "enabled_plugins").write_text("[].\n")
+        (self.base / "advanced.config").write_text(f"[{{rabbit, [{self.advanced}]}}].\n")
         if os.geteuid() == 0 and _has_user("rabbitmq"):
             for path in [self.base, *self.base.iterdir()]:
                 shutil.chown(path, "rabbitmq", "rabbitmq")
@@ -126,6 +131,7 @@ class ThrowawayRabbit:
             RABBITMQ_NODE_PORT=str(self.port),
             RABBITMQ_DIST_PORT=str(self.dist_port),
             RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(base / "advanced.config"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
             RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
             RABBITMQ_LOG_BASE=str(base / "log"),

@@ -17,9 +17,11 @@ from pamqp import commands
 from nameko._amqp import methods
 from nameko._amqp.connection import Connection
 from nameko._amqp.driver import Driver, NotConnected
+from nameko._amqp.orphans import Orphans
 from nameko._broker.base import (
     Binding,
     Consumer,
+    Delivery,
     Entity,
     Exchange,
     OnMessage,
@@ -106,20 +108,33 @@ def consume_arguments(topology: Iterable[Entity], queue: str) -> dict[str, Any]:
 class Lease:
     """One incarnation of a consumer's channel. Settling through it is a
     no-op once that channel (or its connection) is gone: the broker has
-    already requeued those deliveries."""
+    already requeued those deliveries, and a consumer that adopts its
+    redeliveries passes the settlement on to the copy (`Orphans`)."""
 
-    __slots__ = ("driver", "conn", "channel", "alive", "held_from")
+    __slots__ = ("driver", "conn", "channel", "alive", "held_from", "unsettled", "orphans")
 
-    def __init__(self, driver: Driver, conn: Connection, channel: int) -> None:
+    def __init__(
+        self, driver: Driver, conn: Connection, channel: int, orphans: Orphans | None = None
+    ) -> None:
         self.driver, self.conn, self.channel, self.alive = driver, conn, channel, True
         # deliveries with lower tags came from a queue deleted since (`resume`)
         self.held_from = 0
+        # what this incarnation delivered and nobody settled yet, by tag; kept
+        # only for a consumer that adopts redeliveries (``orphans`` set)
+        self.unsettled: dict[int, Delivery] = {}
+        self.orphans = orphans
 
     def settle(self, delivery_tag: int, ack: bool, requeue: bool, multiple: bool = False) -> bool:
-        """False when the channel is known to be gone (nothing was sent).
-        ``multiple`` acks every delivery up to ``delivery_tag`` in one frame."""
+        """False when the channel is known to be gone and the settlement
+        reached no other channel either. ``multiple`` acks every delivery up
+        to ``delivery_tag`` in one frame."""
         if not self.alive:
-            return False
+            orphans = self.orphans
+            return orphans is not None and orphans.settled(self, delivery_tag, ack, requeue)
+        if self.orphans is not None:
+            self.unsettled.pop(delivery_tag, None)
+            if not self.alive:  # it died meanwhile: `Orphans.take` may have this one
+                return self.orphans.settled(self, delivery_tag, ack, requeue)
         try:
             self.driver.submit(self._send, delivery_tag, ack, requeue, multiple, on_error=_ignore)
         except NotConnected:
@@ -173,6 +188,7 @@ class RabbitConsumer(Consumer):
         call: Callable[[RabbitConsumer, Callable[[Connection, Any], None]], None],
         forget: Callable[[RabbitConsumer], None],
         ack_on_return: bool = False,
+        adopt_redeliveries: bool = False,
     ) -> None:
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
@@ -181,6 +197,10 @@ class RabbitConsumer(Consumer):
         self.prefetch = prefetch
         self.no_ack = no_ack
         self.ack_on_return = ack_on_return  # the broker acks after on_message (cumulatively)
+        # redelivered copies of jobs still running here are not run again (`Orphans`)
+        self.orphans = (
+            Orphans(queue) if adopt_redeliveries and not (no_ack or ack_on_return) else None
+        )
         self.channel = channel
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
@@ -207,7 +227,7 @@ class RabbitConsumer(Consumer):
         pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
         self.confirmed = False
-        self.lease = Lease(self._driver, conn, ch)
+        self.lease = Lease(self._driver, conn, ch, self.orphans)
         self.last_delivery_tag = 0  # a fresh channel numbers its deliveries from 1
         conn.open_channel(ch)
         for method in self.declarations:
@@ -238,6 +258,22 @@ class RabbitConsumer(Consumer):
             arguments=self._consume_arguments,
         )
         conn.send_method(self.channel, consume, token)
+
+    def orphan_deliveries(self) -> None:
+        """The current channel is gone but this consumer goes on: what it
+        delivered and nobody settled is still being worked on (I/O thread)."""
+        if self.orphans is not None and self.lease is not None:
+            self.orphans.take(self.lease)
+
+    def adopts(self, delivery: Delivery) -> bool:
+        """Track ``delivery`` until settled; True when it is the broker's
+        copy of a job still running (or just run) here: then it must not
+        run (I/O thread)."""
+        orphans, lease = self.orphans, self.lease
+        if orphans is None or lease is None:
+            return False
+        lease.unsettled[delivery.delivery_tag] = delivery
+        return delivery.redelivered and orphans.waiting and orphans.adopt(delivery)
 
     def drop_failover_flag(self, refusal: str) -> bool:
         """After the broker refused the flag (the queue is a quorum queue

@@ -10,6 +10,7 @@ there: a retry that needs a delay gets a short-lived timer thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,7 +41,7 @@ from nameko._broker.base import (
     PreconditionFailed,
 )
 
-__all__ = ["PUBLISH_CHANNEL", "Recovery", "channel_error", "fail"]
+__all__ = ["PUBLISH_CHANNEL", "Recovery", "ack_timeout_hint", "channel_error", "fail"]
 
 log = logging.getLogger("nameko._broker.rabbit")  # one logger for the whole broker
 
@@ -55,6 +56,9 @@ def channel_error(reply_code: int, reply_text: str) -> BrokerError:
     return kind(reply_text, reply_code)
 
 
+PRECONDITION_FAILED = 406
+# RabbitMQ's words when a delivery stayed unacked past its consumer timeout
+_ACK_TIMEOUT = re.compile(r"delivery acknowledgement on channel \d+ timed out")
 ACCESS_REFUSED, NOT_ALLOWED = 403, 530  # a wrong login, a missing vhost: not transient
 
 
@@ -70,6 +74,18 @@ def refusal_hint(exc: BaseException, params: AmqpParams) -> str:
     if exc.reply_code == ACCESS_REFUSED:
         return f"the broker refused the login of user {params.username!r} ({exc.reply_text})"
     return f"the broker refused vhost {params.vhost!r} (does it exist?) ({exc.reply_text})"
+
+
+def ack_timeout_hint(reply_code: int, reply_text: str) -> str:
+    """What to tell an operator when a channel was closed for an ack that
+    took too long (RabbitMQ's ``consumer_timeout``), else nothing."""
+    if reply_code != PRECONDITION_FAILED or not _ACK_TIMEOUT.search(reply_text):
+        return ""
+    return (
+        ". A job ran longer than the broker's consumer_timeout: it goes on, and the "
+        "redelivered copy is not run again by this process (another instance may run it). "
+        "Raise consumer_timeout for long jobs: see docs/operations.md, 'Long jobs'"
+    )
 
 
 def fail(tokens: Iterable[Any], error: BaseException) -> None:
@@ -116,9 +132,12 @@ class Recovery:
     def on_disconnected(
         self, waiting: list[Any], unconfirmed: list[PendingPublish], exc: BaseException | None
     ) -> None:
+        going_on = exc is not None and not self._closed
         for consumer in list(self._consumers.values()):
             if consumer.lease is not None:
                 consumer.lease.alive = False
+                if going_on and consumer.state == ACTIVE:
+                    consumer.orphan_deliveries()
         if exc is None or self._closed:
             error: BrokerError = BrokerClosed(
                 f"the connection to {self._driver.params.display} was closed"
@@ -183,10 +202,11 @@ class Recovery:
             return
         consumer.lease.alive = False
         if consumer.state == ACTIVE and not any(t is not None for t in event.waiting):
+            consumer.orphan_deliveries()
             log.error(
-                "the broker closed the channel of the consumer of %r (%s); restoring it",
-                consumer.queue,
-                error,
+                "channel %d closed by the broker: %d %s; restoring the consumer of %r%s",
+                *(event.channel, event.reply_code, event.reply_text, consumer.queue),
+                ack_timeout_hint(event.reply_code, event.reply_text),
             )
             self._run(consumer.start, RestoreToken(consumer, None, self._restore_failed))
 

@@ -445,6 +445,7 @@ class Broker(abc.ABC):
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
         ack_on_return: bool = False,
+        adopt_redeliveries: bool = False,
     ) -> Consumer:
         """Declare ``topology`` (again after each reconnect), then consume
         ``queue`` with ``prefetch`` unacked deliveries at most (0: unlimited).
@@ -462,7 +463,15 @@ class Broker(abc.ABC):
         or a plain reject of them is a no-op, but on RabbitMQ 3.10 a
         ``reject(requeue=True)`` resets the channel, so that its unacked
         deliveries of the new queue come again); any other consumer just
-        ends."""
+        ends.
+
+        ``adopt_redeliveries``: when the channel or connection that carried
+        a delivery closes while it is still unsettled (its job goes on: a
+        job longer than RabbitMQ's ``consumer_timeout``, a reconnect), the
+        broker's redelivered copy is not handed to ``on_message`` again if
+        it comes back to this consumer; it is settled as the original is
+        (see `nameko._amqp.orphans`). A broker whose connection never drops
+        may ignore it."""
 
     @abc.abstractmethod
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:

@@ -294,6 +294,7 @@ class MemoryBroker(Broker):
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
         ack_on_return: bool = False,
+        adopt_redeliveries: bool = False,  # nothing to adopt: a memory channel never closes
     ) -> Consumer:
         if prefetch < 0:
             raise ValueError("prefetch must be 0 (unlimited) or positive")

@@ -256,6 +256,7 @@ class RabbitBroker(Recovery, Broker):
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
         ack_on_return: bool = False,
+        adopt_redeliveries: bool = False,
     ) -> Consumer:
         self._not_on_io_thread("consume")
         with self._state_lock:
@@ -271,6 +272,7 @@ class RabbitBroker(Recovery, Broker):
                 call=self._channel_call,
                 forget=self._forget,
                 ack_on_return=ack_on_return and not no_ack,
+                adopt_redeliveries=adopt_redeliveries,
             )
             self._consumers[channel] = consumer
         try:
@@ -467,6 +469,8 @@ class RabbitBroker(Recovery, Broker):
             consumer.settle_function(),
             consumer.holds_function(),
         )
+        if consumer.orphans is not None and consumer.adopts(delivery):
+            return
         try:
             consumer.on_message(delivery)
         except Exception:

@@ -114,7 +114,9 @@ def consume_queue(
     declared (``QUEUE_TYPE``) raises `QueueTypeMismatch`, a
     ConfigurationError that says what to change, not the broker's 406."""
     try:
-        return connection.broker.consume(queue, on_message, prefetch=prefetch, topology=topology)
+        return connection.broker.consume(
+            queue, on_message, prefetch=prefetch, topology=topology, adopt_redeliveries=True
+        )
     except PreconditionFailed as exc:
         declared = next((e for e in topology if isinstance(e, Queue) and e.name == queue), None)
         if declared is not None:

@@ -21,9 +21,14 @@ nameko 2.x extensions hook in where they did: every request goes through
 the extension answered (or republished) itself.
 
 A reply never makes its request run again (docs D18): a reply whose confirm
-was lost with its channel is published again; one the broker refused (too
-large, nacked...) is replaced by a small error reply; a request whose ack
-can no longer reach the broker is logged once, since it will run twice.
+was lost with its channel (or its connection) is published again; one the
+broker refused (too large, nacked...) is replaced by a small error reply; a
+request whose ack can no longer reach the broker is logged once, since
+another instance may run it again. When the broker's copy of the request
+comes back to this process instead, the broker layer settles it with this
+request's settlement (`nameko._amqp.orphans`), so every path here settles
+the request: acked once its reply is out, requeued when no reply could be
+sent (so that it runs again rather than never answered).
 """
 
 from __future__ import annotations
@@ -269,11 +274,13 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         except ConnectionLost:
             # Reconnecting: this delivery can no longer be acked and will be
             # redelivered; still answer, so this caller needn't wait for that.
-            _warn_lost_ack(delivery)
             try:
                 publish(broker, *reply_args)
             except BrokerError as exc:  # not the worker's fault: no traceback
                 _log.warning("could not send the reply to %s either: %s", delivery, exc)
+                _give_back(delivery)
+            else:
+                _ack(delivery)  # reaches the broker's copy if this process adopted it
         else:
             # The worker moves on; the ack follows the confirm (I/O thread).
             self._unacked.add()
@@ -289,9 +296,11 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         Never runs the request again: at-least-once is about lost requests,
         and a reply the broker refused would be refused every time."""
         exc = confirmation.exception()
-        if isinstance(exc, ConfirmLost):  # the connection is up: send the reply again
+        if isinstance(exc, (ConfirmLost, ConnectionLost)):
+            # the reply may not have reached the broker: send it again (on the
+            # restored connection) before the request, or its copy, is acked
             self._in_thread(self._resend_reply, delivery, reply_args)
-        elif exc is not None and not isinstance(exc, (ConnectionLost, BrokerClosed)):
+        elif exc is not None and not isinstance(exc, BrokerClosed):
             self._in_thread(self._answer_refused, delivery, reply_args, exc)
         else:
             try:
@@ -316,7 +325,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         try:
             publish(self.connection.broker, *reply_args)
         except ConnectionLost:
-            _warn_lost_ack(delivery)
+            _give_back(delivery)
         except BrokerError as exc:
             self._answer_refused(delivery, reply_args, exc)
         else:
@@ -367,11 +376,20 @@ def _ack(delivery: Delivery) -> None:
         _warn_lost_ack(delivery)
 
 
+def _give_back(delivery: Delivery) -> None:
+    """The reply could not be sent: let the request run again. A copy this
+    process adopted goes back to the queue; otherwise the broker already
+    took the request back with its channel."""
+    delivery.reject(requeue=True)
+    _warn_lost_ack(delivery)
+
+
 def _warn_lost_ack(delivery: Delivery) -> None:
     """Operators seeing a request run twice need to know why."""
     _log.warning(
-        "the connection was lost before the request %r (correlation_id=%s) was acked: "
-        "the broker will deliver it again, so it may run twice",
+        "the channel that delivered the request %r (correlation_id=%s) closed before it "
+        "was acked (the connection dropped, or the broker closed the channel): the broker "
+        "delivers it again, and another instance may run it a second time",
         delivery.routing_key,
         delivery.properties.correlation_id,
     )
