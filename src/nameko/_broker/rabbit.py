@@ -256,6 +256,7 @@ class RabbitBroker(Recovery, Broker):
         topology: Iterable[Entity] = (),
         no_ack: bool = False,
         ack_on_return: bool = False,
+        on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         self._not_on_io_thread("consume")
         with self._state_lock:
@@ -271,6 +272,7 @@ class RabbitBroker(Recovery, Broker):
                 call=self._channel_call,
                 forget=self._forget,
                 ack_on_return=ack_on_return and not no_ack,
+                on_queue_lost=on_queue_lost,
             )
             self._consumers[channel] = consumer
         try:

@@ -24,6 +24,10 @@ A reply never makes its request run again (docs D18): a reply whose confirm
 was lost with its channel is published again; one the broker refused (too
 large, nacked...) is replaced by a small error reply; a request whose ack
 can no longer reach the broker is logged once, since it will run twice.
+Replies are published ``mandatory``, so that one whose caller's reply queue
+is gone comes back: it is logged once (names and ids, never the body) and
+its request acked, as it ran (the caller learns of the loss from its own
+broker, see `nameko._rpc.replies`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from nameko._broker.base import (
     MessageTooLarge,
     Properties,
     Queue,
+    Unroutable,
 )
 from nameko._concurrency import InFlight, OneShot, current_thread
 from nameko._messaging.connection import BrokerConnection
@@ -265,7 +270,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
     def _publish_reply(self, delivery: Delivery, reply_args: tuple[Any, ...]) -> None:
         broker = self.connection.broker
         try:
-            confirmation = broker.publish_async(*reply_args)
+            confirmation = broker.publish_async(*reply_args, mandatory=True)
         except ConnectionLost:
             # Reconnecting: this delivery can no longer be acked and will be
             # redelivered; still answer, so this caller needn't wait for that.
@@ -291,7 +296,11 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         exc = confirmation.exception()
         if isinstance(exc, ConfirmLost):  # the connection is up: send the reply again
             self._in_thread(self._resend_reply, delivery, reply_args)
-        elif exc is not None and not isinstance(exc, (ConnectionLost, BrokerClosed)):
+            return
+        if isinstance(exc, Unroutable):  # its caller's reply queue is gone
+            _warn_unroutable(delivery)
+            exc = None  # it ran: settle it as answered
+        if exc is not None and not isinstance(exc, (ConnectionLost, BrokerClosed)):
             self._in_thread(self._answer_refused, delivery, reply_args, exc)
         else:
             try:
@@ -365,6 +374,17 @@ def _exc_info(exc: BaseException) -> tuple[Any, ...]:
 def _ack(delivery: Delivery) -> None:
     if not delivery.ack():  # its channel is gone
         _warn_lost_ack(delivery)
+
+
+def _warn_unroutable(delivery: Delivery) -> None:
+    request = delivery.properties
+    _log.warning(
+        "the reply to %r (correlation_id=%s) was returned unroutable: the caller's "
+        "reply queue (reply_to=%s) is gone; the request is acked, not run again",
+        delivery.routing_key,
+        request.correlation_id,
+        request.reply_to,
+    )
 
 
 def _warn_lost_ack(delivery: Delivery) -> None:
