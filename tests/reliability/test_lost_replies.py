@@ -5,17 +5,15 @@ policy, a broker that lost it): the reply, sent later, has nowhere to go.
 The waiting call fails with `ReplyQueueExpiredWithPendingReplies` within a
 few seconds instead of waiting for its timeout (or for ever), and the next
 call is answered on the re-created queue. Standalone 2.x client, `RpcProxy`
-inside a service, asyncio client. (A queue that expires while the caller
-is disconnected: tests/integration/test_lost_replies.py.)
+inside a service, asyncio client. (A queue that goes while the caller is
+disconnected: tests/integration/test_lost_replies.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,6 +25,7 @@ from nameko.exceptions import ReplyQueueExpiredWithPendingReplies
 from nameko.rpc import RpcProxy, rpc
 from nameko.standalone import aio
 from nameko.standalone.rpc import ClusterRpcProxy
+from tests.waiting import outcome_within
 
 WAIT = 20
 BOUND = 5  # seconds a call may take to fail once its reply queue is gone
@@ -95,25 +94,6 @@ def spy(config):
     yield spy
     Slow.release.set()  # no worker left waiting
     spy.broker.close()
-
-
-def outcome_within(fn: Callable[[], Any], seconds: float) -> tuple[Any, float]:
-    """(what ``fn()`` returned or raised, how long it took); fails if it
-    is still waiting after ``seconds``."""
-    done: list[Any] = []
-    started = time.monotonic()
-
-    def run() -> None:
-        try:
-            done.append(fn())
-        except BaseException as exc:
-            done.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert done, f"still waiting {seconds} s after its reply queue was deleted"
-    return done[0], time.monotonic() - started
 
 
 def test_standalone_call_without_timeout_ends_when_its_reply_queue_is_deleted(start, config, spy):
