@@ -101,7 +101,7 @@ def test_standalone_call_without_timeout_ends_when_its_reply_queue_is_deleted(st
     with ClusterRpcProxy(config) as rpc_:  # no timeout: it would wait for ever
         reply = rpc_.slow.wait.call_async()
         spy.delete_reply_queue("standalone_rpc_proxy")
-        outcome, took = outcome_within(reply.result, BOUND)
+        outcome, _ = outcome_within(reply.result, BOUND)
         assert isinstance(outcome, ReplyQueueExpiredWithPendingReplies), outcome
         assert "reply is lost" in str(outcome)
         Slow.release.set()
@@ -114,7 +114,7 @@ def test_rpc_proxy_call_ends_when_the_service_reply_queue_is_deleted(start, conf
     with ClusterRpcProxy(config, timeout=WAIT) as rpc_:
         relayed = rpc_.caller.relay.call_async()
         spy.delete_reply_queue("caller")  # the calling service's own queue
-        outcome, took = outcome_within(relayed.result, BOUND)
+        outcome, _ = outcome_within(relayed.result, BOUND)
         assert outcome == "lost: ReplyQueueExpiredWithPendingReplies"
         Slow.release.set()
         assert rpc_.caller.relay() == "late"
