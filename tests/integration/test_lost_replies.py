@@ -1,8 +1,9 @@
 """A reply sent while its caller is disconnected and its reply queue is gone.
 
 The callers' connections are closed and kept from coming back (their user
-loses its permissions on the vhost) while their reply queues are deleted, as
-a queue whose ``x-expires`` ran out during a long outage is. The service's
+loses its permissions on the vhost) while their reply queues go: deleted,
+or expired (a policy shortens nameko's 5-minute ``x-expires`` to 1 s: the
+lower of the two applies). The service's
 replies are then returned unroutable: it logs each once (no body) and acks
 its request, which is not run again. Once the callers are back they find
 their queues gone: the calls still waiting fail at once with
@@ -77,8 +78,22 @@ def unroutable_lines(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if "returned unroutable" in r.getMessage()]
 
 
+def drop_reply_queues(how: str, vhost: str, uri: str) -> None:
+    if how == "expired":
+        rabbitmqctl(
+            "set_policy", "-p", vhost, "--apply-to", "queues",
+            "short-replies", "^rpc\\.reply-", '{"expires": 1000}',
+        )  # fmt: skip
+        wait_until(lambda: not reply_queues(vhost), WAIT, what="reply queues expired")
+        return
+    with connect(uri) as admin:
+        for queue in reply_queues(vhost):
+            admin.delete_queue(queue)
+
+
+@pytest.mark.parametrize("how", ["deleted", "expired"])
 def test_calls_end_at_once_when_their_reply_queue_went_while_disconnected(
-    container_factory, rabbit_config, own_user, caplog
+    container_factory, rabbit_config, own_user, caplog, how
 ):
     vhost = rabbit_config["vhost"]
     Slow.release.clear()
@@ -96,9 +111,7 @@ def test_calls_end_at_once_when_their_reply_queue_went_while_disconnected(
         for pid in connection_pids("nameko:standalone_rpc_proxy", vhost):
             rabbitmqctl("close_connection", pid, "closed by test")
         wait_until(lambda: set(reply_queues(vhost).values()) == {0}, WAIT, what="no consumers")
-        with connect(rabbit_config["AMQP_URI"]) as admin:
-            for queue in reply_queues(vhost):
-                admin.delete_queue(queue)
+        drop_reply_queues(how, vhost, rabbit_config["AMQP_URI"])
 
         Slow.release.set()  # the replies go out now, to no queue
         wait_until(lambda: len(unroutable_lines(caplog)) == 2, WAIT, what="replies returned")
