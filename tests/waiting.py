@@ -4,7 +4,10 @@ reported by rabbitmqctl): poll with a deadline, never a bare sleep."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
 from nameko._concurrency import Event, deadline_after, remaining
 
@@ -29,3 +32,22 @@ def refuses_connections(port: int, host: str = "127.0.0.1") -> bool:
     except ConnectionRefusedError:
         return True
     return False
+
+
+def outcome_within(fn: Callable[[], Any], seconds: float) -> tuple[Any, float]:
+    """(what ``fn()`` returned or raised, how long it took); fails when it
+    is still waiting after ``seconds`` (it is left running, in a daemon thread)."""
+    done: list[Any] = []
+    started = time.monotonic()
+
+    def run() -> None:
+        try:
+            done.append(fn())
+        except BaseException as exc:
+            done.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert done, f"still waiting after {seconds} s"
+    return done[0], time.monotonic() - started

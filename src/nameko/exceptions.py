@@ -137,7 +137,11 @@ class DeliveryLimitExceeded(Exception):
 
 
 class ReplyQueueExpiredWithPendingReplies(Exception):
-    """The reply queue vanished while calls were still waiting (nameko 3.x)."""
+    """The caller's reply queue vanished (deleted, or expired while the
+    connection was down) while this call waited for its reply, so the reply
+    may be lost: the call ends at once instead of waiting for its timeout.
+    The request may have run; calls made afterwards use the re-created
+    queue (nameko 3's name)."""
 
 
 class ContainerBeingKilled(Exception):

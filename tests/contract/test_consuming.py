@@ -375,6 +375,35 @@ def test_a_consumer_declaring_its_queue_gets_it_back_when_it_is_deleted(
     assert bodies(fence(admin, "q", collector)) == [b"old", b"new"]  # nothing redelivered
 
 
+def test_a_consumer_is_told_once_its_lost_queue_is_bound_again(open_broker: OpenBroker) -> None:
+    """``on_queue_lost``: not for the first declaration; once per deletion,
+    when the queue is declared and bound again (a message published then is
+    routed to it), on the dispatch thread."""
+    owner, admin = open_broker(), open_broker()
+    topology = [
+        Exchange("ex", "direct", durable=False),
+        transient_queue("q"),
+        Binding("q", "ex", "k"),
+    ]
+    told: list[str] = []
+    back = Event()
+
+    def on_queue_lost() -> None:
+        told.append(current_thread_name())
+        back.set()
+
+    collector = Collector(ack=True)
+    owner.consume("q", collector, topology=topology, on_queue_lost=on_queue_lost)
+    owner.publish("ex", "k", b"before", Properties(), mandatory=True)
+    collector.wait_for(1)
+    assert told == []
+    admin.delete_queue("q")
+    assert back.wait(WAIT)
+    admin.publish("ex", "k", b"after", Properties(), mandatory=True)  # routed: no Unroutable
+    assert bodies(fence(admin, "q", collector)) == [b"before", b"after"]
+    assert len(told) == 1 and told[0] != current_thread_name()
+
+
 def test_closing_from_inside_a_callback(open_broker: OpenBroker) -> None:
     closing, other = open_broker(), open_broker()
     closing.declare([transient_queue("q")])

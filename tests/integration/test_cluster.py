@@ -15,8 +15,9 @@ delivery is at-least-once across a node failure (docs/architecture.md D25).
 
 A client's reply queue is a classic queue: it lives on the node the client
 was connected to when it declared it, and is unavailable while that node
-is down (that client's calls then time out). The two clients' reply queues
-live on different nodes, so some client always gets replies.
+is down (that client's calls then time out, or end with
+ReplyQueueExpiredWithPendingReplies once it is back). The two clients'
+reply queues live on different nodes, so some client always gets replies.
 """
 
 from __future__ import annotations
@@ -44,7 +45,15 @@ CALL_TIMEOUT = 5
 CALL_PACE = 0.02  # seconds between a client's calls
 PROGRESS = 10  # calls answered, events handled: "traffic flows"
 PROGRESS_TIMEOUT = 45
-CALL_ERRORS = {"RpcTimeout", "ConnectionLost", "ConfirmLost", "UnknownService"}
+# a client back from a node whose loss took its reply queue with it: its
+# waiting call ends with ReplyQueueExpiredWithPendingReplies
+CALL_ERRORS = {
+    "RpcTimeout",
+    "ConnectionLost",
+    "ConfirmLost",
+    "UnknownService",
+    "ReplyQueueExpiredWithPendingReplies",
+}
 CLIENT_ON = {0: "c0", 2: "c1"}  # node -> the client that connects to it first
 SERVICE_ON = {0: 0, 1: 1}  # node -> the service instance that connects to it first
 DISPATCH_ERRORS = {"ConnectionLost", "ConfirmLost", "PublishNacked", "BrokerUnreachable"}

@@ -4,6 +4,15 @@
 deliveries are settled through a `Lease` on the channel incarnation that
 delivered them, so that acks from before a reconnect never reach the new
 connection (where the same delivery tags mean other messages).
+
+A consumer given ``on_queue_lost`` checks, each time it consumes its queue
+again (after a reconnect, a broker cancel, a closed channel), whether the
+queue outlived the interruption: a passive declare before the topology. A
+404 there (which closes the channel) means the queue was deleted or had
+expired, and whatever was routed to it meanwhile is gone; the consumer then
+declares the topology on a fresh channel and calls ``on_queue_lost`` once
+the broker has answered its last declaration (the queue bound again: from
+then on, messages reach it).
 """
 
 from __future__ import annotations
@@ -20,13 +29,16 @@ from nameko._amqp.driver import Driver, NotConnected
 from nameko._amqp.orphans import Orphans
 from nameko._broker.base import (
     Binding,
+    ConnectionLost,
     Consumer,
     Delivery,
     Entity,
     Exchange,
+    NotFound,
     OnMessage,
     Queue,
     declares_queue,
+    report_queue_lost,
 )
 
 __all__ = [
@@ -189,6 +201,8 @@ class RabbitConsumer(Consumer):
         forget: Callable[[RabbitConsumer], None],
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,
+
+        on_queue_lost: Callable[[], None] | None = None,
     ) -> None:
         if not 0 <= prefetch <= 0xFFFF:
             raise ValueError(f"prefetch must be between 0 and 65535, not {prefetch}")
@@ -205,6 +219,8 @@ class RabbitConsumer(Consumer):
         self.tag = f"shimeji.{channel}.{id(self):x}"
         self.declarations = declarations(topology)
         self.redeclares_queue = declares_queue(topology, queue)
+        self.on_queue_lost = on_queue_lost if self.redeclares_queue else None
+        self._queue_lost = False  # found gone: report once declared again
         self._consume_arguments = consume_arguments(topology, queue)
         self.state = STARTING
         self.confirmed = False  # the broker's Consume-Ok for the current lease arrived
@@ -222,7 +238,7 @@ class RabbitConsumer(Consumer):
         lease = self.lease
         return self.state == ACTIVE and self.confirmed and lease is not None and lease.alive
 
-    def start(self, conn: Connection, token: Any) -> None:
+    def start(self, conn: Connection, token: Any, *, check: bool = True) -> None:
         """Queue everything that (re)starts this consumer on a fresh channel,
         pipelined; ``token`` gets the Consume-Ok (or the error)."""
         ch = self.channel
@@ -230,10 +246,10 @@ class RabbitConsumer(Consumer):
         self.lease = Lease(self._driver, conn, ch, self.orphans)
         self.last_delivery_tag = 0  # a fresh channel numbers its deliveries from 1
         conn.open_channel(ch)
-        for method in self.declarations:
-            conn.send_method(ch, method)
-        conn.send_method(ch, commands.Basic.Qos(prefetch_count=self.prefetch))
-        self._consume(conn, token)
+        if check and self._checks_queue():
+            self._check_queue(conn, token)
+            return
+        self._declare_and_consume(conn, token)
 
     def resume(self, conn: Connection, token: Any) -> None:
         """Declare the topology again and consume again after the broker
@@ -246,8 +262,44 @@ class RabbitConsumer(Consumer):
         # what the deleted queue delivered is no longer anyone's (Delivery.held)
         lease.held_from = self.last_delivery_tag + 1
         self.confirmed = False
-        for method in self.declarations:
-            conn.send_method(self.channel, method)
+        if self._checks_queue():
+            self._check_queue(conn, token)
+            return
+        self._declare_and_consume(conn, token)
+
+    def _checks_queue(self) -> bool:
+        # ACTIVE: consumed before (the first start finds no queue, as it should)
+        return self.on_queue_lost is not None and self.state == ACTIVE
+
+    def _check_queue(self, conn: Connection, token: Any) -> None:
+        passive = methods.QueueDeclare(queue=self.queue, passive=True)
+        conn.send_method(self.channel, passive, _QueueCheck(self, conn, token))
+
+    def _after_check(self, conn: Connection, token: Any) -> None:
+        """Go on after the passive declare (I/O thread, outside the lock)."""
+
+        def go_on(current: Connection) -> None:
+            if current is not conn:
+                return  # reconnected again meanwhile: that restore takes over
+            if self.state not in (STARTING, ACTIVE):
+                token.send(None)  # cancelled or closed meanwhile
+            elif conn.has_channel(self.channel):
+                self._declare_and_consume(conn, token)
+            else:  # the 404 closed the channel
+                self.start(conn, token, check=False)
+
+        try:
+            self._driver.run(go_on)
+        except NotConnected:
+            token.send_exception(ConnectionLost("the connection dropped while restoring"))
+
+    def _declare_and_consume(self, conn: Connection, token: Any) -> None:
+        last = len(self.declarations) - 1
+        for i, method in enumerate(self.declarations):
+            # the queue found gone is reported once declared and bound again
+            report = _ReportLoss(self) if i == last and self._queue_lost else None
+            conn.send_method(self.channel, method, report)
+        conn.send_method(self.channel, commands.Basic.Qos(prefetch_count=self.prefetch))
         self._consume(conn, token)
 
     def _consume(self, conn: Connection, token: Any) -> None:
@@ -321,6 +373,48 @@ class RabbitConsumer(Consumer):
             conn.close_channel(self.channel, token)
         else:
             token.send(None)
+
+
+class _QueueCheck:
+    """Token of the passive declare made before consuming a queue again."""
+
+    __slots__ = ("consumer", "conn", "token")
+
+    def __init__(self, consumer: RabbitConsumer, conn: Connection, token: Any) -> None:
+        self.consumer, self.conn, self.token = consumer, conn, token
+
+    def send(self, value: Any) -> None:  # the queue outlived the interruption
+        self.consumer._after_check(self.conn, self.token)
+
+    def send_exception(self, exc: BaseException) -> None:
+        if not isinstance(exc, NotFound):
+            self.token.send_exception(exc)
+            return
+        consumer, conn, token = self.consumer, self.conn, self.token
+        consumer._queue_lost = True
+        # later, on the I/O thread: the broker's handling of the closed
+        # channel (which retires its lease) must be over before a new one opens
+        consumer._driver.call_soon(lambda: consumer._after_check(conn, token))
+
+
+class _ReportLoss:
+    """Answer to the last declaration after the queue was found gone: from
+    now on messages reach the new queue, so what waits for one sent earlier
+    is told (once; a failed declaration leaves that to the next attempt)."""
+
+    __slots__ = ("consumer",)
+
+    def __init__(self, consumer: RabbitConsumer) -> None:
+        self.consumer = consumer
+
+    def send(self, value: Any) -> None:
+        consumer = self.consumer
+        if consumer._queue_lost and consumer.on_queue_lost is not None:
+            consumer._queue_lost = False
+            report_queue_lost(consumer.queue, consumer.on_queue_lost)
+
+    def send_exception(self, exc: BaseException) -> None:
+        """The restore fails too, and is retried."""
 
 
 class Countdown:

@@ -27,6 +27,7 @@ waiting for a confirm fail with `ConnectionLost` (their outcome is unknown).
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,10 @@ __all__ = [
     "check_body_size",
     "check_name",
     "declares_queue",
+    "report_queue_lost",
 ]
+
+_log = logging.getLogger("nameko._broker")
 
 
 # -- errors ----------------------------------------------------------------
@@ -205,6 +209,20 @@ def declares_queue(topology: Iterable[Entity], queue: str) -> bool:
     """Whether ``topology`` declares ``queue`` (a named one): only such a
     consumer can bring its queue back after the broker deleted it."""
     return bool(queue) and any(isinstance(e, Queue) and e.name == queue for e in topology)
+
+
+def report_queue_lost(queue: str, on_queue_lost: Callable[[], None]) -> None:
+    """Tell a consumer's owner its queue had vanished and is back (dispatch
+    thread); logged once per loss."""
+    _log.warning(
+        "queue %r had gone (deleted, or expired while disconnected) and was "
+        "declared again: messages routed to it meanwhile are lost",
+        queue,
+    )
+    try:
+        on_queue_lost()
+    except Exception:
+        _log.exception("error in the queue-lost callback of %r", queue)
 
 
 @dataclass(frozen=True)
@@ -446,6 +464,8 @@ class Broker(abc.ABC):
         no_ack: bool = False,
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,
+
+        on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         """Declare ``topology`` (again after each reconnect), then consume
         ``queue`` with ``prefetch`` unacked deliveries at most (0: unlimited).
@@ -471,7 +491,16 @@ class Broker(abc.ABC):
         broker's redelivered copy is not handed to ``on_message`` again if
         it comes back to this consumer; it is settled as the original is
         (see `nameko._amqp.orphans`). A broker whose connection never drops
-        may ignore it."""
+        may ignore it.
+
+        ``on_queue_lost()`` (for such a consumer) is called on the dispatch
+        thread, once per loss, when a queue found gone (deleted while
+        consumed, or deleted or expired, ``x-expires``, while the connection
+        was down) has been declared and bound again: whatever was routed to
+        it in between was dropped by the broker, and from then on messages
+        reach the new queue. Before re-declaring a queue it consumed, the
+        consumer checks (passively) whether the queue still exists, which
+        costs one round trip per reconnect, nothing per message."""
 
     @abc.abstractmethod
     def add_reconnect_listener(self, callback: Callable[[], None]) -> None:

@@ -65,6 +65,7 @@ from nameko._broker.base import (
     Unroutable,
     check_body_size,
     declares_queue,
+    report_queue_lost,
 )
 from nameko._concurrency import Condition, Lock, ManagedThread
 from nameko.constants import DEFAULT_MAX_MESSAGE_SIZE
@@ -135,8 +136,10 @@ class MemoryConsumer(Consumer):
         prefetch: int,
         no_ack: bool,
         topology: tuple[Entity, ...] = (),
+        on_queue_lost: Callable[[], None] | None = None,
     ) -> None:
         self.queue = queue
+        self.on_queue_lost = on_queue_lost
         self.connection = connection
         self.on_message = on_message
         self.prefetch = prefetch
@@ -295,6 +298,8 @@ class MemoryBroker(Broker):
         no_ack: bool = False,
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,  # nothing to adopt: a memory channel never closes
+
+        on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         if prefetch < 0:
             raise ValueError("prefetch must be 0 (unlimited) or positive")
@@ -303,7 +308,9 @@ class MemoryBroker(Broker):
         topology = tuple(topology)
         self.declare(topology)
         self._start_dispatcher()
-        consumer = MemoryConsumer(self, queue, on_message, prefetch, no_ack, topology)
+        consumer = MemoryConsumer(
+            self, queue, on_message, prefetch, no_ack, topology, on_queue_lost
+        )
         self._server.add_consumer(self, consumer)
         return consumer
 
@@ -363,9 +370,12 @@ class MemoryBroker(Broker):
 
     def _restore(self, consumer: MemoryConsumer) -> None:
         try:
-            self._server.restore_consumer(self, consumer, consumer.topology)
+            restored = self._server.restore_consumer(self, consumer, consumer.topology)
         except BrokerError as exc:
             log.error("could not consume queue %r again: %s", consumer.queue, exc)
+            return
+        if restored and consumer.on_queue_lost is not None:
+            report_queue_lost(consumer.queue, consumer.on_queue_lost)
 
     def _post(self, consumer: MemoryConsumer, delivery: Delivery | None) -> None:
         """Queue a delivery for the dispatch thread (called under the server lock)."""

@@ -27,12 +27,20 @@ counts a reply as done when it writes it to the socket, so replies in
 flight when a connection drops were lost and their calls waited for their
 timeout (or for ever); now the broker delivers them again after the
 reconnect (a duplicate finds no waiting call and is dropped).
+
+A reply sent while the queue does not exist is dropped by the broker (the
+queue was deleted, or expired during a long disconnection). The broker
+tells `ReplyQueue` when it consumes the queue again after finding it gone
+(``on_queue_lost``); every call still waiting then fails at once with
+`ReplyQueueExpiredWithPendingReplies` instead of waiting for its timeout,
+or for ever. Calls made afterwards are answered on the new queue.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from nameko._broker.base import Binding, Broker, Consumer, Delivery, Exchange, Queue
@@ -40,7 +48,7 @@ from nameko._concurrency import Lock, OneShot
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import decode_reply
 from nameko._protocol.names import RPC_REPLY_QUEUE_TTL, reply_queue_name
-from nameko.exceptions import RpcTimeout
+from nameko.exceptions import ReplyQueueExpiredWithPendingReplies, RpcTimeout
 
 __all__ = ["PendingReply", "ReplyQueue", "ReplyRouter"]
 
@@ -131,6 +139,15 @@ class ReplyRouter:
         else:
             pending._slot.send(body)
 
+    def fail_waiting(self, error_for: Callable[[str], BaseException]) -> int:
+        """Fail every call waiting now with ``error_for(correlation_id)``
+        (later calls are unaffected); how many there were."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for correlation_id, reply in pending.items():
+            reply._slot.send_exception(error_for(correlation_id))
+        return len(pending)
+
     def is_waiting(self, correlation_id: str) -> bool:
         return correlation_id in self._pending
 
@@ -168,7 +185,29 @@ class ReplyQueue:
 
     def start(self) -> None:
         self._consumer = self.broker.consume(
-            self.queue_name, self._on_reply, ack_on_return=True, topology=self.topology()
+            self.queue_name,
+            self._on_reply,
+            ack_on_return=True,
+            topology=self.topology(),
+            on_queue_lost=self._on_queue_lost,
+        )
+
+    def _on_queue_lost(self) -> None:
+        """The broker dropped what was sent to the queue while it was gone:
+        the calls waiting now may never get their reply (dispatch thread)."""
+        failed = self.router.fail_waiting(self._lost_reply)
+        if failed:
+            _log.warning(
+                "reply queue %s was gone: %d waiting call(s) failed with "
+                "ReplyQueueExpiredWithPendingReplies",
+                self.queue_name,
+                failed,
+            )
+
+    def _lost_reply(self, correlation_id: str) -> BaseException:
+        return ReplyQueueExpiredWithPendingReplies(
+            f"the reply queue {self.queue_name} was deleted or expired while the call "
+            f"{correlation_id} waited: its reply is lost (the request may have run)"
         )
 
     def get_reply_event(self, correlation_id: str) -> PendingReply:

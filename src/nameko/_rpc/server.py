@@ -28,7 +28,10 @@ another instance may run it again. When the broker's copy of the request
 comes back to this process instead, the broker layer settles it with this
 request's settlement (`nameko._amqp.orphans`), so every path here settles
 the request: acked once its reply is out, requeued when no reply could be
-sent (so that it runs again rather than never answered).
+sent (so that it runs again rather than never answered). Replies are published ``mandatory``, so that one whose caller's reply queue
+is gone comes back: it is logged once (names and ids, never the body) and
+its request acked, as it ran (the caller learns of the loss from its own
+broker, see `nameko._rpc.replies`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from nameko._broker.base import (
     MessageTooLarge,
     Properties,
     Queue,
+    Unroutable,
 )
 from nameko._concurrency import InFlight, OneShot, current_thread
 from nameko._messaging.connection import BrokerConnection
@@ -270,7 +274,7 @@ class RpcConsumer(SharedExtension, ProviderCollector):
     def _publish_reply(self, delivery: Delivery, reply_args: tuple[Any, ...]) -> None:
         broker = self.connection.broker
         try:
-            confirmation = broker.publish_async(*reply_args)
+            confirmation = broker.publish_async(*reply_args, mandatory=True)
         except ConnectionLost:
             # Reconnecting: this delivery can no longer be acked and will be
             # redelivered; still answer, so this caller needn't wait for that.
@@ -300,7 +304,11 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             # the reply may not have reached the broker: send it again (on the
             # restored connection) before the request, or its copy, is acked
             self._in_thread(self._resend_reply, delivery, reply_args)
-        elif exc is not None and not isinstance(exc, BrokerClosed):
+            return
+        if isinstance(exc, Unroutable):  # its caller's reply queue is gone
+            _warn_unroutable(delivery)
+            exc = None  # it ran: settle it as answered
+        if exc is not None and not isinstance(exc, BrokerClosed):
             self._in_thread(self._answer_refused, delivery, reply_args, exc)
         else:
             try:
@@ -326,6 +334,9 @@ class RpcConsumer(SharedExtension, ProviderCollector):
             publish(self.connection.broker, *reply_args)
         except ConnectionLost:
             _give_back(delivery)
+        except Unroutable:  # the caller's reply queue went meanwhile
+            _warn_unroutable(delivery)
+            _ack(delivery)
         except BrokerError as exc:
             self._answer_refused(delivery, reply_args, exc)
         else:
@@ -382,6 +393,17 @@ def _give_back(delivery: Delivery) -> None:
     took the request back with its channel."""
     delivery.reject(requeue=True)
     _warn_lost_ack(delivery)
+
+
+def _warn_unroutable(delivery: Delivery) -> None:
+    request = delivery.properties
+    _log.warning(
+        "the reply to %r (correlation_id=%s) was returned unroutable: the caller's "
+        "reply queue (reply_to=%s) is gone; the request is acked, not run again",
+        delivery.routing_key,
+        request.correlation_id,
+        request.reply_to,
+    )
 
 
 def _warn_lost_ack(delivery: Delivery) -> None:
