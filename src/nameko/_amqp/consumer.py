@@ -201,7 +201,6 @@ class RabbitConsumer(Consumer):
         forget: Callable[[RabbitConsumer], None],
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,
-
         on_queue_lost: Callable[[], None] | None = None,
     ) -> None:
         if not 0 <= prefetch <= 0xFFFF:

@@ -464,7 +464,6 @@ class Broker(abc.ABC):
         no_ack: bool = False,
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,
-
         on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         """Declare ``topology`` (again after each reconnect), then consume

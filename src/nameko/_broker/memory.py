@@ -298,7 +298,6 @@ class MemoryBroker(Broker):
         no_ack: bool = False,
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,  # nothing to adopt: a memory channel never closes
-
         on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         if prefetch < 0:

@@ -257,7 +257,6 @@ class RabbitBroker(Recovery, Broker):
         no_ack: bool = False,
         ack_on_return: bool = False,
         adopt_redeliveries: bool = False,
-
         on_queue_lost: Callable[[], None] | None = None,
     ) -> Consumer:
         self._not_on_io_thread("consume")
@@ -275,7 +274,6 @@ class RabbitBroker(Recovery, Broker):
                 forget=self._forget,
                 ack_on_return=ack_on_return and not no_ack,
                 adopt_redeliveries=adopt_redeliveries,
-
                 on_queue_lost=on_queue_lost,
             )
             self._consumers[channel] = consumer
