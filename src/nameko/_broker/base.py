@@ -345,7 +345,7 @@ class BrokerStats:
     bumped by the thread that owns the event (under the I/O lock or on the
     I/O thread): reading them costs nothing until someone scrapes."""
 
-    __slots__ = ("published", "confirmed", "returned", "nacked", "reconnects")
+    __slots__ = ("published", "confirmed", "returned", "nacked", "reconnects", "undecodable")
 
     def __init__(self) -> None:
         self.published = 0  # messages handed to the broker, confirmed or not
@@ -353,6 +353,7 @@ class BrokerStats:
         self.returned = 0  # mandatory publishes the broker could not route
         self.nacked = 0  # publishes the broker refused
         self.reconnects = 0  # connections re-established after a loss
+        self.undecodable = 0  # deliveries rejected because they could not be decoded
 
 
 # -- the connection --------------------------------------------------------
