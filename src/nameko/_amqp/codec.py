@@ -461,8 +461,8 @@ def decode_properties(buf: bytes, offset: int) -> Properties:
         raise DecodeError(f"{name}: a string that is not UTF-8") from None
     except _MALFORMED as exc:
         raise DecodeError(f"{name}: malformed ({exc})") from None
-    if offset > len(buf):
-        raise DecodeError(f"{name}: runs past the end of the content header")
+    if offset > len(buf):  # a string cut short: the last one decoded
+        raise DecodeError(f"{next(reversed(values))}: runs past the end of the content header")
     values.pop("cluster_id", None)
     return _new_properties(values)
 
