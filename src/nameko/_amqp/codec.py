@@ -31,7 +31,7 @@ from typing import Any
 
 from pamqp import frame
 
-from nameko._broker.base import Properties
+from nameko._broker.base import MAX_HEADER_NESTING, Properties
 
 __all__ = [
     "FRAME_BODY",
@@ -74,9 +74,8 @@ _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame header + class, weight, body s
 _TAG_BIT = struct.Struct(">BHIHHQB")  # Basic.Ack / Basic.Reject: tag + one bit octet
 _TAG_BIT_SIZE = 4 + 8 + 1
 
-#: tables and arrays a field value may sit in, the outermost table counted:
-#: real headers use 2 or 3 (x-death: an array of tables); RabbitMQ sets no limit
-MAX_NESTING = 64
+#: tables and arrays a field value may sit in, the outermost table counted
+MAX_NESTING = MAX_HEADER_NESTING
 
 
 class DecodeError(ValueError):
@@ -218,8 +217,8 @@ def _long_bytes(kind: bytes, raw: bytes) -> bytes:
     return kind + _U32.pack(len(raw)) + raw
 
 
-def encode_value(value: Any) -> bytes:
-    """One typed field value (type letter + data)."""
+def encode_value(value: Any, depth: int = 1) -> bytes:
+    """One typed field value (type letter + data), inside ``depth`` containers."""
     kind = type(value)
     if kind is str:
         return _long_bytes(b"S", value.encode())
@@ -231,10 +230,10 @@ def encode_value(value: Any) -> bytes:
         return b"l" + struct.pack(">q", value)
     if value is None:
         return b"V"
-    return _encode_other(value)
+    return _encode_other(value, depth)
 
 
-def _encode_other(value: Any) -> bytes:
+def _encode_other(value: Any, depth: int) -> bytes:
     if isinstance(value, bool):
         return encode_value(bool(value))
     if isinstance(value, int):
@@ -246,9 +245,10 @@ def _encode_other(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _long_bytes(b"x", bytes(value))
     if isinstance(value, Mapping):
-        return b"F" + encode_table(value)
+        return b"F" + encode_table(value, depth + 1)
     if isinstance(value, (list, tuple)):
-        return _long_bytes(b"A", b"".join(map(encode_value, value)))
+        _check_depth(depth + 1)
+        return _long_bytes(b"A", b"".join([encode_value(item, depth + 1) for item in value]))
     if isinstance(value, decimal.Decimal):
         return b"D" + _encode_decimal(value)
     if isinstance(value, datetime.datetime):
@@ -263,12 +263,20 @@ def _encode_decimal(value: decimal.Decimal) -> bytes:
     return struct.pack(">Bi", places, raw)
 
 
-def encode_table(table: Mapping[str, Any]) -> bytes:
-    """A field table with its 4-byte length prefix."""
+def _check_depth(depth: int) -> None:
+    if depth > MAX_NESTING:  # what no shimeji consumer would decode
+        raise ValueError(f"header tables and arrays nested deeper than {MAX_NESTING} levels")
+
+
+def encode_table(table: Mapping[str, Any], depth: int = 1) -> bytes:
+    """A field table with its 4-byte length prefix (``depth``: the containers
+    it is the innermost of). Raises `ValueError` past `MAX_NESTING`."""
+    if depth > MAX_NESTING:
+        _check_depth(depth)
     parts = []
     for key, value in table.items():
         parts.append(encode_shortstr(key))
-        parts.append(encode_value(value))
+        parts.append(encode_value(value, depth))
     raw = b"".join(parts)
     return _U32.pack(len(raw)) + raw
 

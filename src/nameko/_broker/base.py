@@ -50,6 +50,7 @@ __all__ = [
     "Delivery",
     "Entity",
     "Exchange",
+    "MAX_HEADER_NESTING",
     "MessageTooLarge",
     "NotFound",
     "PreconditionFailed",
@@ -109,6 +110,14 @@ class PublishNacked(BrokerError):
 class MessageTooLarge(BrokerError, exceptions.MessageTooLarge):
     """A body over the connection's ``max_message_size``: refused before
     anything is sent, or by the broker (its own, lower, limit)."""
+
+
+#: tables and arrays a header value may sit in, the header table counted. Real
+#: headers use 2 or 3 (x-death is an array of tables) and RabbitMQ sets no
+#: limit; the codec recurses once per level, so it must stop well before
+#: Python's recursion limit. Deeper headers are refused when published and
+#: rejected (undecodable) when delivered.
+MAX_HEADER_NESTING = 64
 
 
 def check_body_size(body: bytes, limit: int, exchange: str, routing_key: str) -> None:
