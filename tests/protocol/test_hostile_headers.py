@@ -104,13 +104,14 @@ def test_huge_flat_tables_and_arrays_are_fine() -> None:
     [
         (b"\x00\x00\x00\x09\x01kZ\x00\x00\x00\x00\x00\x00", "unknown field type 'Z'"),
         (b"\x00\x00\x00\x04\x01\xffV\x00", "field name that is not UTF-8"),
-        (b"\x00\x00\x00\x10\x01kV", "runs past the end of its frame"),
+        (b"\x00\x00\x00\x10\x01kV", "longer than its frame"),
         (b"\x00\x00\x00\x03\x01kI\x00\x00\x00\x01", "runs past the end of its table"),
-        (b"\x00\x00\x00\x08\x01kF\x00\x00\x00\x09", "runs past the end of its frame"),
+        (b"\x00\x00\x00\x08\x01kF\x00\x00\x00\x09", "longer than its frame"),
         (b"\x00\x00\x00\x0b\x01kT\x7f\xff\xff\xff\xff\xff\xff\xff", "malformed"),
-        (b"\x00\x00", "malformed"),
+        (b"\x00\x00", "longer than its frame"),
+        (b"\x00\x00\x00\x07\x01kS\x00\x00\x00\x09", "runs past the end of its table"),
     ],
-    ids=["type", "key", "overlong", "overrun", "child", "timestamp", "short"],
+    ids=["type", "key", "overlong", "overrun", "child", "timestamp", "short", "string"],
 )
 def test_malformed_tables_are_a_decode_error(raw: bytes, reason: str) -> None:
     with pytest.raises(codec.DecodeError, match=reason):

@@ -27,6 +27,7 @@ import datetime
 import decimal
 import struct
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 from pamqp import frame
@@ -247,8 +248,9 @@ def _encode_other(value: Any, depth: int) -> bytes:
     if isinstance(value, Mapping):
         return b"F" + encode_table(value, depth + 1)
     if isinstance(value, (list, tuple)):
-        _check_depth(depth + 1)
-        return _long_bytes(b"A", b"".join([encode_value(item, depth + 1) for item in value]))
+        if depth >= MAX_NESTING:
+            _check_depth(depth + 1)
+        return _long_bytes(b"A", b"".join(map(encode_value, value, repeat(depth + 1))))
     if isinstance(value, decimal.Decimal):
         return b"D" + _encode_decimal(value)
     if isinstance(value, datetime.datetime):
@@ -310,9 +312,7 @@ def _decode_array(buf: bytes, offset: int, depth: int) -> tuple[list[Any], int]:
         raise DecodeError(f"field tables and arrays nested deeper than {MAX_NESTING} levels")
     (size,) = _U32.unpack_from(buf, offset)
     offset += 4
-    end = offset + size
-    if end > len(buf):
-        raise DecodeError("a field array runs past the end of its frame")
+    end = offset + size  # past the buffer: a read fails, or the caller's end check
     items = []
     while offset < end:
         value, offset = decode_value(buf, offset, depth)
@@ -357,39 +357,41 @@ _TABLE, _ARRAY = ord("F"), ord("A")  # the containers: decoded with their depth
 
 def decode_value(buf: bytes, offset: int, depth: int = 0) -> tuple[Any, int]:
     """One typed field value inside a container ``depth`` levels down."""
+    decoder = _DECODERS.get(buf[offset])
+    if decoder is not None:  # a scalar: the common case, one lookup as before
+        return decoder(buf, offset + 1)
     kind = buf[offset]
     if kind == _TABLE:
         return _decode_table(buf, offset + 1, depth + 1)
     if kind == _ARRAY:
         return _decode_array(buf, offset + 1, depth + 1)
-    try:
-        decoder = _DECODERS[kind]
-    except KeyError:
-        raise DecodeError(f"unknown field type {chr(kind)!r}") from None
-    return decoder(buf, offset + 1)
+    raise DecodeError(f"unknown field type {chr(kind)!r}")
 
 
 def decode_table(buf: bytes, offset: int) -> tuple[dict[str, Any], int]:
     """A field table at ``offset``; returns it and the offset just past it.
     Raises `DecodeError` (only) when the bytes are not an acceptable table."""
     try:
-        return _decode_table(buf, offset, 0)
+        table, end = _decode_table(buf, offset, 0)
     except DecodeError:
         raise
     except UnicodeDecodeError:
         raise DecodeError("a field name that is not UTF-8") from None
+    except (struct.error, IndexError):
+        raise DecodeError("a field table or array longer than its frame") from None
     except _MALFORMED as exc:
         raise DecodeError(f"malformed field table ({exc})") from None
+    if end > len(buf):
+        raise DecodeError("a field table runs past the end of its frame")
+    return table, end
 
 
-def _decode_table(buf: bytes, offset: int, depth: int) -> tuple[dict[str, Any], int]:
+def _decode_table(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, Any], int]:
     if depth >= MAX_NESTING:
         raise DecodeError(f"field tables and arrays nested deeper than {MAX_NESTING} levels")
     (size,) = _U32.unpack_from(buf, offset)
     offset += 4
-    end = offset + size
-    if end > len(buf):
-        raise DecodeError("a field table runs past the end of its frame")
+    end = offset + size  # past the buffer: a read fails, or the caller's end check
     table = {}
     while offset < end:
         key, offset = decode_shortstr(buf, offset)
@@ -417,7 +419,7 @@ _PROPERTIES: tuple[
 ] = (
     ("content_type", 0x8000, encode_shortstr, decode_shortstr),
     ("content_encoding", 0x4000, encode_shortstr, decode_shortstr),
-    ("headers", 0x2000, _encode_headers, lambda buf, offset: _decode_table(buf, offset, 0)),
+    ("headers", 0x2000, _encode_headers, _decode_table),
     ("delivery_mode", 0x1000, _U8.pack, _decode_octet),
     ("priority", 0x0800, _U8.pack, _decode_octet),
     ("correlation_id", 0x0400, encode_shortstr, decode_shortstr),
@@ -467,6 +469,8 @@ def decode_properties(buf: bytes, offset: int) -> Properties:
         raise DecodeError(f"{name}: {exc}") from None
     except UnicodeDecodeError:
         raise DecodeError(f"{name}: a string that is not UTF-8") from None
+    except (struct.error, IndexError):
+        raise DecodeError(f"{name}: longer than the content header") from None
     except _MALFORMED as exc:
         raise DecodeError(f"{name}: malformed ({exc})") from None
     if offset > len(buf):  # a string cut short: the last one decoded
