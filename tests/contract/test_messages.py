@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from nameko._broker.base import (
+    MAX_HEADER_NESTING,
     Binding,
     Broker,
-    MAX_HEADER_NESTING,
     Exchange,
     MessageTooLarge,
     Properties,

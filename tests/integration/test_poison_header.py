@@ -81,7 +81,9 @@ def test_a_request_with_headers_too_deep_to_decode_is_dead_lettered_and_the_queu
     channel.queue_declare("poison-dlq", durable=True, auto_delete=False)
     channel.queue_bind("poison-dlq", "poison-dlx")
     policy = json.dumps({"dead-letter-exchange": "poison-dlx"})
-    rabbitmqctl("set_policy", "-p", rabbit_vhost, "dlx", f"^{QUEUE}$", policy, "--apply-to", "queues")
+    rabbitmqctl(
+        "set_policy", "-p", rabbit_vhost, "dlx", f"^{QUEUE}$", policy, "--apply-to", "queues"
+    )
 
     (tmp_path / "poisoned.py").write_text(SERVICE)
     config = {"AMQP_URI": rabbit_uri}
@@ -122,7 +124,6 @@ def test_a_request_with_headers_too_deep_to_decode_is_dead_lettered_and_the_queu
     assert re.search(r"delivery tag \d+, exchange 'nameko-rpc', routing key 'poisoned.ping'", line)
     assert "nested deeper than 64 levels" in line and "rejected without requeue" in line
     assert "reconnecting" not in output and "lost" not in output
-
 
 
 def _publish_poison(channel: amqp.Channel, exchange: str) -> None:
@@ -183,7 +184,9 @@ def test_undecodable_deliveries_are_rejected_and_the_consumer_goes_on(
     deep, key, bad_id = lines
     assert "routing key 'work.deep'" in deep and "nested deeper than 64 levels" in deep
     assert "routing key ''" in key and "not UTF-8" in key
-    assert "routing key 'work.id'" in bad_id and "correlation_id: a string that is not UTF-8" in bad_id
+    assert (
+        "routing key 'work.id'" in bad_id and "correlation_id: a string that is not UTF-8" in bad_id
+    )
     outcome = "dropped" if mode == "no_ack" else "rejected without requeue"
     assert all(outcome in line and "queue 'victim'" in line for line in lines)
     assert not [r for r in caplog.records if "lost" in r.getMessage()]

@@ -159,7 +159,9 @@ class Connection:
                 else:
                     self._on_other_frame(kind, channel, buf, offset + 7, end)
             except _MALFORMED as exc:  # the stream can no longer be trusted
-                raise ProtocolError(f"malformed frame (type {kind}) on channel {channel}: {exc}") from exc
+                raise ProtocolError(
+                    f"malformed frame (type {kind}) on channel {channel}: {exc}"
+                ) from exc
             offset = end + 1
         self._rbuf = buf[offset:] if offset < size else b""
         return events

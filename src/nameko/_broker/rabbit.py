@@ -486,7 +486,9 @@ class RabbitBroker(Recovery, Broker):
         if consumer.no_ack:
             outcome = "dropped (the consumer does not acknowledge)"
         elif consumer.lease is not None and consumer.lease.settle(event.delivery_tag, False, False):
-            outcome = "rejected without requeue (dead-lettered if the queue has a dead-letter exchange)"
+            outcome = (
+                "rejected without requeue (dead-lettered if the queue has a dead-letter exchange)"
+            )
         else:
             outcome = "left to the broker (the channel is gone)"
         self.stats.undecodable += 1
