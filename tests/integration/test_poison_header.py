@@ -55,8 +55,9 @@ def nested(levels: int) -> dict:
 
 
 def consumers(vhost: str, queue: str) -> int:
-    out = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", "name", "consumers")
-    return next(int(n) for name, n in (line.split() for line in out.splitlines()) if name == queue)
+    """The broker's consumers of ``queue`` (list_queues counts none for quorum queues)."""
+    out = rabbitmqctl("list_consumers", "-p", vhost, "--no-table-headers", "queue_name")
+    return sum(line.strip() == queue for line in out.splitlines())
 
 
 def raw_channel(uri: str) -> tuple[amqp.Connection, amqp.Channel]:
@@ -72,8 +73,9 @@ def raw_channel(uri: str) -> tuple[amqp.Connection, amqp.Channel]:
     return conn, conn.channel()
 
 
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
 def test_a_request_with_headers_too_deep_to_decode_is_dead_lettered_and_the_queue_keeps_serving(
-    tmp_path, rabbit_uri, rabbit_vhost
+    tmp_path, rabbit_uri, rabbit_vhost, queue_type
 ):
     # an operator's dead-letter policy on the service's queue
     conn, channel = raw_channel(rabbit_uri)
@@ -86,7 +88,7 @@ def test_a_request_with_headers_too_deep_to_decode_is_dead_lettered_and_the_queu
     )
 
     (tmp_path / "poisoned.py").write_text(SERVICE)
-    config = {"AMQP_URI": rabbit_uri}
+    config = {"AMQP_URI": rabbit_uri, "QUEUE_TYPE": queue_type}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = NamekoProcess(tmp_path, ["--config", "config.yaml", "poisoned"], tmp_path / "log")
     try:
