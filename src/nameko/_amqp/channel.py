@@ -53,7 +53,7 @@ class ChannelState:
         self._size = 0
         self._parts: list[bytes] = []
         self._received = 0
-        self._undecodable: str | None = None  # why the content in progress is
+        self._undecodable: str | None = None  # why the content in progress cannot be decoded
 
     # -- synchronous methods -------------------------------------------------
 

@@ -45,6 +45,7 @@ __all__ = [
     "MAX_NESTING",
     "DecodeError",
     "decode_deliver",
+    "decode_deliver_tags",
     "decode_properties",
     "decode_table",
     "encode_ack",
@@ -249,7 +250,7 @@ def _encode_other(value: Any, depth: int) -> bytes:
         return b"F" + encode_table(value, depth + 1)
     if isinstance(value, (list, tuple)):
         if depth >= MAX_NESTING:
-            _check_depth(depth + 1)
+            raise _too_deep()
         return _long_bytes(b"A", b"".join(map(encode_value, value, repeat(depth + 1))))
     if isinstance(value, decimal.Decimal):
         return b"D" + _encode_decimal(value)
@@ -265,16 +266,15 @@ def _encode_decimal(value: decimal.Decimal) -> bytes:
     return struct.pack(">Bi", places, raw)
 
 
-def _check_depth(depth: int) -> None:
-    if depth > MAX_NESTING:  # what no shimeji consumer would decode
-        raise ValueError(f"header tables and arrays nested deeper than {MAX_NESTING} levels")
+def _too_deep() -> ValueError:  # what no shimeji consumer would decode
+    return ValueError(f"header tables and arrays nested deeper than {MAX_NESTING} levels")
 
 
 def encode_table(table: Mapping[str, Any], depth: int = 1) -> bytes:
     """A field table with its 4-byte length prefix (``depth``: the containers
     it is the innermost of). Raises `ValueError` past `MAX_NESTING`."""
     if depth > MAX_NESTING:
-        _check_depth(depth)
+        raise _too_deep()
     parts = []
     for key, value in table.items():
         parts.append(encode_shortstr(key))
