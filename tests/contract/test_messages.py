@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from nameko._broker.base import (
+    MAX_HEADER_NESTING,
     Binding,
     Broker,
     Exchange,
@@ -132,6 +133,40 @@ NESTED_HEADERS: dict[str, Any] = {
 def test_nested_header_tables_round_trip_with_their_types(broker: Broker) -> None:
     delivery = round_trip(broker, b"x", Properties(headers=NESTED_HEADERS))
     assert_identical(delivery.properties.headers, NESTED_HEADERS)
+
+
+def _nested(levels: int, array_at: int = 0) -> dict[str, Any]:
+    """``levels`` tables (the header table included); level ``array_at`` is a list."""
+    headers: dict[str, Any] = {}
+    inner: Any = headers
+    for level in range(2, levels + 1):
+        child: Any = [] if level == array_at else {}
+        if isinstance(inner, list):
+            inner.append(child)
+        else:
+            inner["k"] = child
+        inner = child
+    return headers
+
+
+@pytest.mark.parametrize("array_at", [0, 5], ids=["tables", "with-an-array"])
+def test_headers_nested_as_deep_as_the_cap_round_trip(broker: Broker, array_at: int) -> None:
+    headers = _nested(MAX_HEADER_NESTING, array_at)
+    delivery = round_trip(broker, b"x", Properties(headers=headers))
+    assert delivery.properties.headers == headers
+
+
+@pytest.mark.parametrize("levels", [MAX_HEADER_NESTING + 1, 1000])
+def test_headers_nested_deeper_than_the_cap_are_refused_before_sending(
+    broker: Broker, levels: int
+) -> None:
+    broker.declare([transient_queue("q")])
+    for headers in (_nested(levels), _nested(levels, array_at=levels)):
+        with pytest.raises(ValueError, match=f"nested deeper than {MAX_HEADER_NESTING} levels"):
+            broker.publish("", "q", b"deep", Properties(headers=headers))
+    collector = Collector(ack=True)
+    broker.consume("q", collector)
+    assert fence(broker, "q", collector) == []
 
 
 def test_mutating_headers_after_publish_does_not_change_the_message(broker: Broker) -> None:

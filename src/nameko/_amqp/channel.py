@@ -10,12 +10,13 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from nameko._amqp.events import Delivered, PendingPublish, ProtocolError, Returned
+from nameko._amqp.events import Delivered, PendingPublish, ProtocolError, Returned, Undecodable
 from nameko._broker.base import Properties
 
 __all__ = ["CLOSING", "OPEN", "OPENING", "ChannelState", "too_large_limit", "triage_unconfirmed"]
 
 OPENING, OPEN, CLOSING = "opening", "open", "closing"
+Content = Delivered | Returned | Undecodable
 _MISSING_EXCHANGE = re.compile(r"exchange '(.*)' in vhost")
 # RabbitMQ's words for a body over its max_message_size (406 PRECONDITION_FAILED)
 _TOO_LARGE = re.compile(r"message size (\d+) is larger than configured max size (\d+)")
@@ -37,6 +38,7 @@ class ChannelState:
         "_size",
         "_parts",
         "_received",
+        "_undecodable",
     )
 
     def __init__(self, number: int) -> None:
@@ -51,6 +53,7 @@ class ChannelState:
         self._size = 0
         self._parts: list[bytes] = []
         self._received = 0
+        self._undecodable: str | None = None  # why the content in progress cannot be decoded
 
     # -- synchronous methods -------------------------------------------------
 
@@ -119,20 +122,37 @@ class ChannelState:
 
     # -- content (Basic.Deliver / Basic.Return + header + body frames) -------
 
-    def begin_content(self, kind: type[Delivered | Returned], args: tuple[Any, ...]) -> None:
+    def begin_content(
+        self,
+        kind: type[Delivered | Returned],
+        args: tuple[Any, ...],
+        undecodable: str | None = None,
+    ) -> None:
+        """A content method arrived; its header and body frames follow. With
+        ``undecodable`` (the reason) a delivery is assembled all the same, to
+        keep the frame sequence, and comes out as an `Undecodable` event."""
         if self._content is not None:
             raise ProtocolError(f"channel {self.number}: new content before the last one ended")
         self._content = (kind, args)
         self._properties = None
+        self._undecodable = undecodable
 
-    def content_header(self, body_size: int, properties: Properties) -> Delivered | Returned | None:
+    def content_header(self, body_size: int, properties: Properties) -> Content | None:
         if self._content is None or self._properties is not None:
             raise ProtocolError(f"channel {self.number}: unexpected content header")
         self._properties = properties
         self._size = body_size
         return self._finish(b"") if body_size == 0 else None
 
-    def content_body(self, chunk: bytes) -> Delivered | Returned | None:
+    def undecodable_header(self, body_size: int, reason: str) -> Content | None:
+        """The content header's properties could not be decoded: a delivery
+        becomes `Undecodable`; a returned message (one of our own publishes)
+        keeps its place with empty properties."""
+        if self._content is not None and self._content[0] is Delivered:
+            self._undecodable = self._undecodable or reason
+        return self.content_header(body_size, Properties())
+
+    def content_body(self, chunk: bytes) -> Content | None:
         if self._properties is None:
             raise ProtocolError(f"channel {self.number}: unexpected content body")
         received = self._received + len(chunk)
@@ -148,12 +168,15 @@ class ChannelState:
         self._parts = []
         return self._finish(body)
 
-    def _finish(self, body: bytes) -> Delivered | Returned:
+    def _finish(self, body: bytes) -> Content:
         if self._content is None or self._properties is None:  # the callers checked
             raise ProtocolError(f"channel {self.number}: content body before its header")
         (kind, args), properties = self._content, self._properties
         self._content = self._properties = None
         self._received = 0
+        if self._undecodable is not None:
+            reason, self._undecodable = self._undecodable, None
+            return Undecodable(self.number, *args, reason, len(body))  # type: ignore[call-arg]
         # mypy cannot match a tuple of unknown length followed by more positionals
         return kind(self.number, *args, properties, body)  # type: ignore[call-arg]
 

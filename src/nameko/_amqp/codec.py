@@ -11,6 +11,13 @@ that both codecs produce and accept the same bytes.
 Field tables are coded here too, because pamqp cannot encode ``bytes`` values
 and picks unsigned integer types that older peers reject; we use the type
 letters RabbitMQ and py-amqp use (signed ``I``/``l``, ``S``, ``x``, ...).
+
+Decoding treats every byte as hostile: any client can publish a content
+header, and RabbitMQ relays its property bytes untouched. Tables and arrays
+nest at most `MAX_NESTING` levels (the decoder recurses once per level, and
+Python's recursion limit would otherwise be the cap, raised on the I/O
+thread); lengths must stay inside their frame and their parent; a
+truncated, overlong or non-UTF-8 field raises `DecodeError`, nothing else.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ import datetime
 import decimal
 import struct
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import Any
 
 from pamqp import frame
 
-from nameko._broker.base import Properties
+from nameko._broker.base import MAX_HEADER_NESTING, Properties
 
 __all__ = [
     "FRAME_BODY",
@@ -34,6 +42,10 @@ __all__ = [
     "FRAME_METHOD",
     "HEARTBEAT",
     "HEADER",
+    "MAX_NESTING",
+    "DecodeError",
+    "decode_deliver",
+    "decode_deliver_tags",
     "decode_properties",
     "decode_table",
     "encode_ack",
@@ -63,6 +75,18 @@ _PUBLISH_HEAD = struct.Struct(">BHIHHH")  # ... + ticket
 _CONTENT_HEAD = struct.Struct(">BHIHHQ")  # frame header + class, weight, body size
 _TAG_BIT = struct.Struct(">BHIHHQB")  # Basic.Ack / Basic.Reject: tag + one bit octet
 _TAG_BIT_SIZE = 4 + 8 + 1
+
+#: tables and arrays a field value may sit in, the outermost table counted
+MAX_NESTING = MAX_HEADER_NESTING
+
+
+class DecodeError(ValueError):
+    """Bytes from the broker that are not a well-formed (or acceptable) field
+    table, content header or delivery method."""
+
+
+# what a malformed buffer makes the low-level decoders raise
+_MALFORMED = (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError, OSError)
 
 
 def encode_method(channel: int, method: Any) -> bytes:
@@ -159,13 +183,27 @@ def decode_shortstr(buf: bytes, offset: int) -> tuple[str, int]:
 
 
 def decode_deliver(buf: bytes, offset: int) -> tuple[str, int, bool, str, str]:
-    """Basic.Deliver arguments (``offset`` is just past class and method ids)."""
+    """Basic.Deliver arguments (``offset`` is just past class and method ids).
+
+    `DecodeError` when the exchange or routing key is not UTF-8 (a publisher
+    may use any bytes): `decode_deliver_tags` still finds the delivery.
+    """
+    consumer_tag, delivery_tag, redelivered = decode_deliver_tags(buf, offset)
+    offset += 1 + buf[offset] + 9
+    try:
+        exchange, offset = decode_shortstr(buf, offset)
+        routing_key, _ = decode_shortstr(buf, offset)
+    except UnicodeDecodeError:
+        raise DecodeError("the exchange or routing key is not UTF-8") from None
+    return consumer_tag, delivery_tag, redelivered, exchange, routing_key
+
+
+def decode_deliver_tags(buf: bytes, offset: int) -> tuple[str, int, bool]:
+    """The consumer tag (ours), delivery tag and redelivered bit of a
+    Basic.Deliver: the broker writes them, so they always decode."""
     consumer_tag, offset = decode_shortstr(buf, offset)
     (delivery_tag,) = _U64.unpack_from(buf, offset)
-    redelivered = bool(buf[offset + 8] & 1)
-    exchange, offset = decode_shortstr(buf, offset + 9)
-    routing_key, _ = decode_shortstr(buf, offset)
-    return consumer_tag, delivery_tag, redelivered, exchange, routing_key
+    return consumer_tag, delivery_tag, bool(buf[offset + 8] & 1)
 
 
 def decode_tag_bits(buf: bytes, offset: int) -> tuple[int, int]:
@@ -181,8 +219,8 @@ def _long_bytes(kind: bytes, raw: bytes) -> bytes:
     return kind + _U32.pack(len(raw)) + raw
 
 
-def encode_value(value: Any) -> bytes:
-    """One typed field value (type letter + data)."""
+def encode_value(value: Any, depth: int = 1) -> bytes:
+    """One typed field value (type letter + data), inside ``depth`` containers."""
     kind = type(value)
     if kind is str:
         return _long_bytes(b"S", value.encode())
@@ -194,10 +232,10 @@ def encode_value(value: Any) -> bytes:
         return b"l" + struct.pack(">q", value)
     if value is None:
         return b"V"
-    return _encode_other(value)
+    return _encode_other(value, depth)
 
 
-def _encode_other(value: Any) -> bytes:
+def _encode_other(value: Any, depth: int) -> bytes:
     if isinstance(value, bool):
         return encode_value(bool(value))
     if isinstance(value, int):
@@ -209,9 +247,11 @@ def _encode_other(value: Any) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _long_bytes(b"x", bytes(value))
     if isinstance(value, Mapping):
-        return b"F" + encode_table(value)
+        return b"F" + encode_table(value, depth + 1)
     if isinstance(value, (list, tuple)):
-        return _long_bytes(b"A", b"".join(map(encode_value, value)))
+        if depth >= MAX_NESTING:
+            raise _too_deep()
+        return _long_bytes(b"A", b"".join(map(encode_value, value, repeat(depth + 1))))
     if isinstance(value, decimal.Decimal):
         return b"D" + _encode_decimal(value)
     if isinstance(value, datetime.datetime):
@@ -226,12 +266,19 @@ def _encode_decimal(value: decimal.Decimal) -> bytes:
     return struct.pack(">Bi", places, raw)
 
 
-def encode_table(table: Mapping[str, Any]) -> bytes:
-    """A field table with its 4-byte length prefix."""
+def _too_deep() -> ValueError:  # what no shimeji consumer would decode
+    return ValueError(f"header tables and arrays nested deeper than {MAX_NESTING} levels")
+
+
+def encode_table(table: Mapping[str, Any], depth: int = 1) -> bytes:
+    """A field table with its 4-byte length prefix (``depth``: the containers
+    it is the innermost of). Raises `ValueError` past `MAX_NESTING`."""
+    if depth > MAX_NESTING:
+        raise _too_deep()
     parts = []
     for key, value in table.items():
         parts.append(encode_shortstr(key))
-        parts.append(encode_value(value))
+        parts.append(encode_value(value, depth))
     raw = b"".join(parts)
     return _U32.pack(len(raw)) + raw
 
@@ -260,14 +307,18 @@ def _decode_bytes(buf: bytes, offset: int) -> tuple[bytes, int]:
     return bytes(buf[offset + 4 : offset + 4 + size]), offset + 4 + size
 
 
-def _decode_array(buf: bytes, offset: int) -> tuple[list[Any], int]:
+def _decode_array(buf: bytes, offset: int, depth: int) -> tuple[list[Any], int]:
+    if depth >= MAX_NESTING:
+        raise DecodeError(f"field tables and arrays nested deeper than {MAX_NESTING} levels")
     (size,) = _U32.unpack_from(buf, offset)
     offset += 4
-    end = offset + size
+    end = offset + size  # past the buffer: a read fails, or the caller's end check
     items = []
     while offset < end:
-        value, offset = decode_value(buf, offset)
+        value, offset = decode_value(buf, offset, depth)
         items.append(value)
+    if offset != end:
+        raise DecodeError("a field value runs past the end of its array")
     return items, end
 
 
@@ -296,30 +347,57 @@ _DECODERS: dict[int, Callable[[bytes, int], tuple[Any, int]]] = {
     ord("D"): _decode_decimal,
     ord("S"): _decode_longstr,
     ord("x"): _decode_bytes,
-    ord("A"): _decode_array,
     ord("T"): _decode_timestamp,
-    ord("F"): lambda buf, offset: decode_table(buf, offset),
     ord("V"): lambda buf, offset: (None, offset),
 }
 
 
-def decode_value(buf: bytes, offset: int) -> tuple[Any, int]:
-    try:
-        decoder = _DECODERS[buf[offset]]
-    except KeyError:
-        raise ValueError(f"unknown field type {chr(buf[offset])!r}") from None
-    return decoder(buf, offset + 1)
+_TABLE, _ARRAY = ord("F"), ord("A")  # the containers: decoded with their depth
+
+
+def decode_value(buf: bytes, offset: int, depth: int = 0) -> tuple[Any, int]:
+    """One typed field value inside a container ``depth`` levels down."""
+    decoder = _DECODERS.get(buf[offset])
+    if decoder is not None:  # a scalar: the common case, one lookup as before
+        return decoder(buf, offset + 1)
+    kind = buf[offset]
+    if kind == _TABLE:
+        return _decode_table(buf, offset + 1, depth + 1)
+    if kind == _ARRAY:
+        return _decode_array(buf, offset + 1, depth + 1)
+    raise DecodeError(f"unknown field type {chr(kind)!r}")
 
 
 def decode_table(buf: bytes, offset: int) -> tuple[dict[str, Any], int]:
-    """A field table at ``offset``; returns it and the offset just past it."""
+    """A field table at ``offset``; returns it and the offset just past it.
+    Raises `DecodeError` (only) when the bytes are not an acceptable table."""
+    try:
+        table, end = _decode_table(buf, offset, 0)
+    except DecodeError:
+        raise
+    except UnicodeDecodeError:
+        raise DecodeError("a field name that is not UTF-8") from None
+    except (struct.error, IndexError):
+        raise DecodeError("a field table or array longer than its frame") from None
+    except _MALFORMED as exc:
+        raise DecodeError(f"malformed field table ({exc})") from None
+    if end > len(buf):
+        raise DecodeError("a field table runs past the end of its frame")
+    return table, end
+
+
+def _decode_table(buf: bytes, offset: int, depth: int = 0) -> tuple[dict[str, Any], int]:
+    if depth >= MAX_NESTING:
+        raise DecodeError(f"field tables and arrays nested deeper than {MAX_NESTING} levels")
     (size,) = _U32.unpack_from(buf, offset)
     offset += 4
-    end = offset + size
+    end = offset + size  # past the buffer: a read fails, or the caller's end check
     table = {}
     while offset < end:
         key, offset = decode_shortstr(buf, offset)
-        table[key], offset = decode_value(buf, offset)
+        table[key], offset = decode_value(buf, offset, depth)
+    if offset != end:
+        raise DecodeError("a field value runs past the end of its table")
     return table, end
 
 
@@ -341,7 +419,7 @@ _PROPERTIES: tuple[
 ] = (
     ("content_type", 0x8000, encode_shortstr, decode_shortstr),
     ("content_encoding", 0x4000, encode_shortstr, decode_shortstr),
-    ("headers", 0x2000, _encode_headers, decode_table),
+    ("headers", 0x2000, _encode_headers, _decode_table),
     ("delivery_mode", 0x1000, _U8.pack, _decode_octet),
     ("priority", 0x0800, _U8.pack, _decode_octet),
     ("correlation_id", 0x0400, encode_shortstr, decode_shortstr),
@@ -372,17 +450,31 @@ def encode_properties(properties: Properties) -> bytes:
 
 
 def decode_properties(buf: bytes, offset: int) -> Properties:
-    """Properties from a content header payload (``offset`` at the flags)."""
-    (flags,) = _U16.unpack_from(buf, offset)
-    offset += 2
-    extra = flags
-    while extra & 1:  # continuation flag words: no properties defined there
-        (extra,) = _U16.unpack_from(buf, offset)
+    """Properties from a content header payload (``offset`` at the flags;
+    ``buf`` ends where the frame's payload ends). Raises `DecodeError` (only)
+    when they cannot be decoded, naming the property."""
+    name = "property flags"
+    try:
+        (flags,) = _U16.unpack_from(buf, offset)
         offset += 2
-    values: dict[str, Any] = {}
-    for name, bit, _, decode in _PROPERTIES:
-        if flags & bit:
-            values[name], offset = decode(buf, offset)
+        extra = flags
+        while extra & 1:  # continuation flag words: no properties defined there
+            (extra,) = _U16.unpack_from(buf, offset)
+            offset += 2
+        values: dict[str, Any] = {}
+        for name, bit, _, decode in _PROPERTIES:
+            if flags & bit:
+                values[name], offset = decode(buf, offset)
+    except DecodeError as exc:
+        raise DecodeError(f"{name}: {exc}") from None
+    except UnicodeDecodeError:
+        raise DecodeError(f"{name}: a string that is not UTF-8") from None
+    except (struct.error, IndexError):
+        raise DecodeError(f"{name}: longer than the content header") from None
+    except _MALFORMED as exc:
+        raise DecodeError(f"{name}: malformed ({exc})") from None
+    if offset > len(buf):  # a string cut short: the last one decoded
+        raise DecodeError(f"{next(reversed(values))}: runs past the end of the content header")
     values.pop("cluster_id", None)
     return _new_properties(values)
 

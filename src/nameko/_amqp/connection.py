@@ -17,6 +17,11 @@ socket, a thread or a clock.
   ways; `tick(now)` queues a heartbeat after ``heartbeat/2`` seconds without
   sending and reports `HeartbeatTimeout` after ``2 * heartbeat`` seconds
   without receiving; `next_tick(now)` tells a driver when to call it again.
+* A delivery whose routing key or content header cannot be decoded (any
+  publisher can send any bytes there) is still assembled frame by frame and
+  comes out as an `Undecodable` event carrying its delivery tag, for the
+  owner of the consumer to settle; only a broken frame stream (a bad frame
+  end, content out of order) is a `ProtocolError`, which ends the connection.
 * Callers attach an opaque ``token`` to synchronous methods and publishes;
   it comes back in the matching event (`MethodReply`, `PublishSettled`,
   `ChannelClosed`), which is how a threaded driver wakes the right waiter.
@@ -29,7 +34,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from pamqp import commands, frame
+from pamqp import commands, exceptions, frame
 
 from nameko._amqp import codec
 from nameko._amqp.channel import CLOSING, OPEN, ChannelState, triage_unconfirmed
@@ -48,6 +53,7 @@ from nameko._amqp.events import (
     ProtocolError,
     PublishSettled,
     Returned,
+    Undecodable,
 )
 from nameko._broker.base import Properties
 
@@ -57,6 +63,8 @@ PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 LOGIN_METHODS = ("PLAIN", "AMQPLAIN", "EXTERNAL")
 AWAIT_START, AWAIT_TUNE, AWAIT_OPEN_OK, READY, CLOSING_CONN, CLOSED = range(6)
 _U32 = struct.Struct(">I")
+# what a frame too short for its fields makes the decoders raise
+_MALFORMED = (struct.error, IndexError, ValueError, exceptions.PAMQPException)
 
 
 def client_properties(connection_name: str | None = None, version: str = "") -> dict[str, Any]:
@@ -145,10 +153,15 @@ class Connection:
                 break
             if buf[end] != codec.FRAME_END:
                 raise ProtocolError(f"bad frame end 0x{buf[end]:02x} on channel {channel}")
-            if kind == method:
-                self._on_method(channel, buf, offset + 7, end)
-            else:
-                self._on_other_frame(kind, channel, buf, offset + 7, end)
+            try:
+                if kind == method:
+                    self._on_method(channel, buf, offset + 7, end)
+                else:
+                    self._on_other_frame(kind, channel, buf, offset + 7, end)
+            except _MALFORMED as exc:  # the stream can no longer be trusted
+                raise ProtocolError(
+                    f"malformed frame (type {kind}) on channel {channel}: {exc}"
+                ) from exc
             offset = end + 1
         self._rbuf = buf[offset:] if offset < size else b""
         return events
@@ -163,14 +176,19 @@ class Connection:
             event = channel.content_body(buf[start:end])
         elif kind == codec.FRAME_HEADER:
             (body_size,) = struct.unpack_from(">Q", buf, start + 4)
-            event = channel.content_header(body_size, codec.decode_properties(buf, start + 12))
+            try:  # the payload alone: a length in it cannot reach the next frame
+                properties = codec.decode_properties(buf[start + 12 : end], 0)
+            except codec.DecodeError as exc:
+                event = channel.undecodable_header(body_size, str(exc))
+            else:
+                event = channel.content_header(body_size, properties)
         else:
             raise ProtocolError(f"unknown frame type {kind}")
         if event is not None:
             self._on_content(channel, event)
 
-    def _on_content(self, channel: ChannelState, event: Delivered | Returned) -> None:
-        if isinstance(event, Delivered):
+    def _on_content(self, channel: ChannelState, event: Delivered | Returned | Undecodable) -> None:
+        if not isinstance(event, Returned):
             if channel.state != CLOSING:  # a closing channel's deliveries go back to the queue
                 self._events.append(event)
         elif not (channel.confirming and channel.claim_return(event)):
@@ -181,7 +199,11 @@ class Connection:
         channel = self.channels.get(number)
         if class_id == 60 and channel is not None:
             if method_id == 60:  # Basic.Deliver
-                channel.begin_content(Delivered, codec.decode_deliver(buf, start + 4))
+                try:
+                    channel.begin_content(Delivered, codec.decode_deliver(buf, start + 4))
+                except codec.DecodeError as exc:
+                    args = (*codec.decode_deliver_tags(buf, start + 4), "", "")
+                    channel.begin_content(Delivered, args, undecodable=str(exc))
                 return
             if method_id == 80 or method_id == 120:  # Basic.Ack / Basic.Nack (confirms)
                 tag, bits = codec.decode_tag_bits(buf, start + 4)

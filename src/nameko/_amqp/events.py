@@ -27,6 +27,7 @@ __all__ = [
     "ProtocolError",
     "PublishSettled",
     "Returned",
+    "Undecodable",
 ]
 
 
@@ -162,3 +163,20 @@ class Returned(Event):
     routing_key: str
     properties: Properties
     body: bytes
+
+
+@dataclass(slots=True)
+class Undecodable(Event):
+    """A delivery whose method or content header could not be decoded (see
+    `nameko._amqp.codec.DecodeError`). Its frames were consumed in full; the
+    broker still holds it under ``delivery_tag`` until it is settled.
+    ``exchange`` and ``routing_key`` are empty when they were the problem."""
+
+    channel: int
+    consumer_tag: str
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    reason: str
+    body_size: int

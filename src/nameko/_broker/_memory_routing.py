@@ -12,7 +12,7 @@ import decimal
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from nameko._broker.base import Binding
+from nameko._broker.base import MAX_HEADER_NESTING, Binding
 
 __all__ = [
     "EXCHANGE_TYPES",
@@ -156,21 +156,29 @@ def copy_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     dict, and each delivery must get its own copy. Values take the shape they
     would after an AMQP round trip (tuple -> list, bytearray -> bytes);
     values AMQP cannot carry raise `TypeError` (`ValueError` for integers out
-    of the signed 64-bit range) instead of surfacing only against RabbitMQ.
+    of the signed 64-bit range, and for tables nested deeper than
+    `MAX_HEADER_NESTING`, which the AMQP codec refuses too) instead of
+    surfacing only against RabbitMQ.
     """
     if not headers:
         return {}
-    return _copy_table(headers)
+    return _copy_table(headers, 1)
 
 
-def _copy_table(table: Mapping[str, Any]) -> dict[str, Any]:
+def _check_depth(depth: int) -> None:
+    if depth > MAX_HEADER_NESTING:  # as the AMQP codec refuses to encode them
+        raise ValueError(f"header tables and arrays nested deeper than {MAX_HEADER_NESTING} levels")
+
+
+def _copy_table(table: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    _check_depth(depth)
     copied = {}
     for key, value in table.items():
         if not isinstance(key, str):
             raise TypeError(f"header table keys must be str, not {type(key).__name__}")
         if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
             raise ValueError(f"header key longer than {_MAX_KEY_BYTES} bytes: {key[:40]!r}...")
-        copied[key] = _copy_value(value)
+        copied[key] = _copy_value(value, depth)
     return copied
 
 
@@ -178,7 +186,7 @@ def _copy_table(table: Mapping[str, Any]) -> dict[str, Any]:
 _SCALARS = (bool, str, bytes, float, decimal.Decimal, datetime.datetime, type(None))
 
 
-def _copy_value(value: Any) -> Any:
+def _copy_value(value: Any, depth: int) -> Any:
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, int):
@@ -188,7 +196,8 @@ def _copy_value(value: Any) -> Any:
     if isinstance(value, bytearray):
         return bytes(value)
     if isinstance(value, Mapping):
-        return _copy_table(value)
+        return _copy_table(value, depth + 1)
     if isinstance(value, (list, tuple)):
-        return [_copy_value(item) for item in value]
+        _check_depth(depth + 1)
+        return [_copy_value(item, depth + 1) for item in value]
     raise TypeError(f"an AMQP header cannot carry {type(value).__name__}: {value!r}")

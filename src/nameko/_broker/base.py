@@ -51,6 +51,7 @@ __all__ = [
     "Delivery",
     "Entity",
     "Exchange",
+    "MAX_HEADER_NESTING",
     "MessageTooLarge",
     "NotFound",
     "PreconditionFailed",
@@ -113,6 +114,14 @@ class PublishNacked(BrokerError):
 class MessageTooLarge(BrokerError, exceptions.MessageTooLarge):
     """A body over the connection's ``max_message_size``: refused before
     anything is sent, or by the broker (its own, lower, limit)."""
+
+
+#: tables and arrays a header value may sit in, the header table counted. Real
+#: headers use 2 or 3 (x-death is an array of tables) and RabbitMQ sets no
+#: limit; the codec recurses once per level, so it must stop well before
+#: Python's recursion limit. Deeper headers are refused when published and
+#: rejected (undecodable) when delivered.
+MAX_HEADER_NESTING = 64
 
 
 def check_body_size(body: bytes, limit: int, exchange: str, routing_key: str) -> None:
@@ -363,7 +372,7 @@ class BrokerStats:
     bumped by the thread that owns the event (under the I/O lock or on the
     I/O thread): reading them costs nothing until someone scrapes."""
 
-    __slots__ = ("published", "confirmed", "returned", "nacked", "reconnects")
+    __slots__ = ("published", "confirmed", "returned", "nacked", "reconnects", "undecodable")
 
     def __init__(self) -> None:
         self.published = 0  # messages handed to the broker, confirmed or not
@@ -371,6 +380,7 @@ class BrokerStats:
         self.returned = 0  # mandatory publishes the broker could not route
         self.nacked = 0  # publishes the broker refused
         self.reconnects = 0  # connections re-established after a loss
+        self.undecodable = 0  # deliveries rejected because they could not be decoded
 
 
 # -- the connection --------------------------------------------------------

@@ -53,6 +53,7 @@ from nameko._amqp.events import (
     MethodReply,
     PublishSettled,
     Returned,
+    Undecodable,
 )
 from nameko._amqp.uri import AmqpParams, parse_uris
 from nameko._broker._rabbit_recovery import PUBLISH_CHANNEL, Recovery
@@ -480,6 +481,30 @@ class RabbitBroker(Recovery, Broker):
         if consumer.ack_on_return and consumer.lease is not None:
             acks[consumer.lease] = event.delivery_tag
 
+    def _on_undecodable(self, event: Undecodable) -> None:
+        """Reject, without requeueing, a delivery nobody could ever decode:
+        the broker dead-letters it where the queue has a dead-letter
+        exchange, and the consumer goes on with the next one."""
+        consumer = self._consumers.get(event.channel)
+        if consumer is None or consumer.state == CLOSED:
+            return  # its channel is closing: the broker requeues it for another consumer
+        consumer.last_delivery_tag = event.delivery_tag
+        if consumer.no_ack:
+            outcome = "dropped (the consumer does not acknowledge)"
+        elif consumer.lease is not None and consumer.lease.settle(event.delivery_tag, False, False):
+            outcome = (
+                "rejected without requeue (dead-lettered if the queue has a dead-letter exchange)"
+            )
+        else:
+            outcome = "left to the broker (the channel is gone)"
+        self.stats.undecodable += 1
+        log.error(
+            "undecodable message on queue %r (delivery tag %d, exchange %r, routing key %r, "
+            "%d-byte body) %s: %s",
+            *(consumer.queue, event.delivery_tag, event.exchange, event.routing_key),
+            *(event.body_size, outcome, event.reason),
+        )
+
     def _on_settled(self, event: PublishSettled) -> None:
         stats = self.stats  # on the I/O thread: no lock needed
         if event.ack:
@@ -516,6 +541,8 @@ class RabbitBroker(Recovery, Broker):
             log.warning(
                 "message to %r/%r returned: %s", event.exchange, event.routing_key, event.reply_text
             )
+        elif isinstance(event, Undecodable):
+            self._on_undecodable(event)
         elif isinstance(event, ConnectionBlocked):
             log.warning("the broker blocked the connection: %s", event.reason)
         elif isinstance(event, ConnectionUnblocked):

@@ -169,6 +169,7 @@ _CONNECTION_COUNTERS = (
     ("returned", "Mandatory publishes the broker returned as unroutable."),
     ("nacked", "Publishes the broker refused (nacked)."),
     ("reconnects", "Times the connection was re-established after a loss."),
+    ("undecodable", "Deliveries rejected because their headers could not be decoded."),
 )
 
 
