@@ -1,7 +1,9 @@
 """Shared by the tests of community extensions (tests/compat/test_ext_*.py).
 
 Each extension is installed unchanged with ``pip install --no-deps`` (see
-scripts/bootstrap), so the ``nameko`` it imports is shimeji's.
+scripts/bootstrap), so the ``nameko`` it imports is shimeji's. The ``nameko``
+distribution that pip and importlib.metadata see is shimeji's metadata too
+(``src/nameko-<version>.dist-info``, docs/installation.md).
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ import importlib.metadata
 import logging
 from pathlib import Path
 
-import pytest
-
 import nameko
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -19,10 +19,13 @@ TIMEOUT = 10
 
 
 def assert_installed_on_shimeji(distribution: str, version: str) -> None:
-    """The pinned extension is installed, and the `nameko` it gets is ours."""
+    """The pinned extension is installed, and the `nameko` it gets is ours:
+    the package, and the distribution metadata that says which nameko it is."""
     assert importlib.metadata.version(distribution) == version
-    with pytest.raises(importlib.metadata.PackageNotFoundError):
-        importlib.metadata.distribution("nameko")  # --no-deps held
+    claimed = importlib.metadata.distribution("nameko")
+    assert claimed.version == nameko.__version__  # the nameko API shimeji provides
+    assert (claimed.read_text("INSTALLER") or "").strip() == "shimeji"  # not the real one
+    assert Path(str(claimed.locate_file("nameko"))).resolve() == SRC / "nameko"
     assert Path(nameko.__file__).resolve().is_relative_to(SRC)
 
 
