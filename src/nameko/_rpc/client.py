@@ -39,7 +39,8 @@ class RpcCall:
     """One request in flight: `result` waits for its reply (once) and returns
     the value or raises the remote error; later calls give the same outcome."""
 
-    __slots__ = ("correlation_id", "send_request", "_get_response", "_response")
+    # __weakref__: instrumentation keys its per-call state on the call object
+    __slots__ = ("correlation_id", "send_request", "_get_response", "_response", "__weakref__")
 
     def __init__(
         self,
