@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TRACE_HEADERS", "ContextData", "received_trace", "take_trace_carrier"]
+__all__ = ["TRACE_HEADERS", "ContextData", "received_trace", "take_trace_carrier", "with_received_trace"]
 
 TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 
@@ -44,11 +44,15 @@ class ContextData(dict[str, Any]):
     """A worker's context data with the trace headers it received."""
 
     __slots__ = ("received",)
+    received: dict[str, Any]
 
-    def __init__(self, data: dict[str, Any], received: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.update(received)
-        self.received = received
+
+def with_received_trace(data: dict[str, Any], received: dict[str, Any]) -> ContextData:
+    """``data`` and the trace headers ``received``, remembered as such."""
+    context_data = ContextData(data)  # dict's own constructor: no Python-level __init__
+    context_data.update(received)
+    context_data.received = received
+    return context_data
 
 
 def received_trace(context_data: Any) -> dict[str, Any] | None:

@@ -422,7 +422,9 @@ class ServiceContainer:
             setattr(worker_ctx.service, provider.attr_name, dependency)
 
     def _worker_setup(self, worker_ctx: WorkerContext) -> None:
-        set_up = _set_up_list(worker_ctx)
+        set_up = getattr(worker_ctx, "_providers_set_up", None)
+        if set_up is None:  # called on its own (a test, a subclass): start the list
+            set_up = worker_ctx._providers_set_up = []
         for provider in self.dependencies:
             provider.worker_setup(worker_ctx)
             set_up.append(provider)
@@ -513,14 +515,6 @@ def _deadline_exceeded(worker_ctx: WorkerContext, late: float) -> tuple[Any, ...
     method = f"{worker_ctx.service_name}.{worker_ctx.entrypoint.method_name}"
     exc = DeadlineExceeded(f"{method} not started: the caller's deadline passed {late:.3f} s ago")
     return (DeadlineExceeded, exc, None)
-
-
-def _set_up_list(worker_ctx: WorkerContext) -> list[Any]:
-    # `_worker_setup` called on its own (a test, a subclass) starts the list
-    set_up = getattr(worker_ctx, "_providers_set_up", None)
-    if set_up is None:
-        set_up = worker_ctx._providers_set_up = []
-    return set_up
 
 
 def _set_up_providers(worker_ctx: WorkerContext, default: set[Any]) -> Any:
