@@ -23,7 +23,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TRACE_HEADERS", "ContextData", "received_trace", "take_trace_carrier", "with_received_trace"]
+__all__ = [
+    "TRACE_HEADERS",
+    "ContextData",
+    "received_trace",
+    "take_trace_carrier",
+    "with_received_trace",
+]
 
 TRACE_HEADERS = ("traceparent", "tracestate", "baggage")
 
