@@ -10,7 +10,7 @@ and ``container._worker_pool``: all of which shimeji has under those names.
 
 It gates on ``nameko >= 3.0.0rc1``; shimeji's ``nameko`` metadata says 2.14.1
 (docs/installation.md), so the gate is passed with the instrumentor's own
-``skip_dep_check=True``, as docs/extensions.md says.
+``skip_dep_check=True``, as docs/installation.md says.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_an_event_is_a_producer_span_and_its_handler_a_consumer_child(instrument
     # The handler's span has no parent: the instrumentation writes the
     # producer's context into ``worker_ctx.context_data``, which is one shared
     # dict on nameko 3 but a fresh copy per access on nameko 2.14 and here
-    # (docs/extensions.md). A stand-in context's dict (its own tests) works.
+    # (docs/installation.md). A stand-in context's dict (its own tests) works.
     assert parent_of(handled) is None
     assert produced.attributes["nameko.events.event_type"] == "announced"
 
