@@ -19,9 +19,14 @@ TIMEOUT = 10
 
 
 def assert_installed_on_shimeji(distribution: str, version: str) -> None:
-    """The pinned extension is installed, and the `nameko` it gets is ours:
-    the package, and the distribution metadata that says which nameko it is."""
+    """The pinned extension is installed, and the `nameko` it gets is ours."""
     assert importlib.metadata.version(distribution) == version
+    assert_nameko_is_shimeji()
+
+
+def assert_nameko_is_shimeji() -> None:
+    """The `nameko` package and the distribution metadata that says which
+    nameko is installed are shimeji's (no real nameko came in)."""
     claimed = importlib.metadata.distribution("nameko")
     assert claimed.version == nameko.__version__  # the nameko API shimeji provides
     assert (claimed.read_text("INSTALLER") or "").strip() == "shimeji"  # not the real one
