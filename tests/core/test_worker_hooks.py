@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import wrapt
-from opentelemetry.instrumentation.utils import unwrap
 
 from nameko.containers import ServiceContainer
 from nameko.exceptions import RemoteError
@@ -74,8 +73,8 @@ def wrapped_hooks():
     wrapt.wrap_function_wrapper("nameko.containers", "ServiceContainer._worker_result", result)
     SEEN.items.clear()
     yield SEEN
-    unwrap(ServiceContainer, "_worker_setup")
-    unwrap(ServiceContainer, "_worker_result")
+    for name in ("_worker_setup", "_worker_result"):
+        setattr(ServiceContainer, name, vars(ServiceContainer)[name].__wrapped__)
 
 
 @pytest.mark.parametrize(("method", "value"), [("sync", "s"), ("coro", "c")])
