@@ -142,6 +142,8 @@ def run_versions(args: argparse.Namespace) -> dict[str, Any]:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
+    if "shimeji" in packages:  # its `nameko` metadata (docs/installation.md) is not a nameko
+        packages.pop("nameko", None)
     return {"python": sys.version.split()[0], "packages": packages}
 
 

@@ -484,6 +484,7 @@ def versions(python: Path) -> dict[str, Any]:
         "for d in ('shimeji', 'nameko', 'werkzeug', 'httptools', 'eventlet'):\n"
         "    try: pkgs[d] = m.version(d)\n"
         "    except m.PackageNotFoundError: pass\n"
+        "if 'shimeji' in pkgs: pkgs.pop('nameko', None)\n"  # shimeji's nameko metadata
         "print(json.dumps({'python': platform.python_version(), 'packages': pkgs}))"
     )
     result = subprocess.run([python, "-c", code], capture_output=True, timeout=60)

@@ -283,7 +283,9 @@ class WorkerPool:
         """Threads alive in the pool (started and not retired)."""
         return len(self._threads)
 
-    @property
+    # running() and free() are methods, as on eventlet's GreenPool that nameko
+    # containers had: instrumentation reads ``container._worker_pool.running()``.
+
     def running(self) -> int:
         """Jobs executing right now."""
         return self._busy - self._jobs.qsize()
@@ -293,8 +295,8 @@ class WorkerPool:
         """Jobs submitted and not yet started."""
         return self._jobs.qsize()
 
-    @property
     def free(self) -> int:
+        """Threads a job could start on now (negative while jobs wait)."""
         return self.size - self._busy
 
     def submit(self, job: Callable[[], None], max_pending: int | None = None) -> bool:

@@ -8,7 +8,10 @@ where they live here. They are not in ``__all__``: they are not our API,
 only nameko's accident, kept so that code written against it imports.
 
 The list per module is nameko 2.14.1's and 3.0.0rc11's, checked by
-tests/compat/test_nameko_names.py against snapshots of their public names.
+tests/compat/test_nameko_names.py against snapshots of their public names,
+and the werkzeug classes nameko's web modules had in their namespace
+(plugins import ``Response`` or ``HTTPException`` from there): they resolve
+to werkzeug's own objects, so ``isinstance`` checks agree.
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ _SOURCES: dict[str, str] = {
     **{name: f"nameko.exceptions:{name}" for name in _EXCEPTIONS.split()},
     **{name: f"nameko.extensions:{name}" for name in _EXTENSIONS.split()},
     "BadRequest": "werkzeug.exceptions:BadRequest",
+    "HTTPException": "werkzeug.exceptions:HTTPException",
+    "Map": "werkzeug.routing:Map",
+    "Request": "werkzeug.wrappers:Request",
+    "Response": "werkzeug.wrappers:Response",
+    "Rule": "werkzeug.routing:Rule",
     "Client": "nameko.rpc:Client",
     "ConsumerCore": "nameko.amqp.consume:Consumer",
     "QueueConsumer": "nameko.messaging:QueueConsumer",
@@ -126,9 +134,9 @@ REEXPORTS: dict[str, frozenset[str]] = {
         "nameko.testing.services": "wait_for_call",
         "nameko.testing.utils": "HTTPError",
         "nameko.timer": "Entrypoint",
-        "nameko.web.handlers": "BadRequest Entrypoint WebServer serialize",
-        "nameko.web.server": "ConfigurationError ProviderCollector SharedExtension "
-        "WEB_SERVER_CONFIG_KEY config",
+        "nameko.web.handlers": "BadRequest Entrypoint Response Rule WebServer serialize",
+        "nameko.web.server": "ConfigurationError HTTPException Map ProviderCollector Request "
+        "SharedExtension WEB_SERVER_CONFIG_KEY config",
         "nameko.web.websocket": "ConnectionNotFound DependencyProvider Entrypoint "
         "MalformedRequest MethodNotFound ProviderCollector SharedExtension WebServer serialize",
     }.items()

@@ -1,7 +1,9 @@
 """Shared by the tests of community extensions (tests/compat/test_ext_*.py).
 
 Each extension is installed unchanged with ``pip install --no-deps`` (see
-scripts/bootstrap), so the ``nameko`` it imports is shimeji's.
+scripts/bootstrap), so the ``nameko`` it imports is shimeji's. The ``nameko``
+distribution that pip and importlib.metadata see is shimeji's metadata too
+(``src/nameko-<version>.dist-info``, docs/installation.md).
 """
 
 from __future__ import annotations
@@ -9,8 +11,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from pathlib import Path
-
-import pytest
 
 import nameko
 
@@ -21,8 +21,16 @@ TIMEOUT = 10
 def assert_installed_on_shimeji(distribution: str, version: str) -> None:
     """The pinned extension is installed, and the `nameko` it gets is ours."""
     assert importlib.metadata.version(distribution) == version
-    with pytest.raises(importlib.metadata.PackageNotFoundError):
-        importlib.metadata.distribution("nameko")  # --no-deps held
+    assert_nameko_is_shimeji()
+
+
+def assert_nameko_is_shimeji() -> None:
+    """The `nameko` package and the distribution metadata that says which
+    nameko is installed are shimeji's (no real nameko came in)."""
+    claimed = importlib.metadata.distribution("nameko")
+    assert claimed.version == nameko.__version__  # the nameko API shimeji provides
+    assert (claimed.read_text("INSTALLER") or "").strip() == "shimeji"  # not the real one
+    assert Path(str(claimed.locate_file("nameko"))).resolve() == SRC / "nameko"
     assert Path(nameko.__file__).resolve().is_relative_to(SRC)
 
 

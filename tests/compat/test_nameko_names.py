@@ -132,3 +132,72 @@ def test_reexported_names_are_importable_but_not_our_api(module):
         assert name not in getattr(imported, "__all__", ())
     with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
         imported.no_such_name  # noqa: B018
+
+
+# Names nameko 2.14.1's modules hold because they import them from other
+# packages (scripts/nameko-names --imported). werkzeug's are ours too (the same
+# objects: plugins import ``Response`` from nameko.web.handlers and check
+# ``isinstance`` against it); the others belong to what shimeji replaced.
+IMPORTED = "nameko-2.14.1-imported.json"
+FOREIGN_ORIGINS: dict[str, str] = {
+    "eventlet": "no eventlet: shimeji runs on OS threads and asyncio",
+    "greenlet": "no greenlets",
+    "kombu": "shimeji's AMQP client is its own (pamqp); kombu objects would drive nothing",
+    "amqp": "py-amqp's exceptions: shimeji's AMQP client is its own",
+    "six": "Python 3 only",
+    "mock": "the `mock` backport; unittest.mock is in the standard library",
+    "requests": "helpers of nameko's management-API client; shimeji's testing.rabbit "
+    "uses rabbitmqctl (HTTPError is kept: fixtures raise it)",
+    "pkg_resources": "setuptools' deprecated API; the CLI reads importlib.metadata",
+    "yaml": "the module object itself: import yaml",
+    "wrapt": "the module object itself: import wrapt",
+}
+
+
+def imported_names() -> list[tuple[str, str, str]]:
+    snapshot = json.loads((DATA / IMPORTED).read_text())
+    return sorted((m, n, origin) for m, names in snapshot.items() for n, origin in names.items())
+
+
+def resolve(origin: str) -> object:
+    module, _, qualname = origin.partition(":")
+    value: object = importlib.import_module(module)
+    for part in filter(None, qualname.split(".")):
+        value = getattr(value, part)
+    return value
+
+
+@pytest.mark.parametrize(("module", "name", "origin"), imported_names(), ids=str)
+def test_a_name_nameko_imported_is_the_same_object_or_foreign(module, name, origin):
+    top = origin.partition(".")[0].partition(":")[0]
+    if top == "werkzeug":
+        assert getattr(importlib.import_module(module), name) is resolve(origin)
+    elif not shimeji_has(module, name):
+        assert top in FOREIGN_ORIGINS, f"{module}.{name} (from {origin}) missing, no reason given"
+
+
+def test_werkzeug_names_import_the_way_plugins_import_them():
+    from werkzeug.exceptions import HTTPException as WerkzeugHTTPException
+
+    from nameko.web.handlers import Response
+    from nameko.web.server import HTTPException, Request
+
+    assert Response(b"x", status=201).status_code == 201
+    assert issubclass(HTTPException, Exception) and HTTPException is WerkzeugHTTPException
+    assert Request.from_values("/p?q=1").args["q"] == "1"
+
+
+def test_a_reexported_class_is_patchable_through_the_module(monkeypatch):
+    import nameko.web.server
+
+    class Wrapped:
+        pass
+
+    monkeypatch.setattr(nameko.web.server, "HTTPException", Wrapped)
+    from nameko.web.server import HTTPException
+
+    assert HTTPException is Wrapped
+    monkeypatch.undo()
+    from nameko.web.server import HTTPException
+
+    assert HTTPException is not Wrapped

@@ -100,7 +100,7 @@ class TestWorkerPool:
         for n in range(7):
             pool.submit(lambda n=n: job(n))
         wait_until(lambda: len(started) == 3)
-        assert pool.running == 3 and pool.pending == 4 and pool.free == -4
+        assert pool.running() == 3 and pool.pending == 4 and pool.free() == -4
         gate.set()
         assert pool.wait_idle(TIMEOUT)
         assert sorted(started[:3]) == [0, 1, 2] and started[3:] == [3, 4, 5, 6]
@@ -148,7 +148,7 @@ class TestWorkerPool:
         for job in later:
             pool.submit(job)
         assert pool.drop_pending() == later
-        assert pool.pending == 0 and pool.running == 1
+        assert pool.pending == 0 and pool.running() == 1
         gate.set()
         assert pool.wait_idle(TIMEOUT)
         pool.close()

@@ -218,7 +218,7 @@ def test_max_workers_bounds_concurrency():
     for _ in range(20):
         container.spawn_worker(entrypoint, (), {})
     assert ten_running.wait(TIMEOUT)
-    assert container._worker_pool.running == 10
+    assert container._worker_pool.running() == 10
     assert container._worker_pool.pending == 10
     release.set()
     container.stop()  # waits for all twenty

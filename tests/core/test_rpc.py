@@ -345,7 +345,7 @@ def test_graceful_stop_finishes_in_flight_work_and_replies(config):
         reply = proxy.echo.wait.call_async("drain")
         stopper = threading.Thread(target=container.stop)
         # let the request reach the worker before stopping
-        wait_until(lambda: container._worker_pool.running == 1)
+        wait_until(lambda: container._worker_pool.running() == 1)
         stopper.start()
         GATES["drain"].set()
         assert reply.result() == "drain"
@@ -359,7 +359,7 @@ def test_killed_container_requeues_in_flight_requests(config):
     first.start()
     with ClusterRpcProxy(config, timeout=TIMEOUT) as proxy:
         reply = proxy.echo.wait.call_async("k")
-        wait_until(lambda: first._worker_pool.running == 1)
+        wait_until(lambda: first._worker_pool.running() == 1)
         first.kill()  # the worker can't be stopped; its request goes back to the queue
         second = ServiceContainer(Echo, config)
         second.start()

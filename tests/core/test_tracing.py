@@ -20,7 +20,7 @@ from nameko._tracing import tracing_feature
 from nameko._tracing.otel import shared_tracing
 from nameko.exceptions import ConfigurationError, RemoteError
 from nameko.messaging import Publisher, consume
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy, ServiceRpc, rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.tracing import JsonFormatter, TraceContextFilter
 from tests.tracing_support import (
@@ -194,6 +194,40 @@ def test_trace_headers_are_never_forwarded_as_context_data(
         assert (
             format(found["forwarder.forward"].context.trace_id, "032x") == TRACEPARENT.split("-")[1]
         )
+
+
+class Relabels:
+    """Reads its parent from context data and sends its own, as
+    instrumentation written for nameko 3 does (opentelemetry-instrumentation-nameko)."""
+
+    name = "relabels"
+    a = ServiceRpc("a")
+    seen: list = []
+
+    @rpc
+    def forward(self, name, replace):
+        Relabels.seen.append(self.a.context_data.get("traceparent"))
+        if replace:
+            self.a.context_data["traceparent"] = OTHER_TRACEPARENT
+        return self.a.greet(name)
+
+
+OTHER_TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_context_data_holds_the_received_traceparent_and_forwards_only_a_new_one(
+    memory_config, container_factory, replace
+):
+    Relabels.seen = []
+    for cls in (Relabels, A, B):
+        container_factory(cls, memory_config).start()
+    with spying(memory_config["AMQP_URI"], "nameko-rpc") as spy:
+        with ClusterRpcProxy(memory_config, context_data={"traceparent": TRACEPARENT}) as cluster:
+            assert cluster.relabels.forward("ed", replace) == "hello ED"
+        onward = spy.headers("a.greet")
+    assert Relabels.seen == [TRACEPARENT]  # what the worker received
+    assert onward.get("nameko.traceparent") == (OTHER_TRACEPARENT if replace else None)
 
 
 class Logs(logging.Handler):

@@ -69,7 +69,7 @@ class EventDispatcher(Publisher):
         super().setup()
 
     def get_dependency(self, worker_ctx: Any) -> Callable[[str, Any], Any]:
-        if getattr(worker_ctx, "is_async", False):
+        if getattr(worker_ctx, "is_async", False) is True:  # not a stand-in's Mock
             return self._async_dispatch(worker_ctx)
 
         def dispatch(event_type: str, event_data: Any) -> None:

@@ -58,6 +58,7 @@ from nameko._broker.base import Delivery, Entity, OnMessage, PreconditionFailed,
 from nameko._messaging.connection import BrokerConnection
 from nameko._messaging.entities import as_queue, queue_entities
 from nameko._messaging.message import Message, decode_delivery, with_sent_at
+from nameko._messaging.settings import ConsumerSettings
 from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.queues import QUEUE_TYPE_ARGUMENT, queue_type_mismatch
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
@@ -168,10 +169,20 @@ class Consumer(Entrypoint, HeaderDecoder):
 
     def start(self) -> None:
         self._stopped = False
-        prefetch = self.consumer_options.get("prefetch_count") or self.container.max_workers
         self._consumer = consume_queue(
-            self.connection, self._queue_name, self.handle_delivery, prefetch, self._topology
+            self.connection, self._queue_name, self.handle_delivery, self._prefetch, self._topology
         )
+
+    @property
+    def _prefetch(self) -> int:
+        return int(self.consumer_options.get("prefetch_count") or self.container.max_workers)
+
+    @property
+    def consumer(self) -> ConsumerSettings:
+        """How this entrypoint consumes (nameko 3 has its consumer object here)."""
+        config = self.container.config
+        options = self.consumer_options
+        return ConsumerSettings(config, self._prefetch, self._accept, [self._queue_name], options)
 
     def stop(self) -> None:
         # Cancel only: in-flight workers still ack before the connection closes.

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from nameko._protocol.retries import is_control_header
+from nameko._protocol.tracecontext import received_trace
 from nameko.constants import HEADER_PREFIX
 
 __all__ = ["decode_context_headers", "encode_context_headers"]
+
+_ABSENT = object()
 
 
 def encode_context_headers(
@@ -28,7 +31,10 @@ def encode_context_headers(
     """
     headers: dict[str, Any] = {}
     dropped = []
+    received = received_trace(context_data)
     for key, value in context_data.items():
+        if received is not None and received.get(key, _ABSENT) == value:
+            continue  # a trace header of the hop that brought this worker's call
         if value is None:
             dropped.append(key)
         else:

@@ -39,7 +39,8 @@ class RpcCall:
     """One request in flight: `result` waits for its reply (once) and returns
     the value or raises the remote error; later calls give the same outcome."""
 
-    __slots__ = ("correlation_id", "send_request", "_get_response", "_response")
+    # __weakref__: instrumentation keys its per-call state on the call object
+    __slots__ = ("correlation_id", "send_request", "_get_response", "_response", "__weakref__")
 
     def __init__(
         self,
@@ -114,10 +115,15 @@ class Client:
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.call_async(*args, **kwargs).result()
+        return self._call(*args, **kwargs).result()
 
     def call_async(self, *args: Any, **kwargs: Any) -> RpcCall:
         """Send the request now; the reply is waited for by `RpcCall.result`."""
+        return self._call(*args, **kwargs)
+
+    def _call(self, *args: Any, **kwargs: Any) -> RpcCall:
+        # nameko 3's name for the one path of both kinds of call: tracing
+        # instrumentation wraps it (and `RpcCall.get_response`) on the class
         if self.service_name is None or self.method_name is None:
             raise ValueError(f"Cannot call unspecified method {self.identifier}")
         routing_key = rpc_routing_key(self.service_name, self.method_name)

@@ -216,8 +216,10 @@ class ServiceRpc(ClusterRpc):
 
 
 def _is_async(worker_ctx: Any) -> bool:
-    """An ``async def`` worker gets the awaitable proxy (`nameko._aio.rpc`)."""
-    return bool(getattr(worker_ctx, "is_async", False))
+    """An ``async def`` worker gets the awaitable proxy (`nameko._aio.rpc`);
+    ``is True``: a stand-in worker context (``Mock(context_data={...})`` in
+    extensions' tests) has a truthy Mock there and wants the plain client."""
+    return getattr(worker_ctx, "is_async", False) is True
 
 
 def _async_proxy(caller: Any, worker_ctx: Any, service_name: str | None = None) -> AsyncProxy:

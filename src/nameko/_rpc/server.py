@@ -64,6 +64,7 @@ from nameko._messaging.consume import HeaderDecoder, consume_queue
 from nameko._messaging.message import Message, with_sent_at
 from nameko._messaging.publish import publish
 from nameko._messaging.queue_consumer import QueueConsumer
+from nameko._messaging.settings import ConsumerSettings
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import EncodedReply, decode_request, encode_reply_body
 from nameko._protocol.names import (
@@ -160,6 +161,14 @@ class RpcConsumer(SharedExtension, ProviderCollector):
         if self._consumer is not None:
             self._consumer.close()  # unacked requests go back to the queue
         self.connection.unregister_provider(self)
+
+    @property
+    def consumer(self) -> ConsumerSettings:
+        """How requests are consumed (nameko 3 has its consumer object here)."""
+        container = self.container
+        return ConsumerSettings(
+            container.config, container.max_workers, container.accept, [self.queue_name]
+        )
 
     def get_provider_for_method(self, routing_key: str) -> Rpc:
         try:

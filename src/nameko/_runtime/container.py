@@ -248,7 +248,7 @@ class ServiceContainer:
             cancel = getattr(job, "cancel", None)
             if cancel is not None:
                 _call_hook(cancel)
-        running = self._worker_pool.running
+        running = self._worker_pool.running()
         if dropped or running:
             # Threads can't be killed: running workers finish in the background,
             # their acks are no-ops because the consumers' channels are closed.
@@ -379,6 +379,7 @@ class ServiceContainer:
             # work for nobody (and, for a write, a surprise). It fails with
             # DeadlineExceeded instead, so the request is answered and acked.
             _log.warning("not starting %s: its deadline passed %.3f s ago", worker_ctx, -late)
+            worker_ctx._providers_set_up = []  # so no provider hook runs for it
             return [], _deadline_exceeded(worker_ctx, -late)
         _log.debug("setting up %s", worker_ctx)
         return self._inject_and_setup(worker_ctx)
@@ -393,7 +394,6 @@ class ServiceContainer:
     ) -> None:
         if handle_result is not None:
             result, exc_info = self._handle_result(handle_result, worker_ctx, result, exc_info)
-        worker_ctx._providers_set_up = providers
         self._worker_result(worker_ctx, result, exc_info)
         self._worker_teardown(worker_ctx)
         if self.worker_observers:
@@ -401,17 +401,33 @@ class ServiceContainer:
 
     def _inject_and_setup(self, worker_ctx: WorkerContext) -> tuple[list[Any], Any]:
         providers: list[Any] = []
+        worker_ctx._providers_set_up = providers  # filled by `_worker_setup`
         try:
-            for provider in self.dependencies:
-                dependency = provider.get_dependency(worker_ctx)
-                setattr(worker_ctx.service, provider.attr_name, dependency)
-            for provider in self.dependencies:
-                provider.worker_setup(worker_ctx)
-                providers.append(provider)
+            self._inject_dependencies(worker_ctx)
+            self._worker_setup(worker_ctx)
         except Exception as exc:
             _log.error("error setting up worker %s: %s", worker_ctx, exc, exc_info=True)
             return providers, sys.exc_info()
         return providers, None
+
+    # The per-worker hooks have nameko's names and signatures (2.14 and 3.0):
+    # instrumentation such as opentelemetry-instrumentation-nameko wraps
+    # `_worker_setup` and `_worker_result` on the class, and they run at the
+    # same moments, for sync and async workers alike: setup before the method,
+    # result after the entrypoint handled the result, then teardown.
+
+    def _inject_dependencies(self, worker_ctx: WorkerContext) -> None:
+        for provider in self.dependencies:
+            dependency = provider.get_dependency(worker_ctx)
+            setattr(worker_ctx.service, provider.attr_name, dependency)
+
+    def _worker_setup(self, worker_ctx: WorkerContext) -> None:
+        set_up = getattr(worker_ctx, "_providers_set_up", None)
+        if set_up is None:  # called on its own (a test, a subclass): start the list
+            set_up = worker_ctx._providers_set_up = []
+        for provider in self.dependencies:
+            provider.worker_setup(worker_ctx)
+            set_up.append(provider)
 
     def _call_method(self, worker_ctx: WorkerContext) -> tuple[Any, Any]:
         method = getattr(worker_ctx.service, worker_ctx.entrypoint.method_name)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from nameko._ids import new_id
 from nameko._protocol.calls import extend_call_id_stack, make_call_id
 from nameko._protocol.deadlines import DEADLINE_CONTEXT_KEY, decode_deadline, encode_deadline
-from nameko._protocol.tracecontext import take_trace_carrier
+from nameko._protocol.tracecontext import take_trace_carrier, with_received_trace
 from nameko.constants import (
     CALL_ID_STACK_CONTEXT_KEY,
     DEFAULT_PARENT_CALLS_TRACKED,
@@ -109,6 +109,8 @@ class WorkerContext:
         data[CALL_ID_STACK_CONTEXT_KEY] = self.call_id_stack
         if self.deadline is not None:
             data[DEADLINE_CONTEXT_KEY] = encode_deadline(self.deadline)
+        if self.trace_carrier is not None:  # readable here, never forwarded as they came
+            return with_received_trace(data, self.trace_carrier)
         return data
 
     def time_remaining(self) -> float | None:
