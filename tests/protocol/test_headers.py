@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from nameko._protocol.calls import extend_call_id_stack, make_call_id
 from nameko._protocol.headers import decode_context_headers, encode_context_headers
+from nameko._protocol.retries import is_control_header
 
 header_values = st.one_of(
     st.text(),
@@ -17,7 +18,9 @@ header_values = st.one_of(
     st.booleans(),
     st.lists(st.text(max_size=10), max_size=5),
 )
-context_dicts = st.dictionaries(st.text(min_size=1, max_size=20), header_values, max_size=8)
+# keys named like shimeji's own bookkeeping (``x-nameko-*``) are reserved: never context data
+context_keys = st.text(min_size=1, max_size=20).filter(lambda key: not is_control_header(key))
+context_dicts = st.dictionaries(context_keys, header_values, max_size=8)
 
 
 class TestEncode:
@@ -86,6 +89,11 @@ class TestDecode:
         # SPEC 13.15: non-prefixed incoming headers leak into onward calls.
         onward = encode_context_headers(decode_context_headers({"x-trace": "t"}))
         assert onward == {"nameko.x-trace": "t"}
+
+
+def test_reserved_keys_are_not_context_data():
+    headers = encode_context_headers({"x-nameko-": "", "x-nameko-attempt": 2, "lang": "en"})
+    assert decode_context_headers(headers) == {"lang": "en"}
 
 
 @given(context=context_dicts)
