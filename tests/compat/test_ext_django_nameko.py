@@ -23,6 +23,8 @@ reaches into, and these tests read:
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import amqp
@@ -242,6 +244,41 @@ def test_a_wrong_password_is_py_amqps_access_refused(rabbit_config):
     assert error.value.reply_code == 403
     assert "refused the login of user 'guest'" in str(error.value)
     assert "badpassword" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "amqp_error", "code"),
+    [
+        (("guest:guest@", "guest:badpassword@"), amqp.exceptions.AccessRefused, 403),
+        (("/shimeji_test_", "/no-such-vhost-"), amqp.exceptions.NotAllowed, 530),
+    ],
+    ids=["password", "vhost"],
+)
+def test_a_refused_client_raises_py_amqps_error_for_the_code(
+    rabbit_config, change, amqp_error, code
+):
+    config = {"AMQP_URI": rabbit_config["AMQP_URI"].replace(*change)}
+    with pytest.raises(amqp_error) as error:
+        ClusterRpcProxy(config).start()
+    assert isinstance(error.value, ConnectionError) and error.value.reply_code == code
+
+
+def test_without_py_amqp_loaded_the_refusal_is_ours_alone(rabbit_config):
+    """py-amqp is neither imported nor needed to tell a refusal apart."""
+    uri = rabbit_config["AMQP_URI"].replace("guest:guest@", "guest:badpassword@")
+    code = (
+        "import sys\n"
+        "from nameko.standalone.rpc import ClusterRpcProxy\n"
+        "try:\n"
+        f"    ClusterRpcProxy({{'AMQP_URI': {uri!r}}}).start()\n"
+        "except ConnectionError as exc:\n"
+        "    print(type(exc).__name__, exc.reply_code)\n"
+        "print('amqp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["BrokerRefused", "403", "False"]
 
 
 def test_heartbeat_check_replaces_a_client_whose_connection_is_gone(

@@ -34,7 +34,7 @@ from tests.waiting import wait_until
 
 TIMEOUT = 30
 
-README_SERVICE = '''
+README_SERVICE = """
 from nameko.rpc import rpc
 from nameko_chassis.service import Service
 
@@ -45,7 +45,7 @@ class MyService(Service):
     @rpc
     def my_method(self):
         return "mine"
-'''
+"""
 
 
 @pytest.fixture

@@ -99,9 +99,7 @@ def test_binding_on_a_real_container_still_shares_its_connection(rabbit_config):
     assert provider.connection in container.subextensions
 
 
-def test_dispatch_sends_a_log_event_with_the_worker_context(
-    bar, container_factory, rabbit_config
-):
+def test_dispatch_sends_a_log_event_with_the_worker_context(bar, container_factory, rabbit_config):
     """The README's usage: ``foo`` dispatches, ``bar`` handles ``log_event``."""
     container_factory(Foo, rabbit_config).start()
     with ServiceRpcProxy("foo", rabbit_config, timeout=TIMEOUT) as foo:

@@ -18,7 +18,6 @@ every hot path.
 from __future__ import annotations
 
 import sys
-from functools import cache
 
 from nameko._broker.base import BrokerRefused
 
@@ -42,11 +41,14 @@ def _error_class(reply_code: int) -> type[BrokerRefused]:
     twin = getattr(amqp_exceptions, name, None) if name and amqp_exceptions else None
     if not isinstance(twin, type) or not issubclass(twin, Exception):
         return BrokerRefused
-    return _with_twin(twin)
+    cls = _twins.get(twin)
+    if cls is None:
+        # Our bases first: str(), args and OSError's constructor are ours; the
+        # py-amqp base only adds itself to the class's ancestry.
+        cls = _twins.setdefault(
+            twin, type(twin.__name__, (BrokerRefused, twin), {"__module__": __name__})
+        )
+    return cls
 
 
-@cache
-def _with_twin(twin: type[Exception]) -> type[BrokerRefused]:
-    # Our bases first: str(), args and OSError's constructor are ours; the
-    # py-amqp base only adds itself to the class's ancestry.
-    return type(twin.__name__, (BrokerRefused, twin), {"__module__": __name__})
+_twins: dict[type[Exception], type[BrokerRefused]] = {}  # py-amqp class -> our twin

@@ -118,11 +118,12 @@ def unregister(name: str) -> None:
 
 def get_codec(name: str) -> Codec:
     """The serializer registered as ``name``, or `UnknownSerializer`."""
-    codec = _by_name.get(name) if isinstance(name, str) else None
-    if codec is None:
+    try:
+        return _by_name[name]  # per message: the fast path stays a dict lookup
+    except (KeyError, TypeError):
         codec = _adopt_from_kombu(name)
     if codec is None:
-        raise UnknownSerializer(f"No serializer registered under the name {name!r}")
+        raise UnknownSerializer(f"No serializer registered under the name {name!r}") from None
     return codec
 
 
