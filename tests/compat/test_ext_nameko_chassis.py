@@ -91,6 +91,7 @@ def test_imported_services_nothing_extends_still_run(modules):
     assert sorted(cls.name for cls in import_services("svc_local")) == ["base", "child"]
 
 
+@pytest.mark.rabbit
 def test_nameko_run_of_the_readme_module_serves_it(tmp_path, rabbit_uri):
     (tmp_path / "service.py").write_text(README_SERVICE)
     port = find_free_port()
@@ -115,6 +116,7 @@ def test_nameko_run_of_the_readme_module_serves_it(tmp_path, rabbit_uri):
         proc.close()
 
 
+@pytest.mark.rabbit
 def test_two_real_services_claiming_one_route_still_refuse_to_start(tmp_path, rabbit_uri):
     (tmp_path / "clash.py").write_text(
         textwrap.dedent(

@@ -89,6 +89,7 @@ def test_binds_and_sets_up_on_an_autospec_container(settings, expected):
     assert (provider.auto_capture, provider.entrypoints_to_exclude) == expected
 
 
+@pytest.mark.rabbit
 def test_binding_on_a_real_container_still_shares_its_connection(rabbit_config):
     """The fallback is for doubles only: a real container keeps one shared
     broker connection for every extension that needs it."""
@@ -99,6 +100,7 @@ def test_binding_on_a_real_container_still_shares_its_connection(rabbit_config):
     assert provider.connection in container.subextensions
 
 
+@pytest.mark.rabbit
 def test_dispatch_sends_a_log_event_with_the_worker_context(bar, container_factory, rabbit_config):
     """The README's usage: ``foo`` dispatches, ``bar`` handles ``log_event``."""
     container_factory(Foo, rabbit_config).start()
@@ -115,6 +117,7 @@ def test_dispatch_sends_a_log_event_with_the_worker_context(bar, container_facto
     assert body["call_stack"][-1] == body["call_id"]
 
 
+@pytest.mark.rabbit
 def test_auto_capture_logs_each_rpc_call_but_the_excluded(bar, container_factory, rabbit_config):
     config = {
         **rabbit_config,
