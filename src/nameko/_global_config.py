@@ -40,7 +40,9 @@ class Config(UserDict[str, Any]):
 
 
 class ConfigPatch:
-    """What `Config.patch` returns: a context manager and a decorator."""
+    """What `Config.patch` returns: a context manager, a decorator, and (as
+    with `unittest.mock.patch`) ``start()``/``stop()`` for a patch that spans
+    a fixture's setup and teardown."""
 
     def __init__(self, target: Config, data: Mapping[str, Any], clear: bool) -> None:
         self._target = target
@@ -57,6 +59,16 @@ class ConfigPatch:
 
     def __exit__(self, *exc_info: object) -> None:
         self._target.setup(self._saved.pop())
+
+    def start(self) -> Config:
+        """Apply the patch until `stop` (same as entering a ``with`` block)."""
+        return self.__enter__()
+
+    def stop(self) -> None:
+        """Undo the latest `start`; a no-op when none is active, like
+        `unittest.mock.patch`'s ``stop``, so a teardown may call it safely."""
+        if self._saved:
+            self.__exit__(None, None, None)
 
     def __call__(self, func: F) -> F:
         if inspect.isgeneratorfunction(func):  # e.g. a pytest fixture that yields

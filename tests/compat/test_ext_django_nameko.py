@@ -9,7 +9,8 @@ reaches into, and these tests read:
 - ``_rpc._worker_ctx.data``: the dict of context data sent with every call,
   which it resets to the pool's after each block;
 - `IOError` / ``amqp.exceptions.ConnectionError`` from ``start()`` when the
-  broker is unreachable (it then replaces the client);
+  broker is unreachable (it then replaces the client), and py-amqp's
+  ``AccessRefused`` on a wrong login (what its own test expects);
 - with ``HEARTBEAT`` set, a thread that calls, on every idle client,
   ``_rpc._reply_listener.queue_consumer.connection.drain_events(timeout=0.1)``
   (``socket.timeout`` expected when nothing arrives) and ``.heartbeat_check()``,
@@ -22,8 +23,11 @@ reaches into, and these tests read:
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import amqp
 import django_nameko
 import pytest
 from django.conf import settings
@@ -187,16 +191,6 @@ def test_unreachable_broker_is_an_ioerror_and_the_client_is_replaced(make_pool):
     assert pool.queue.qsize() == 1 and pool.queue.queue[0] is not broken
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "shimeji gap: a standalone client's `_reply_listener` (nameko 2.14: "
-        "SingleThreadedReplyListener) has no `queue_consumer` with `connection` "
-        "(`drain_events(timeout=)` raising socket.timeout, `heartbeat_check()`) and "
-        "`replies` (dict by correlation id): django-nameko's heartbeat thread logs an "
-        "AttributeError at ERROR on every cycle"
-    ),
-)
 def test_pool_with_heartbeat_checks_its_connections_without_errors(
     greeter, rabbit_config, make_pool
 ):
@@ -230,6 +224,88 @@ def test_pool_with_heartbeat_checks_its_connections_without_errors(
         assert log.messages().count("Heart beat 2 OK") >= 2
         with pool.next() as proxy:  # the checked clients still work
             assert proxy.greeter.hello("c")["language"] == "en"
+
+
+def test_a_wrong_password_is_py_amqps_access_refused(rabbit_config):
+    """django-nameko's own test: ``get_pool()`` then a call, with a bad
+    password, raises ``amqp.AccessRefused`` (nameko 2.14 let py-amqp's
+    error through); it is also our `IOError`-like connection error."""
+    uri = rabbit_config["AMQP_URI"].replace("guest:guest@", "guest:badpassword@")
+    django_rpc.destroy_pool()
+    try:
+        with override_settings(NAMEKO_CONFIG={"AMQP_URI": uri}):
+            with pytest.raises(amqp.AccessRefused) as error:
+                pool = django_rpc.get_pool()
+                with pool.next() as client:
+                    client.greeter.hello("x")
+    finally:
+        django_rpc.destroy_pool()
+    assert isinstance(error.value, ConnectionError)  # and so IOError
+    assert error.value.reply_code == 403
+    assert "refused the login of user 'guest'" in str(error.value)
+    assert "badpassword" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "amqp_error", "code"),
+    [
+        (("guest:guest@", "guest:badpassword@"), amqp.exceptions.AccessRefused, 403),
+        (("/shimeji_test_", "/no-such-vhost-"), amqp.exceptions.NotAllowed, 530),
+    ],
+    ids=["password", "vhost"],
+)
+def test_a_refused_client_raises_py_amqps_error_for_the_code(
+    rabbit_config, change, amqp_error, code
+):
+    config = {"AMQP_URI": rabbit_config["AMQP_URI"].replace(*change)}
+    with pytest.raises(amqp_error) as error:
+        ClusterRpcProxy(config).start()
+    assert isinstance(error.value, ConnectionError) and error.value.reply_code == code
+
+
+def test_without_py_amqp_loaded_the_refusal_is_ours_alone(rabbit_config):
+    """py-amqp is neither imported nor needed to tell a refusal apart."""
+    uri = rabbit_config["AMQP_URI"].replace("guest:guest@", "guest:badpassword@")
+    code = (
+        "import sys\n"
+        "from nameko.standalone.rpc import ClusterRpcProxy\n"
+        "try:\n"
+        f"    ClusterRpcProxy({{'AMQP_URI': {uri!r}}}).start()\n"
+        "except ConnectionError as exc:\n"
+        "    print(type(exc).__name__, exc.reply_code)\n"
+        "print('amqp' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.split() == ["BrokerRefused", "403", "False"]
+
+
+def test_heartbeat_check_replaces_a_client_whose_connection_is_gone(
+    greeter, rabbit_config, make_pool
+):
+    """What the heartbeat reads tells the truth: a closed connection raises
+    `ConnectionError`, which django-nameko answers with a fresh client."""
+    config = {**rabbit_config, "HEARTBEAT": 2}
+    with LogRecords("django_nameko", logging.DEBUG) as log:
+        pool = make_pool(config, pool_size=1, context_data={}, timeout=TIMEOUT)
+        ctx = pool.next()
+        with ctx as proxy:
+            assert proxy.greeter.hello("a")["greeting"] == "hello a"
+        connection = ctx._rpc._reply_listener.queue_consumer.connection
+        ctx._proxy.stop()  # the client's connection closes under the pool
+        with pytest.raises(ConnectionError):
+            connection.heartbeat_check()
+        with pytest.raises(ConnectionError):
+            connection.drain_events(timeout=0.1)
+
+        def replaced() -> bool:
+            return any(m.startswith("Heart beat failed") for m in log.messages(logging.INFO))
+
+        wait_until(replaced, 4 * TIMEOUT, interval=0.1, what="the heartbeat to replace the client")
+    assert pool.queue.qsize() == 1 and pool.queue.queue[0] is not ctx
+    with pool.next() as proxy:  # the replacement works
+        assert proxy.greeter.hello("b")["greeting"] == "hello b"
 
 
 def test_get_pool_and_dispatch_from_django_settings(greeter, rabbit_config):

@@ -18,8 +18,11 @@ from our test extra.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 from collections import Counter
 
+import kombu
+import kombu.serialization
 import nameko_amqp_retry
 import pytest
 from nameko_amqp_retry import Backoff
@@ -146,3 +149,48 @@ def test_event_handler_backs_off_and_then_succeeds(service, rabbit_config):
     assert attempts.count["c"] == 3
     assert attempts.parents[1][-1].startswith("retrying.on_thing.")
     assert attempts.parents[1][-1].endswith(".backoff")
+
+
+def _upper_dumps(obj: object) -> str:
+    return json.dumps(obj).upper()
+
+
+def _upper_loads(text: str) -> object:
+    return json.loads(text.lower())
+
+
+@pytest.fixture
+def upperjson(rabbit_config):
+    """Its own tests' pattern: a serializer registered with kombu directly,
+    named in the config, and gone again after the test."""
+    kombu.serialization.register(
+        "upperjson", _upper_dumps, _upper_loads, "application/x-upper-json", "utf-8"
+    )
+    yield {**rabbit_config, "serializer": "upperjson"}
+    kombu.serialization.unregister("upperjson")
+
+
+def test_a_serializer_registered_with_kombu_carries_the_retries(
+    upperjson, rabbit_config, container_factory
+):
+    global attempts
+    attempts = Attempts()
+    container_factory(RetryingService, upperjson).start()
+    with ServiceRpcProxy("retrying", upperjson, timeout=TIMEOUT) as proxy:
+        assert proxy.flaky("u") == "u done after 3 attempts"  # requests and replies in it
+    assert attempts.count["u"] == 3  # the backoff republished the kombu-encoded body
+
+
+def test_kombu_registered_serializer_on_the_wire(upperjson, rabbit_config):
+    """The bodies really are kombu's encoding: a kombu consumer reads them."""
+    dispatch = event_dispatcher(upperjson)
+    with kombu.Connection(rabbit_config["AMQP_URI"]) as conn:
+        exchange = kombu.Exchange("publisher.events", type="topic", durable=True)
+        queue = kombu.Queue("upper-probe", exchange, "thing_happened", auto_delete=True)
+        with conn.SimpleQueue(queue) as simple:
+            dispatch("publisher", "thing_happened", {"key": "wire"})
+            message = simple.get(timeout=TIMEOUT)
+            assert message.content_type == "application/x-upper-json"
+            assert message.body in (b'{"KEY": "WIRE"}', '{"KEY": "WIRE"}')
+            assert message.decode() == {"key": "wire"}
+            message.ack()

@@ -169,3 +169,17 @@ def test_a_bad_define_is_a_one_line_error(tmp_path, capsys, define, message):
     assert code != 0
     assert message in out.err
     assert "Traceback" not in out.err
+
+
+def test_patch_start_and_stop_like_mock_patch():
+    config.setup({"a": 1})
+    outer, inner = config.patch({"a": 2}), config.patch({"b": 3}, clear=True)
+    assert outer.start() is config and config["a"] == 2
+    inner.start()
+    assert dict(config) == {"b": 3}
+    inner.stop()
+    assert dict(config) == {"a": 2}
+    outer.stop()
+    assert dict(config) == {"a": 1}
+    outer.stop()  # never started again: a no-op, as with unittest.mock.patch
+    assert dict(config) == {"a": 1}

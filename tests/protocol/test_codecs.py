@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import pickle
+import subprocess
 import sys
 import types
 import uuid
@@ -611,3 +612,47 @@ class TestSetup:
         }
         with pytest.raises(ConfigurationError, match="colour"):
             serialization.setup(config)
+
+
+class TestKombuRegisteredSerializers:
+    """A name we lack is looked up in kombu's registry, only once kombu is loaded."""
+
+    def test_a_name_only_kombu_knows_is_adopted(self):
+        kombu_serialization = pytest.importorskip("kombu.serialization")
+        kombu_serialization.register(
+            "kombu-upper",
+            lambda obj: json.dumps(obj).upper(),
+            lambda text: json.loads(text.lower()),
+            "application/x-kombu-upper",
+            "utf-8",
+        )
+        try:
+            assert serialization.setup({"serializer": "kombu-upper"}) == (
+                "kombu-upper",
+                ["kombu-upper"],
+            )
+            body, content_type, encoding = codecs.encode({"a": "b"}, "kombu-upper")
+            assert (body, content_type, encoding) == (
+                b'{"A": "B"}',
+                "application/x-kombu-upper",
+                "utf-8",
+            )
+            assert codecs.decode(body, content_type, encoding, ["kombu-upper"]) == {"a": "b"}
+        finally:
+            kombu_serialization.unregister("kombu-upper")
+            codecs.unregister("kombu-upper")
+
+    def test_kombu_is_never_imported_for_an_unknown_name(self):
+        code = (
+            "import sys\n"
+            "from nameko import serialization\n"
+            "try:\n"
+            "    serialization.setup({'serializer': 'nope'})\n"
+            "except Exception as exc:\n"
+            "    print(type(exc).__name__)\n"
+            "print('kombu' in sys.modules)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.split()
+        assert out == ["ConfigurationError", "False"]

@@ -40,6 +40,7 @@ from nameko._broker.base import (
     NotFound,
     PreconditionFailed,
 )
+from nameko._broker.refusal import refused_error
 
 __all__ = ["PUBLISH_CHANNEL", "Recovery", "ack_timeout_hint", "channel_error", "fail"]
 
@@ -177,8 +178,11 @@ class Recovery:
         """No more attempts: the first connection raises, a lost one closes
         the broker (what is still waiting gets `BrokerClosed`)."""
         nodes = ", ".join(node.display for node in self._driver.nodes)
-        unreachable = BrokerUnreachable(
-            f"cannot connect to broker at {nodes}: {refusal_hint(exc, self._driver.params)}"
+        message = f"cannot connect to broker at {nodes}: {refusal_hint(exc, self._driver.params)}"
+        unreachable = (
+            refused_error(message, exc.reply_code, exc.reply_text)
+            if isinstance(exc, ClosedByBroker) and refused(exc)
+            else BrokerUnreachable(message)
         )
         if not ever_connected:
             self._first.send_exception(unreachable)

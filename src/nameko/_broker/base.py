@@ -41,6 +41,7 @@ __all__ = [
     "Broker",
     "BrokerClosed",
     "BrokerError",
+    "BrokerRefused",
     "BrokerUnreachable",
     "ChannelError",
     "ConfirmLost",
@@ -92,6 +93,16 @@ class ConfirmLost(ConnectionLost):
 
 class BrokerUnreachable(BrokerError, ConnectionError):
     """The first connection attempt failed (after the configured retries)."""
+
+
+class BrokerRefused(BrokerUnreachable):
+    """The broker turned the first connection down for good: a wrong login
+    (``reply_code`` 403, ACCESS_REFUSED) or a missing vhost (530,
+    NOT_ALLOWED). Built by `nameko._broker.refusal.refused_error`, which also
+    makes it py-amqp's matching error when py-amqp is loaded."""
+
+    reply_code: int = 403
+    reply_text: str = ""
 
 
 class BrokerClosed(BrokerError):

@@ -9,6 +9,12 @@ Built in: ``json`` (the default, kombu-compatible, see `jsoncodec`),
 ``pickle``, ``yaml`` (safe subset) and ``msgpack`` when that package is
 importable. The registry is process-wide, like kombu's.
 
+A name we don't have is also looked up in kombu's registry, when (and only
+when) kombu has already been imported by someone: code written for nameko
+registers serializers with ``kombu.serialization.register``. Such a name is
+adopted here once, as a codec that calls kombu's ``dumps``/``loads``; kombu
+itself is never imported by us.
+
 Decoding rules (`decode`):
 
 * a message without a content type, or with ``application/data``, is handed
@@ -23,6 +29,7 @@ Decoding rules (`decode`):
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -112,14 +119,46 @@ def unregister(name: str) -> None:
 def get_codec(name: str) -> Codec:
     """The serializer registered as ``name``, or `UnknownSerializer`."""
     try:
-        return _by_name[name]
+        return _by_name[name]  # per message: the fast path stays a dict lookup
     except (KeyError, TypeError):
+        codec = _adopt_from_kombu(name)
+    if codec is None:
         raise UnknownSerializer(f"No serializer registered under the name {name!r}") from None
+    return codec
 
 
 def is_registered(name: str) -> bool:
-    """True if a serializer is registered as ``name``."""
-    return isinstance(name, str) and name in _by_name
+    """True if a serializer is registered as ``name`` (here, or with kombu)."""
+    if not isinstance(name, str):
+        return False
+    return name in _by_name or _adopt_from_kombu(name) is not None
+
+
+def _adopt_from_kombu(name: Any) -> Codec | None:
+    """Register kombu's serializer ``name`` here; None if kombu isn't loaded
+    or doesn't know it. Runs only for names we lack (config checks, a first
+    publish), never per message once adopted."""
+    kombu_serialization = sys.modules.get("kombu.serialization")
+    if kombu_serialization is None or not isinstance(name, str):
+        return None
+    registry = kombu_serialization.registry
+    content_type = registry.name_to_type.get(name)
+    if content_type is None:
+        return None
+    # kombu has no public getter for a serializer's text encoding; its
+    # registry entry (a namedtuple) has had this field since kombu 3.
+    entry = getattr(registry, "_encoders", {}).get(name)
+    content_encoding = getattr(entry, "content_encoding", None) or "utf-8"
+
+    def encoder(obj: Any) -> bytes | str:
+        return kombu_serialization.dumps(obj, serializer=name)[2]
+
+    def decoder(payload: Any) -> Any:
+        return kombu_serialization.loads(
+            payload, content_type, content_encoding, accept=[content_type]
+        )
+
+    return register(name, encoder, decoder, content_type, content_encoding)
 
 
 def registered_names() -> list[str]:

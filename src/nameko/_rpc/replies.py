@@ -48,6 +48,7 @@ from nameko._concurrency import Lock, OneShot
 from nameko._protocol import codecs
 from nameko._protocol.envelopes import decode_reply
 from nameko._protocol.names import RPC_REPLY_QUEUE_TTL, reply_queue_name
+from nameko._rpc.consumer_view import QueueConsumerView
 from nameko.exceptions import ReplyQueueExpiredWithPendingReplies, RpcTimeout
 
 __all__ = ["PendingReply", "ReplyQueue", "ReplyRouter"]
@@ -209,6 +210,12 @@ class ReplyQueue:
             f"the reply queue {self.queue_name} was deleted or expired while the call "
             f"{correlation_id} waited: its reply is lost (the request may have run)"
         )
+
+    @property
+    def queue_consumer(self) -> QueueConsumerView:
+        """nameko 2.14's view of the connection under the reply listener
+        (`nameko._rpc.consumer_view`), for pool libraries that check it."""
+        return QueueConsumerView(self.broker)
 
     def get_reply_event(self, correlation_id: str) -> PendingReply:
         """Wait for ``correlation_id`` (the shape of nameko 2.14's ReplyListener)."""

@@ -124,12 +124,18 @@ class SharedExtension(Extension):
 
     def bind(self: _S, container: ServiceContainer) -> _S:
         key = self.sharing_key
-        shared = container.shared_extensions.get(key)
+        registry = getattr(container, "shared_extensions", None)
+        if registry is None:
+            # A container double without the registry (``create_autospec(
+            # ServiceContainer)`` sees class attributes only, and nameko's
+            # own bind path never needed it there): nothing to share with.
+            return super().bind(container)
+        shared = registry.get(key)
         if shared is not None:
             # bound from a declaration with this sharing key: by default, this class
             return cast(_S, shared)
         instance = super().bind(container)
-        container.shared_extensions[key] = instance
+        registry[key] = instance
         return instance
 
 

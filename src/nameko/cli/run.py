@@ -181,7 +181,37 @@ def import_services(path: str) -> list[type]:
         raise CommandError(
             f"Failed to find anything that looks like a service in module '{module_name}'"
         )
-    return found
+    return _without_imported_bases(found, module.__name__)
+
+
+def _without_imported_bases(found: list[type], module_name: str) -> list[type]:
+    """Drop a class imported into the module only to be subclassed there.
+
+    Base-class kits (``from kit import Service; class Mine(Service)``) put
+    their base, entrypoints and all, in the module's namespace; running it
+    too would start a second service that serves the same routes and
+    queues. A class defined in the module, or an imported one that nothing
+    here extends (a module that gathers services to run), still runs, and
+    ``module:Class`` still runs exactly that class.
+    """
+    defined_here = [cls for cls in found if cls.__module__ == module_name]
+    kept = []
+    for cls in found:
+        subclasses = [
+            other.__qualname__
+            for other in defined_here
+            if other is not cls and issubclass(other, cls)
+        ]
+        if cls.__module__ != module_name and subclasses:
+            _log.info(
+                "not running %s.%s: a base class of %s",
+                cls.__module__,
+                cls.__qualname__,
+                ", ".join(subclasses),
+            )
+            continue
+        kept.append(cls)
+    return kept
 
 
 def _import(module_name: str) -> Any:
