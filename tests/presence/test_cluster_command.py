@@ -12,6 +12,7 @@ from nameko.cli.main import main
 from nameko.cli.shell import make_nameko_helper
 from nameko.events import event_handler
 from nameko.rpc import rpc
+from nameko.timer import cron, timer
 
 
 class Inventory:
@@ -64,6 +65,38 @@ def test_cluster_lists_services_instances_and_entrypoints(config, announced, cap
         *("How", "many", "of", "``item``", "are", "left."),
     ]
     assert "listener (1 instance)" in lines
+
+
+class Reports:
+    name = "reports"
+
+    @cron("*/1 * * * *")
+    def nightly(self):
+        pass
+
+    @cron("0 7 * * mon-fri", tz="Europe/London", singleton=False)
+    def morning(self):
+        pass
+
+    @timer(interval=90)
+    def poll(self):
+        pass
+
+
+def test_cluster_shows_a_cron_entrypoint_by_its_expression(config, announced, capsys):
+    announced(Reports)
+    lines = cluster(config, capsys).out.splitlines()
+    assert lines[3].split() == ["cron", "morning()", "0", "7", "*", "*", "mon-fri"] + [
+        "(Europe/London,",
+        "every",
+        "instance)",
+    ]
+    assert lines[4].split() == ["cron", "nightly()", "*/1", "*", "*", "*", "*"] + [
+        "(UTC,",
+        "one",
+        "instance)",
+    ]
+    assert lines[5].split() == ["timer", "poll()", "every", "90", "s"]
 
 
 def test_cluster_json(config, announced, capsys):
