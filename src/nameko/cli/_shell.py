@@ -8,7 +8,11 @@ three things a person at a prompt needs and a program does not:
   instance running?`` instead of hanging;
 * `dir()` of ``n.rpc`` and ``n.rpc.<service>`` lists the services and methods
   the shell knows of, which is what tab completion (readline, IPython) reads;
-* `UnknownService` suggests close names (``did you mean 'inventory'?``).
+* `UnknownService` suggests close names (``did you mean 'inventory'?``);
+* a call to a service whose instances announced they stopped ends within
+  a fraction of a second (`ServiceStopped`) instead of waiting out the
+  timeout: the call waits on a thread of its own while the shell watches
+  the announcements.
 
 The shell knows services and their ``@rpc`` methods from the instances'
 announcements (`nameko._presence`: it asks every instance to announce itself
@@ -24,17 +28,19 @@ import base64
 import difflib
 import json
 import time
+from functools import partial
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from nameko._concurrency import Event
+from nameko._concurrency import Event, OneShot, start_thread
 from nameko.exceptions import RpcTimeout, UnknownService
 
 __all__ = [
     "Announced",
     "Catalogue",
     "NoReply",
+    "ServiceStopped",
     "ShellRpc",
     "ShellUnknownService",
     "management_api_url",
@@ -53,6 +59,42 @@ class NoReply(RpcTimeout):
 
     def __str__(self) -> str:
         return f"no reply from {self.service!r} in {self.timeout:g} s: is an instance running?"
+
+
+class ServiceStopped(NoReply):
+    """A shell call to a service whose every instance announced it stopped."""
+
+    def __str__(self) -> str:
+        return (
+            f"no reply from {self.service!r}: its instances announced they stopped "
+            "(the request stays queued for the next instance)"
+        )
+
+
+#: how often a waiting shell call looks at the announcements, after a first
+#: wait long enough for an instance that just started to answer, or announce
+#: itself (an announcer reports a new state within a quarter second)
+STOPPED_POLL = 0.1
+STOPPED_GRACE = 0.5
+
+
+def call_watching(call: Callable[[], Any], stopped: Callable[[], bool], gave_up: NoReply) -> Any:
+    """``call()``; raise ``gave_up`` as soon as ``stopped()`` says no instance will answer."""
+    outcome: OneShot[Any] = OneShot()
+
+    def run() -> None:
+        try:
+            outcome.send(call())
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.send_exception(exc)
+
+    start_thread(run, "shell-call")
+    if outcome.wait(STOPPED_GRACE):
+        return outcome.get()
+    while not outcome.wait(STOPPED_POLL):
+        if stopped():
+            raise gave_up
+    return outcome.get()
 
 
 class ShellUnknownService(UnknownService):
@@ -84,10 +126,12 @@ class Catalogue:
         self,
         discover: Callable[[], Iterable[str]] = tuple,
         announced: Callable[[], Names] | None = None,
+        stopped: Callable[[str], bool] | None = None,
     ) -> None:
         self._methods: dict[str, set[str]] = {}
         self._discover: Callable[[], Iterable[str]] | None = discover
         self._announced = announced
+        self.stopped = stopped  # service -> its instances said they stopped
 
     def saw(self, service: str, method: str) -> None:
         self._methods.setdefault(service, set()).add(method)
@@ -129,6 +173,9 @@ class Announced:
             roster.discover()
         except Exception:  # reconnecting: announcements still come every interval
             self._ready_at = 0.0
+
+    def stopped(self, service: str) -> bool:
+        return bool(self._roster.stopped(service))
 
     def __call__(self) -> dict[str, list[str]]:
         left = self._ready_at - time.monotonic()
@@ -183,8 +230,15 @@ class _ShellService:
 
     def _translated(self, method: str, call: Callable[[], Any]) -> Any:
         """``call()``, with the shell's errors for a silent or unknown service."""
+        stopped = self._catalogue.stopped
         try:
-            result = call()
+            if stopped is None:
+                result = call()
+            else:
+                gave_up = ServiceStopped(self._name, self._timeout or 0)
+                result = call_watching(call, partial(stopped, self._name), gave_up)
+        except ServiceStopped:
+            raise
         except RpcTimeout:
             raise NoReply(self._name, self._timeout or 0) from None
         except UnknownService:

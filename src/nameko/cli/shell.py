@@ -27,6 +27,7 @@ from nameko.cli._shell import (
     Announced,
     Catalogue,
     NoReply,
+    ServiceStopped,
     ShellRpc,
     ShellUnknownService,
     rpc_services_from_management_api,
@@ -56,7 +57,7 @@ SHELLS = ["bpython", "ipython", "plain"]
 DEFAULT_TIMEOUT = 30.0
 interact = code.interact
 #: errors the shell explains in one line instead of a traceback
-SHELL_ERRORS = (NoReply, ShellUnknownService)
+SHELL_ERRORS = (NoReply, ServiceStopped, ShellUnknownService)
 
 
 def init_parser(parser: Any) -> None:
@@ -96,9 +97,11 @@ def make_nameko_helper(
     amqp_uri = first_url(config[AMQP_URI_CONFIG_KEY])  # the management API of the first node
     cluster = client.start()
     roster = _listen_to_announcements(config)
+    announced = Announced(roster) if roster is not None else None
     catalogue = Catalogue(
         partial(rpc_services_from_management_api, amqp_uri, management_api),
-        Announced(roster) if roster is not None else None,
+        announced,
+        announced.stopped if announced is not None else None,
     )
     helper.rpc = ShellRpc(cluster, catalogue, timeout)
     helper.dispatch_event = event_dispatcher(config)
