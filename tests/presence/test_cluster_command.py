@@ -184,3 +184,16 @@ def test_the_shell_calls_a_service_again_once_an_instance_is_back(announced, con
         assert n.rpc.inventory.ping() == "pong"  # the queued call was answered too
     finally:
         n.disconnect()
+
+
+def test_a_method_not_found_suggests_announced_methods(announced, config):
+    from nameko.exceptions import MethodNotFound
+
+    announced(Inventory)
+    n = make_nameko_helper(config, timeout=5)
+    try:
+        with pytest.raises(MethodNotFound) as caught:
+            n.rpc.inventory.stok("apple")
+        assert str(caught.value) == "stok: did you mean 'stock'?"
+    finally:
+        n.disconnect()

@@ -8,7 +8,9 @@ three things a person at a prompt needs and a program does not:
   instance running?`` instead of hanging;
 * `dir()` of ``n.rpc`` and ``n.rpc.<service>`` lists the services and methods
   the shell knows of, which is what tab completion (readline, IPython) reads;
-* `UnknownService` suggests close names (``did you mean 'inventory'?``);
+* `UnknownService` and `MethodNotFound` suggest close names (``did you
+  mean 'inventory'?``) from the names the shell knows; the error on the
+  wire is nameko's, only the shell's text adds to it;
 * a call to a service whose instances announced they stopped ends within
   a fraction of a second (`ServiceStopped`) instead of waiting out the
   timeout: the call waits on a thread of its own while the shell watches
@@ -34,13 +36,14 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from nameko._concurrency import Event, OneShot, start_thread
-from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 
 __all__ = [
     "Announced",
     "Catalogue",
     "NoReply",
     "ServiceStopped",
+    "ShellMethodNotFound",
     "ShellRpc",
     "ShellUnknownService",
     "management_api_url",
@@ -111,6 +114,26 @@ class ShellUnknownService(UnknownService):
         return f"{text}: did you mean {' or '.join(map(repr, self.suggestions))}?"
 
 
+class ShellMethodNotFound(MethodNotFound):
+    """`MethodNotFound` (same ``args``) with the service's close method names,
+    or the ones it has when none is close."""
+
+    def __init__(self, method: str, service: str, suggestions: list[str], known: list[str]):
+        super().__init__(method)
+        self.method, self.service = method, service
+        self.suggestions, self.known = suggestions, known
+
+    def __str__(self) -> str:
+        if self.suggestions:
+            return f"{self.method}: did you mean {' or '.join(map(repr, self.suggestions))}?"
+        if self.known:
+            return f"{self.method}: known methods of {self.service!r}: {', '.join(self.known)}"
+        return self.method
+
+
+MAX_LISTED = 10  # method names listed when none is close
+
+
 Names = Mapping[str, Iterable[str]]  # service -> its methods
 
 
@@ -152,6 +175,12 @@ class Catalogue:
     def close_to(self, service: str) -> list[str]:
         known = [name for name in self._known() if name != service]
         return difflib.get_close_matches(service, known, n=3, cutoff=0.6)
+
+    def method_not_found(self, service: str, method: str) -> ShellMethodNotFound:
+        known = [name for name in self.methods(service) if name != method]
+        close = difflib.get_close_matches(method, known, n=3, cutoff=0.6)
+        listed = known if len(known) <= MAX_LISTED else []
+        return ShellMethodNotFound(method, service, close, listed)
 
     def _discovered(self) -> None:
         discover, self._discover = self._discover, None
@@ -244,6 +273,10 @@ class _ShellService:
         except UnknownService:
             suggestions = self._catalogue.close_to(self._name)
             raise ShellUnknownService(self._name, suggestions) from None
+        except MethodNotFound as exc:
+            if exc.args != (method,):  # not the plain "no such method" of nameko
+                raise
+            raise self._catalogue.method_not_found(self._name, method) from None
         self._catalogue.saw(self._name, method)
         return result
 
