@@ -12,9 +12,9 @@ three things a person at a prompt needs and a program does not:
   mean 'inventory'?``) from the names the shell knows; the error on the
   wire is nameko's, only the shell's text adds to it;
 * a call to a service whose instances announced they stopped ends within
-  a fraction of a second (`ServiceStopped`) instead of waiting out the
-  timeout: the call waits on a thread of its own while the shell watches
-  the announcements.
+  a second (`ServiceStopped`) instead of waiting out the timeout: the shell
+  waits for the reply in short slices and looks at the announcements
+  between them.
 
 The shell knows services and their ``@rpc`` methods from the instances'
 announcements (`nameko._presence`: it asks every instance to announce itself
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from nameko._concurrency import Event, OneShot, start_thread
+from nameko._concurrency import Event
 from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 
 __all__ = [
@@ -81,23 +81,25 @@ STOPPED_POLL = 0.1
 STOPPED_GRACE = 0.5
 
 
-def call_watching(call: Callable[[], Any], stopped: Callable[[], bool], gave_up: NoReply) -> Any:
-    """``call()``; raise ``gave_up`` as soon as ``stopped()`` says no instance will answer."""
-    outcome: OneShot[Any] = OneShot()
-
-    def run() -> None:
-        try:
-            outcome.send(call())
-        except BaseException as exc:  # handed to the waiting thread
-            outcome.send_exception(exc)
-
-    start_thread(run, "shell-call")
-    if outcome.wait(STOPPED_GRACE):
-        return outcome.get()
-    while not outcome.wait(STOPPED_POLL):
+def wait_watching(reply: Any, stopped: Callable[[], bool], timeout: float | None) -> Any:
+    """``reply.result()``, given up with `ServiceStopped` as soon as
+    ``stopped()`` says no instance will answer (the late reply is dropped),
+    and with `RpcTimeout` after ``timeout`` seconds, as the proxy would."""
+    pending = getattr(reply, "reply_event", None)
+    outcome = getattr(pending, "outcome", None)
+    if outcome is None:  # not a reply of ours: wait as it does
+        return reply.result()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    wait = STOPPED_GRACE
+    while not outcome.wait(wait if deadline is None else min(wait, deadline - time.monotonic())):
         if stopped():
-            raise gave_up
-    return outcome.get()
+            pending.discard()
+            raise ServiceStopped("", timeout or 0)
+        if deadline is not None and time.monotonic() >= deadline:
+            pending.discard()
+            raise RpcTimeout(timeout)
+        wait = STOPPED_POLL
+    return reply.result()
 
 
 class ShellUnknownService(UnknownService):
@@ -259,15 +261,10 @@ class _ShellService:
 
     def _translated(self, method: str, call: Callable[[], Any]) -> Any:
         """``call()``, with the shell's errors for a silent or unknown service."""
-        stopped = self._catalogue.stopped
         try:
-            if stopped is None:
-                result = call()
-            else:
-                gave_up = ServiceStopped(self._name, self._timeout or 0)
-                result = call_watching(call, partial(stopped, self._name), gave_up)
+            result = call()
         except ServiceStopped:
-            raise
+            raise ServiceStopped(self._name, self._timeout or 0) from None
         except RpcTimeout:
             raise NoReply(self._name, self._timeout or 0) from None
         except UnknownService:
@@ -280,16 +277,24 @@ class _ShellService:
         self._catalogue.saw(self._name, method)
         return result
 
+    def _result(self, reply: Any) -> Any:
+        stopped = self._catalogue.stopped
+        if stopped is None:
+            return reply.result()
+        return wait_watching(reply, partial(stopped, self._name), self._timeout)
+
 
 class _ShellMethod:
     def __init__(self, proxy: Any, method: str, owner: _ShellService) -> None:
         self._proxy, self._method, self._owner = proxy, method, owner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._run(lambda: self._proxy(*args, **kwargs))
+        owner = self._owner
+        return self._run(lambda: owner._result(self._proxy.call_async(*args, **kwargs)))
 
     def call_async(self, *args: Any, **kwargs: Any) -> _ShellReply:
-        return _ShellReply(self._run(lambda: self._proxy.call_async(*args, **kwargs)), self._run)
+        reply = self._run(lambda: self._proxy.call_async(*args, **kwargs))
+        return _ShellReply(reply, self)
 
     def _run(self, call: Callable[[], Any]) -> Any:
         return self._owner._translated(self._method, call)
@@ -299,11 +304,11 @@ class _ShellMethod:
 
 
 class _ShellReply:
-    def __init__(self, reply: Any, run: Callable[[Callable[[], Any]], Any]) -> None:
-        self._reply, self._run = reply, run
+    def __init__(self, reply: Any, method: _ShellMethod) -> None:
+        self._reply, self._method = reply, method
 
     def result(self) -> Any:
-        return self._run(self._reply.result)
+        return self._method._run(lambda: self._method._owner._result(self._reply))
 
 
 def management_api_url(amqp_uri: str) -> str:
