@@ -30,8 +30,8 @@ import base64
 import difflib
 import json
 import time
-from functools import partial
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -85,7 +85,7 @@ def wait_watching(reply: Any, stopped: Callable[[], bool], timeout: float | None
     """``reply.result()``, given up with `ServiceStopped` as soon as
     ``stopped()`` says no instance will answer (the late reply is dropped),
     and with `RpcTimeout` after ``timeout`` seconds, as the proxy would."""
-    pending = getattr(reply, "reply_event", None)
+    pending: Any = getattr(reply, "reply_event", None)
     outcome = getattr(pending, "outcome", None)
     if outcome is None:  # not a reply of ours: wait as it does
         return reply.result()

@@ -144,9 +144,7 @@ def memory_config(
 
 
 @pytest.fixture
-def web_config(
-    empty_config: dict[str, Any], _nameko_web_address: str
-) -> Iterator[dict[str, Any]]:
+def web_config(empty_config: dict[str, Any], _nameko_web_address: str) -> Iterator[dict[str, Any]]:
     """The ``empty_config`` dict with ``WEB_SERVER_ADDRESS`` on a free port."""
     empty_config["WEB_SERVER_ADDRESS"] = _nameko_web_address
     with global_config.patch(empty_config):
