@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from nameko.exceptions import ConfigurationError
 
 __all__ = ["CannotListen", "format_address"]
@@ -22,7 +24,8 @@ class CannotListen(ConfigurationError, OSError):
 
     def __init__(self, host: str, port: int, error: OSError, fix: str) -> None:
         super().__init__(error.errno, error.strerror)
-        reason = (error.strerror or str(error)).lower()
+        # the errno's own text: socket.create_server appends the address to strerror
+        reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
         self.message = f"cannot listen on {format_address(host, port)} ({reason}); {fix}"
 
     def __str__(self) -> str:
