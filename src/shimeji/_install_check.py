@@ -133,7 +133,7 @@ def _real_nameko_records(site_dir: str) -> list[str]:
     return sorted(
         name
         for name in names
-        if name.lower().startswith("nameko-")
+        if name.startswith(("nameko-", "Nameko-"))  # pip writes normalized names: nameko-
         and name.endswith(".dist-info")
         and os.path.exists(os.path.join(site_dir, name, "RECORD"))
     )

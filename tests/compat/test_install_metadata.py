@@ -205,6 +205,14 @@ def test_pip_refuses_to_put_another_nameko_over_shimeji(venv):
     assert_shimeji_intact(venv)
 
 
+def test_upgrading_nameko_keeps_shimeji(venv):
+    upgraded = pip(venv, "install", "--upgrade", "nameko")  # the newest release is 2.14.1
+    assert "Requirement already satisfied: nameko" in upgraded.stdout
+    forced = pip(venv, "install", "-q", "--force-reinstall", "--no-deps", "nameko", check=False)
+    assert forced.returncode != 0 and "Cannot uninstall nameko 2.14.1" in forced.stderr
+    assert_shimeji_intact(venv)
+
+
 def test_uninstalling_shimeji_removes_the_nameko_metadata_too(venv):
     pip(venv, "uninstall", "-y", "-q", "shimeji")
     packages = installed(venv)
