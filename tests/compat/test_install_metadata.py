@@ -150,6 +150,7 @@ def assert_shimeji_intact(python: Path) -> None:
     assert not [name for name in leftovers if (package.parent / name).exists()]
     records = list(package.parent.parent.glob("nameko-*.dist-info/RECORD"))
     assert not records, records
+    assert (package.parent.parent / "shimeji.pth").is_file()  # the hook of the install check
 
 
 def restore_commands(message: str) -> list[list[str]]:
