@@ -1,11 +1,13 @@
-"""Build hook: the shimeji wheel also installs the `nameko` distribution's metadata.
+"""Build hook: the shimeji wheel also installs the `nameko` distribution's metadata
+and the start-up hook of the install check.
 
 How it works: ``src/nameko-<version>.dist-info`` (METADATA, INSTALLER, no
-RECORD) is copied into the wheel's ``shimeji-<version>.data/purelib``; pip
-moves what is there into site-packages beside the ``nameko`` package and
-lists it in shimeji's RECORD, so ``pip uninstall shimeji`` removes it too.
-An editable install needs no copy: its path entry is ``src`` itself. Why,
-and which version it claims: docs/installation.md.
+RECORD) and ``src/shimeji.pth`` are copied into the wheel's
+``shimeji-<version>.data/purelib``; pip moves what is there into
+site-packages beside the ``nameko`` package and lists it in shimeji's RECORD,
+so ``pip uninstall shimeji`` removes it too. An editable install needs no
+copy of the metadata (its path entry is ``src`` itself) and goes without the
+hook. Why, and which version it claims: docs/installation.md.
 """
 
 import shutil
@@ -23,6 +25,8 @@ class BdistWheelWithNamekoMetadata(bdist_wheel):
         for claimed in SRC.glob("nameko-*.dist-info"):
             target = Path(self.bdist_dir, self.data_dir, "purelib", claimed.name)
             shutil.copytree(claimed, target, dirs_exist_ok=True)
+        hook = Path(self.bdist_dir, self.data_dir, "purelib", "shimeji.pth")
+        shutil.copy2(SRC / "shimeji.pth", hook)  # runs shimeji._install_check at start-up
 
 
 setup(cmdclass={"bdist_wheel": BdistWheelWithNamekoMetadata})

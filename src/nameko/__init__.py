@@ -9,4 +9,5 @@ from nameko._global_config import Config, config
 
 __all__ = ["Config", "__version__", "config"]
 
-__version__ = "2.14.1"  # the nameko API version we are compatible with
+__version__ = "2.14.1"  # the nameko API shimeji provides; its own release: shimeji.__version__
+__shimeji__ = True  # this file is shimeji's: the install check (shimeji._install_check) reads it

@@ -13,19 +13,12 @@ from nameko import __version__ as nameko_version
 from nameko._broker.base import BrokerError
 from nameko._redaction import redact_text
 from nameko.exceptions import CommandError, ConfigurationError
+from shimeji import __version__ as shimeji_version
+from shimeji._install_check import check_command
 
 __all__ = ["main", "setup_parser"]
 
 DEFAULT_BROKER = "pyamqp://guest:guest@localhost"
-
-
-def _distribution_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("shimeji")
-    except PackageNotFoundError:  # running from a source tree
-        return "unknown"
 
 
 def setup_parser() -> argparse.ArgumentParser:
@@ -36,7 +29,7 @@ def setup_parser() -> argparse.ArgumentParser:
         "-v",
         "--version",
         action="version",
-        version=f"{nameko_version} (shimeji {_distribution_version()})",
+        version=f"{nameko_version} (shimeji {shimeji_version})",
     )
     commands = parser.add_subparsers(
         dest="command",
@@ -51,6 +44,7 @@ def setup_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    check_command()  # real nameko's files mixed into the package: one line and exit 2
     parser = setup_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
