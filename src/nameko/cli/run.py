@@ -24,6 +24,7 @@ from nameko._redaction import redact_text
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._backdoor_auth import secret_values
 from nameko.cli._features import close_features, start_features
+from nameko.cli._green import import_services_unpatched
 from nameko.cli._reload import Reloader
 from nameko.cli._supervisor import process_index, supervise, watch_supervisor
 from nameko.cli.config import add_config_options, setup_config, setup_logging
@@ -107,7 +108,7 @@ def main(args: Any) -> int:
     if config.get(OPS_ADDRESS_CONFIG_KEY) not in (None, ""):
         parse_address(config[OPS_ADDRESS_CONFIG_KEY])  # a typo fails now, not in N children
     setup_logging(config)
-    services = [cls for path in args.services for cls in import_services(path)]
+    services = import_services_unpatched(args.services, import_services)  # refuses eventlet
     count = process_count(args, config)
     if count > 1:
         return supervise(count)  # the children import and run the services
