@@ -20,11 +20,11 @@ from typing import Any
 
 from nameko._concurrency import Event, start_thread
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
+from nameko._patching import import_services_unpatched
 from nameko._redaction import redact_text
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._backdoor_auth import secret_values
 from nameko.cli._features import close_features, start_features
-from nameko.cli._green import import_services_unpatched
 from nameko.cli._reload import Reloader
 from nameko.cli._supervisor import process_index, supervise, watch_supervisor
 from nameko.cli.config import add_config_options, setup_config, setup_logging

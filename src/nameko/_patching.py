@@ -15,7 +15,10 @@ themselves whether they patched anything, only if they are already in
 before anything starts, in one line naming the module, with exit status 2.
 Patching that leaves threads alone (``socket``, ``time``, ``select``,
 ``os``) works on OS threads and gains nothing: one warning line, and the
-services run.
+services run. The pytest plugin asks the same question once the tests are
+collected (`refuse_patched_threads`): nameko 2.x's plugin told users to
+patch in ``conftest.py``, and such a suite would otherwise hang in its first
+test that starts a service.
 """
 
 from __future__ import annotations
@@ -29,7 +32,13 @@ from typing import Any
 
 from nameko.exceptions import CommandError
 
-__all__ = ["GreenThreadsRefused", "Patching", "current_patching", "import_services_unpatched"]
+__all__ = [
+    "GreenThreadsRefused",
+    "Patching",
+    "current_patching",
+    "import_services_unpatched",
+    "refuse_patched_threads",
+]
 
 _log = logging.getLogger("nameko.cli.run")
 
@@ -116,15 +125,29 @@ def import_services_unpatched(
 def _culprit(path: str, new_modules: set[str]) -> str:
     """ "by module 'x'" when one newly imported module holds the patching API;
     otherwise the service module whose import it happened in."""
-    module_name = path.partition(":")[0]
-    suspects = sorted(
-        name
-        for name in new_modules
-        if name.partition(".")[0] not in _LIBRARY_PACKAGES and _holds_patcher(sys.modules.get(name))
-    )
+    suspects = _suspects(new_modules)
     if len(suspects) == 1:
         return f"by module '{suspects[0]}'"
-    return f"while importing '{module_name}'"
+    return f"while importing '{path.partition(':')[0]}'"
+
+
+def refuse_patched_threads() -> str | None:
+    """The one-line refusal when threads are patched now, else None; for a
+    process that imported the culprit among everything else (a pytest run)."""
+    for found in current_patching():
+        if found.threads:
+            suspects = _suspects(set(sys.modules))
+            culprit = f"by module '{suspects[0]}'" if len(suspects) == 1 else "in this process"
+            return _refusal(found, culprit)
+    return None
+
+
+def _suspects(names: set[str]) -> list[str]:
+    return sorted(
+        name
+        for name in names
+        if name.partition(".")[0] not in _LIBRARY_PACKAGES and _holds_patcher(sys.modules.get(name))
+    )
 
 
 def _holds_patcher(module: ModuleType | None) -> bool:
@@ -150,10 +173,7 @@ def _patcher_objects() -> list[Any]:
 
 def _report(found: Patching, culprit: str) -> None:
     if found.threads:
-        raise GreenThreadsRefused(
-            f"{found.call} was called {culprit}; shimeji runs services on OS threads and "
-            f"cannot run with {found.library}'s patching: remove the call ({GUIDE})"
-        )
+        raise GreenThreadsRefused(_refusal(found, culprit))
     _log.warning(
         "%s has patched %s (%s); shimeji runs services on OS threads and gains nothing from it: "
         "remove the call (%s)",
@@ -161,4 +181,11 @@ def _report(found: Patching, culprit: str) -> None:
         ", ".join(found.modules),
         culprit,
         GUIDE,
+    )
+
+
+def _refusal(found: Patching, culprit: str) -> str:
+    return (
+        f"{found.call} was called {culprit}; shimeji runs services on OS threads and "
+        f"cannot run with {found.library}'s patching: remove the call ({GUIDE})"
     )
