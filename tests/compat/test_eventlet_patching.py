@@ -113,6 +113,31 @@ def test_patched_threads_are_refused_in_one_line(tmp_path, files, culprit):
     assert "Connected to" not in result.stdout + result.stderr  # nothing started
 
 
+def test_patching_before_the_services_are_imported_is_refused_too(tmp_path):
+    """A wrapper script that patches, then hands over to the CLI."""
+    (tmp_path / "svc.py").write_text(SERVICE)
+    wrapper = (
+        "import sys, eventlet; eventlet.monkey_patch()\n"
+        "from nameko.cli.main import main\n"
+        "sys.argv = ['nameko', 'run', '--broker', 'memory://', 'svc']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", wrapper],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert ours(result.stderr) == [
+        "Error: eventlet.monkey_patch() was called before the service modules were imported "
+        "(a sitecustomize or wrapper?); shimeji runs services on OS threads and cannot run "
+        f"with eventlet's patching: remove the call {GUIDE}"
+    ]
+
+
 def test_a_module_that_only_imports_eventlet_serves_and_stops_cleanly(tmp_path, rabbit_uri):
     """``eventlet.sleep`` and ``GreenPool`` without patching happen to work:
     no warning, calls answered, SIGTERM exits 0."""
