@@ -143,18 +143,22 @@ def refuse_patched_threads() -> str | None:
 
 
 def _suspects(names: set[str]) -> list[str]:
+    """The modules among ``names`` (not the libraries' own) that hold
+    ``eventlet``, ``monkey_patch``, ``gevent.monkey`` or ``patch_all``."""
+    patchers = [id(obj) for obj in _patcher_objects()]
     return sorted(
         name
         for name in names
-        if name.partition(".")[0] not in _LIBRARY_PACKAGES and _holds_patcher(sys.modules.get(name))
+        if name.partition(".")[0] not in _LIBRARY_PACKAGES
+        and _holds_any(sys.modules.get(name), patchers)
     )
 
 
-def _holds_patcher(module: ModuleType | None) -> bool:
-    if module is None:
+def _holds_any(module: ModuleType | None, ids: list[int]) -> bool:
+    namespace = getattr(module, "__dict__", None)  # sys.modules may hold odd objects
+    if not isinstance(namespace, dict):
         return False
-    patchers = _patcher_objects()
-    return any(any(value is p for p in patchers) for value in vars(module).values())
+    return any(id(value) in ids for value in list(namespace.values()))
 
 
 def _patcher_objects() -> list[Any]:
