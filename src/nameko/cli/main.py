@@ -54,5 +54,5 @@ def main(argv: list[str] | None = None) -> Any:
         status = args.main(args)
     except (CommandError, ConfigurationError, BrokerError) as exc:
         print(f"Error: {redact_text(str(exc))}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_status", 1))
     sys.exit(status or 0)

@@ -22,6 +22,7 @@ from typing import Any
 
 from nameko._concurrency import Event, start_thread
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
+from nameko._patching import import_services_unpatched
 from nameko._redaction import redact_text
 from nameko.cli._backdoor import Backdoor, parse_backdoor_address
 from nameko.cli._backdoor_auth import secret_values
@@ -109,7 +110,7 @@ def main(args: Any) -> int:
     if config.get(OPS_ADDRESS_CONFIG_KEY) not in (None, ""):
         parse_address(config[OPS_ADDRESS_CONFIG_KEY])  # a typo fails now, not in N children
     setup_logging(config)
-    services = [cls for path in args.services for cls in import_services(path)]
+    services = import_services_unpatched(args.services, import_services)  # refuses eventlet
     count = process_count(args, config)
     if count > 1:
         return supervise(count)  # the children import and run the services
