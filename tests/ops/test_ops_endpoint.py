@@ -91,11 +91,16 @@ def test_metrics_count_calls_errors_and_latency(endpoint, memory_config):
         dispatch("src", "thing", {"n": 1})
     status, text = get(ops.address, "/metrics")
     assert status == 200
-    wait_until(lambda: "on_thing" in get(ops.address, "/metrics")[1], timeout=5)
-    parsed = samples(get(ops.address, "/metrics")[1])
     echo = {"service": "opsvc", "entrypoint": "echo", "type": "rpc"}
     fail = {"service": "opsvc", "entrypoint": "fail", "type": "rpc"}
     event = {"service": "opsvc", "entrypoint": "on_thing", "type": "event"}
+
+    def event_handled() -> bool:  # every series exists from the start, at 0
+        parsed = samples(get(ops.address, "/metrics")[1])
+        return value(parsed, "nameko_entrypoint_calls_total", **event) == 1
+
+    wait_until(event_handled, timeout=5, what="the event's worker counted")
+    parsed = samples(get(ops.address, "/metrics")[1])
     assert value(parsed, "nameko_entrypoint_calls_total", **echo) == 7
     assert value(parsed, "nameko_entrypoint_calls_total", **fail) == 3
     assert value(parsed, "nameko_entrypoint_calls_total", **event) == 1
