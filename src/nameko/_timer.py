@@ -188,9 +188,9 @@ def timer(
     seconds while the service runs.
 
     Args:
-        interval: seconds between the starts of two ticks; a tick whose
-            worker is still running when the next one is due is skipped,
-            never run twice at once.
+        interval: seconds between two ticks. Ticks never overlap: when a
+            worker overruns, the ticks that passed meanwhile are not caught
+            up; the next one fires at once when it ends.
         eager: fire the first tick at start rather than after one interval.
         singleton: fire each tick on one instance of the service in the
             whole cluster (the one holding the schedule's lease on the

@@ -6,13 +6,21 @@ sample must carry its own imports. Samples that start services do it on the
 in-memory broker (``AMQP_URI: memory://``) and stop them again. A block
 right after the line ``<!-- sample: not run (why) -->`` is skipped and must
 say why; blocks of other languages (console, yaml, text...) are not Python
-and are not run. The page's own example folder, docs/examples/<page>/ when
-there is one, is importable, as a reader's project folder would be.
+and are not run.
+
+A block right after ``<!-- sample: file NAME -->`` is a file the reader
+saves (``shop.py``, ``config.yaml``): it is written to the page's scratch
+folder, which is the working directory and importable, so that later blocks
+import it as the reader's would; a ``test_*.py`` file is run with pytest
+there, as the reader would run it. The page's own example folder,
+docs/examples/<page>/ when there is one, is importable too.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -24,8 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 
-FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S)
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.M | re.S
+)
 NOT_RUN = re.compile(r"<!-- sample: not run \((?P<reason>[^)]*)\) -->\s*$")
+FILE = re.compile(r"<!-- sample: file (?P<name>[\w.-]+) -->\s*$")
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Block:
     lang: str
     code: str
     skip_reason: str | None
+    file: str | None = None
 
 
 def blocks(page: Path) -> list[Block]:
@@ -43,6 +55,7 @@ def blocks(page: Path) -> list[Block]:
     for match in FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = NOT_RUN.search(before)
+        file = FILE.search(before)
         indent = match.group("indent")
         code = "\n".join(line.removeprefix(indent) for line in match.group("body").splitlines())
         found.append(
@@ -52,6 +65,7 @@ def blocks(page: Path) -> list[Block]:
                 lang=match.group("lang"),
                 code=code + "\n",
                 skip_reason=marker.group("reason").strip() if marker else None,
+                file=file.group("name") if file else None,
             )
         )
     return found
@@ -66,11 +80,13 @@ def page_folder(monkeypatch, tmp_path):
     """The page's example folder importable, the cwd a scratch directory,
     and the modules its samples imported forgotten afterwards."""
 
-    def use(page: Path) -> None:
+    def use(page: Path) -> Path:
         examples = DOCS / "examples" / page.stem
         if examples.is_dir():
             monkeypatch.syspath_prepend(str(examples))
+        monkeypatch.syspath_prepend(str(tmp_path))
         monkeypatch.chdir(tmp_path)
+        return tmp_path
 
     before = set(sys.modules)
     yield use
@@ -81,19 +97,41 @@ def page_folder(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_the_samples_of_a_page_run(page, page_folder):
-    page_folder(page)
+    folder = page_folder(page)
     threads_before = set(threading.enumerate())
     namespace: dict[str, object] = {"__name__": f"docs_sample_{page.stem}"}
-    for block in python_blocks(page):
-        if block.skip_reason is not None:
-            assert block.skip_reason, f"{page.name}:{block.line}: a sample not run says why"
-            continue
+    test_files = []
+    for block in blocks(page):
         where = f"{page.relative_to(ROOT)}:{block.line}"
-        exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the samples are ours
+        if block.file is not None:
+            (folder / block.file).write_text(block.code)
+            if block.file.startswith("test_") and block.file.endswith(".py"):
+                test_files.append((block.file, where))
+        elif block.lang != "python":
+            continue
+        elif block.skip_reason is not None:
+            assert block.skip_reason, f"{where}: a sample not run says why"
+        else:
+            exec(compile(block.code, where, "exec"), namespace)  # noqa: S102 - the samples are ours
+    for name, where in test_files:
+        run_pytest(folder, name, where)
     leftover = [
         t for t in set(threading.enumerate()) - threads_before if not t.daemon and t.is_alive()
     ]
     assert not leftover, f"{page.name}: its samples left threads running: {leftover}"
+
+
+def run_pytest(folder: Path, name: str, where: str) -> None:
+    """``pytest NAME`` in the page's folder, as the reader runs the saved file."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", name],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(folder)])},
+    )
+    assert result.returncode == 0, f"{where}: pytest {name} failed:\n{result.stdout}{result.stderr}"
 
 
 def test_every_sample_not_run_gives_a_reason():
@@ -111,13 +149,15 @@ def test_the_block_finder_sees_fences_languages_and_markers(tmp_path):
         "text\n\n```python\nx = 1\n```\n\n<!-- sample: not run (needs Django) -->\n"
         "```python\nimport django\n```\n\n```console\n$ nameko run\n```\n"
         "- a list item:\n\n  ```python\n  y = 2\n  ```\n"
+        "<!-- sample: file shop.py -->\n```python\nclass Shop: ...\n```\n"
     )
     found = blocks(page)
-    assert [(b.lang, b.code, b.skip_reason) for b in found] == [
-        ("python", "x = 1\n", None),
-        ("python", "import django\n", "needs Django"),
-        ("console", "$ nameko run\n", None),
-        ("python", "y = 2\n", None),
+    assert [(b.lang, b.code, b.skip_reason, b.file) for b in found] == [
+        ("python", "x = 1\n", None, None),
+        ("python", "import django\n", "needs Django", None),
+        ("console", "$ nameko run\n", None, None),
+        ("python", "y = 2\n", None, None),
+        ("python", "class Shop: ...\n", None, "shop.py"),
     ]
 
 
