@@ -13,9 +13,11 @@ import pytest
     ]
 )
 def config(request: pytest.FixtureRequest) -> dict:
-    """A broker config of its own: in memory, or a RabbitMQ vhost of its own."""
+    """A broker config of its own: in memory, or a RabbitMQ vhost of its own;
+    HTTP on a free loopback port either way (memory_config has one already)."""
     if request.param == "rabbit":
-        return dict(request.getfixturevalue("rabbit_config"))
+        web = request.getfixturevalue("web_config")
+        return dict(request.getfixturevalue("rabbit_config"), **web)
     return dict(request.getfixturevalue("memory_config"))
 
 

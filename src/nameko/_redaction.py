@@ -150,7 +150,7 @@ _PAIR = re.compile(
 )
 # what usage text writes for a value (KEY=VALUE, token=<token>), or our own mask
 _METAVARIABLE = re.compile(r"[A-Z][A-Z_]*|<[^<>]*>|\.\.\.|\*{8}")
-_PLACEHOLDER_DEFAULT = re.compile(r"\$\{(?P<name>[^\s{}:]+):(?P<default>[^{}'\"]*)")
+_PLACEHOLDER_DEFAULT = re.compile(r"\$\{(?P<name>[A-Za-z_][\w.-]*):(?P<default>[^{}'\"]*)")
 _JWT = re.compile(r"\beyJ[\w-]{4,}\.eyJ[\w-]{4,}\.[\w-]*")
 _PREFIXED_TOKEN = re.compile(
     r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_\w{30,}|xox[abposr]-[A-Za-z0-9-]{10,}"

@@ -11,6 +11,7 @@ from nameko.containers import ServiceContainer, WorkerContext, get_container_cls
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled
 from nameko.extensions import DependencyProvider, Entrypoint
 from nameko.testing.services import dummy, entrypoint_hook, entrypoint_waiter, once
+from tests.waiting import wait_until
 
 TIMEOUT = 10
 
@@ -249,6 +250,48 @@ def test_stop_waits_for_running_workers():
     release.set()
     stopper.join(TIMEOUT)
     assert finished == [True] and not stopper.is_alive()
+
+
+def test_a_stop_during_a_slow_start_waits_for_it_then_stops_everything(log):
+    """SIGTERM while a service is still starting: the stop must not run
+    before the extensions it stops have started, or they would start after
+    it and the process would never exit."""
+    in_setup, release = threading.Event(), threading.Event()
+
+    class SlowSetup(Recorder):
+        def setup(self):
+            in_setup.set()
+            release.wait(TIMEOUT)
+            super().setup()
+
+    class Service:
+        name = "slow_start"
+        rec = SlowSetup(log)
+
+        @dummy
+        def work(self):
+            pass
+
+    container = ServiceContainer(Service, {})
+    starter = threading.Thread(target=container.start)
+    starter.start()
+    assert in_setup.wait(TIMEOUT)
+    stopper = threading.Thread(target=container.stop)
+    stopper.start()
+    wait_until(lambda: container.stopping, TIMEOUT)
+    release.set()
+    starter.join(TIMEOUT)
+    stopper.join(TIMEOUT)
+    assert not starter.is_alive() and not stopper.is_alive()
+    assert log == ["setup", "start", "stop"]
+    container.wait()  # stopped cleanly
+
+
+def test_a_container_stopped_before_it_started_never_starts(log):
+    container = ServiceContainer(make_service(log), {})
+    container.stop()
+    container.start()
+    assert log == ["stop"] and not container.started
 
 
 def test_kill_does_not_wait_for_workers_and_refuses_new_ones(log):

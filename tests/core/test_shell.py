@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import traceback
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,7 +25,7 @@ from nameko.cli._shell import (
     rpc_services_from_management_api,
 )
 from nameko.cli.shell import ShellRunner, make_nameko_helper
-from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 from nameko.rpc import rpc
 from nameko.testing.utils import find_free_port
 
@@ -152,3 +153,61 @@ def test_bpython_then_ipython_then_the_plain_console(monkeypatch):
     ShellRunner("hello", {}).start_shell()
     ShellRunner("hello", {}).start_shell("ipython")
     assert started[1:] == [("plain", ""), ("plain", "")]
+
+
+class Shop:
+    name = "shop"
+
+    @rpc
+    def buy(self, item):
+        return item
+
+    @rpc
+    def fail(self):
+        raise ValueError("broken")
+
+
+def console_output(n, *lines):
+    """What the plain console writes for ``lines``, as a person would type them."""
+    from nameko.cli.shell import _Console
+
+    written = []
+    console = _Console({"n": n})
+    console.write = written.append
+    for line in lines:
+        console.push(line)
+    return "".join(written)
+
+
+def test_a_remote_error_shows_no_frames_of_ours(start, n):
+    start(Shop)
+    n.rpc.shop.buy("warm-up")  # the first call to a service also checks it exists
+    assert console_output(n, "n.rpc.shop.fail()") == (
+        "Traceback (most recent call last):\n"
+        '  File "<console>", line 1, in <module>\n'
+        "nameko.exceptions.RemoteError: ValueError broken\n"
+    )
+    assert any("nameko" in frame.filename for frame in traceback.extract_tb(sys.last_traceback))
+
+
+def test_the_users_own_frames_stay(start, n):
+    start(Shop)
+    out = console_output(n, "def order():", "    return n.rpc.shop.fail()", "", "order()")
+    assert out.splitlines() == [
+        "Traceback (most recent call last):",
+        '  File "<console>", line 1, in <module>',
+        '  File "<console>", line 2, in order',
+        "nameko.exceptions.RemoteError: ValueError broken",
+    ]
+
+
+def test_a_method_not_found_suggests_close_names_in_one_line(start, n):
+    start(Shop)
+    n.rpc.shop.buy("x")
+    with pytest.raises(MethodNotFound) as caught:
+        n.rpc.shop.by("x")
+    assert caught.value.args == ("by",)  # nameko's error, with the shell's text
+    assert str(caught.value) == "by: did you mean 'buy'?"
+    assert console_output(n, "n.rpc.shop.zzz()") == (
+        "MethodNotFound: zzz: known methods of 'shop': buy\n"
+    )

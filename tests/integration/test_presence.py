@@ -104,7 +104,8 @@ def test_nameko_cluster_lists_services_instances_and_entrypoints(cluster, rabbit
     )
     text = nameko("cluster", "--broker", rabbit_uri, "--wait", "2").stdout
     assert "greeter (2 instances)" in text and "inventory (1 instance)" in text
-    assert "hello(name: str, greeting: str = 'hello') -> str  Greet someone by name." in text
+    # a default is announced as "...", never its value
+    assert "hello(name: str, greeting: str = ...) -> str  Greet someone by name." in text
     assert ["timer", "recount()", "every", "3600", "s"] in [
         line.split() for line in text.splitlines()
     ]

@@ -30,6 +30,10 @@ class Inventory:
     @rpc
     def ping(self):
         return "pong"
+
+    @rpc
+    def fail(self):
+        raise ValueError("out of stock")
 """
 
 
@@ -68,7 +72,7 @@ def test_a_script_calls_services_and_completion_knows_what_it_called(inventory, 
     assert done.stdout.splitlines() == [
         "{'item': 'apple', 'count': 3}",
         "pong",
-        "['inventory'] ['ping', 'stock']",
+        "['inventory'] ['fail', 'ping', 'stock']",
     ]
     banner = done.stderr
     assert "Broker: amqp://guest:********@" in banner and "guest:guest" not in banner
@@ -82,6 +86,23 @@ def test_an_unknown_service_suggests_the_close_names_it_knows(inventory, rabbit_
         "UnknownService: Unknown service `inventori`: did you mean 'inventory'?"
     )
     assert "Traceback" not in done.stderr and "not run" not in done.stdout
+
+
+def test_a_remote_error_shows_the_scripts_line_and_the_error_only(inventory, rabbit_uri):
+    done = shell(rabbit_uri, "n.rpc.inventory.fail()\n")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-3:] == [
+        "Traceback (most recent call last):",
+        '  File "<console>", line 1, in <module>',
+        "nameko.exceptions.RemoteError: ValueError out of stock",
+    ]
+
+
+def test_a_mistyped_method_suggests_the_announced_ones(inventory, rabbit_uri):
+    done = shell(rabbit_uri, "n.rpc.inventory.stok('apple')\n")
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == "MethodNotFound: stok: did you mean 'stock'?"
+    assert "Traceback" not in done.stderr
 
 
 def test_a_service_with_no_running_instance_times_out_in_one_line(inventory, rabbit_uri):

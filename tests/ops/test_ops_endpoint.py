@@ -263,8 +263,13 @@ def test_a_taken_address_is_a_configuration_error(endpoint, memory_config, runne
 
     runner, ops = endpoint
     other = runner_factory(memory_config, ForeignService)
-    with pytest.raises(ConfigurationError, match="cannot serve OPS_ADDRESS"):
-        serve_ops(other, f"127.0.0.1:{ops.address[1]}")
+    taken = f"127.0.0.1:{ops.address[1]}"
+    with pytest.raises(ConfigurationError) as raised:
+        serve_ops(other, taken)
+    assert str(raised.value) == (
+        f"cannot listen on {taken} (address already in use); "
+        "set OPS_ADDRESS (or --ops-address) to a free [host:]port"
+    )
     assert not any(c.worker_observers for c in other.containers)  # nothing left behind
 
 

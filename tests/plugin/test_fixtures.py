@@ -143,6 +143,15 @@ def test_web_session(container_factory, web_config, web_session):
     assert web_session.get("/hello").text == "hi"
 
 
+def test_memory_config_serves_http_where_web_session_goes(
+    container_factory, memory_config, web_config_port, web_session
+):
+    assert memory_config["WEB_SERVER_ADDRESS"] == f"127.0.0.1:{web_config_port}"
+    container = container_factory(Service, memory_config)
+    container.start()
+    assert web_session.get("/hello").text == "hi"  # not on the default 0.0.0.0:8000
+
+
 def test_get_message_from_queue_on_memory(memory_config, get_message_from_queue):
     from nameko._broker import connect
     from nameko._broker.base import Properties, Queue
@@ -185,5 +194,5 @@ def test_after_the_failure_everything_was_killed():
 def test_fixtures_without_rabbitmq(pytester, run_inner):
     pytester.makepyfile(test_inner=INNER)
     result = run_inner("-p", "no:randomly")
-    result.assert_outcomes(passed=15, failed=1)
+    result.assert_outcomes(passed=16, failed=1)
     result.stdout.fnmatch_lines(["E * this test fails on purpose"])

@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from nameko.cli._shell import ShellUnknownService
+from nameko.cli._shell import ServiceStopped, ShellUnknownService
 from nameko.cli.main import main
 from nameko.cli.shell import make_nameko_helper
 from nameko.events import event_handler
+from nameko.exceptions import RpcTimeout
 from nameko.rpc import rpc
+from nameko.timer import cron, timer
 
 
 class Inventory:
@@ -66,6 +69,38 @@ def test_cluster_lists_services_instances_and_entrypoints(config, announced, cap
     assert "listener (1 instance)" in lines
 
 
+class Reports:
+    name = "reports"
+
+    @cron("*/1 * * * *")
+    def nightly(self):
+        pass
+
+    @cron("0 7 * * mon-fri", tz="Europe/London", singleton=False)
+    def morning(self):
+        pass
+
+    @timer(interval=90)
+    def poll(self):
+        pass
+
+
+def test_cluster_shows_a_cron_entrypoint_by_its_expression(config, announced, capsys):
+    announced(Reports)
+    lines = cluster(config, capsys).out.splitlines()
+    assert lines[3].split() == ["cron", "morning()", "0", "7", "*", "*", "mon-fri"] + [
+        "(Europe/London,",
+        "every",
+        "instance)",
+    ]
+    assert lines[4].split() == ["cron", "nightly()", "*/1", "*", "*", "*", "*"] + [
+        "(UTC,",
+        "one",
+        "instance)",
+    ]
+    assert lines[5].split() == ["timer", "poll()", "every", "90", "s"]
+
+
 def test_cluster_json(config, announced, capsys):
     announced(Inventory)
     [message] = json.loads(cluster(config, capsys, "--json").out)
@@ -116,3 +151,49 @@ def test_dashboard_options_are_checked_in_one_line(config, capsys, options, erro
         main(["dashboard", "--broker", config["AMQP_URI"], *options])
     assert exited.value.code == 1
     assert capsys.readouterr().err.strip() == error
+
+
+def test_the_shell_gives_up_at_once_on_a_service_that_announced_it_stopped(announced, config):
+    container, _ = announced(Inventory)
+    n = make_nameko_helper(config, timeout=30)
+    try:
+        assert n.rpc.inventory.ping() == "pong"
+        container.stop()  # its announcer says goodbye
+        started = time.monotonic()
+        with pytest.raises(ServiceStopped) as caught:
+            n.rpc.inventory.ping()
+        waited = time.monotonic() - started
+        assert waited < 5, waited  # not the 30 s timeout
+        assert isinstance(caught.value, RpcTimeout)  # what scripts catch
+        assert str(caught.value) == (
+            "no reply from 'inventory': its instances announced they stopped "
+            "(the request stays queued for the next instance)"
+        )
+    finally:
+        n.disconnect()
+
+
+def test_the_shell_calls_a_service_again_once_an_instance_is_back(announced, config):
+    first, _ = announced(Inventory)
+    n = make_nameko_helper(config, timeout=30)
+    try:
+        first.stop()
+        with pytest.raises(ServiceStopped):
+            n.rpc.inventory.ping()
+        announced(Inventory)
+        assert n.rpc.inventory.ping() == "pong"  # the queued call was answered too
+    finally:
+        n.disconnect()
+
+
+def test_a_method_not_found_suggests_announced_methods(announced, config):
+    from nameko.exceptions import MethodNotFound
+
+    announced(Inventory)
+    n = make_nameko_helper(config, timeout=5)
+    try:
+        with pytest.raises(MethodNotFound) as caught:
+            n.rpc.inventory.stok("apple")
+        assert str(caught.value) == "stok: did you mean 'stock'?"
+    finally:
+        n.disconnect()

@@ -136,6 +136,11 @@ def test_ordinary_names(name):
         ("x == y", "x == y"),
         # placeholders: the default of a secret-named variable
         ("bad placeholder '${DB_PASSWORD:hunter2'", f"bad placeholder '${{DB_PASSWORD:{M}'"),
+        # not a placeholder default: a colon after a broken name, then usage text
+        (
+            "bad placeholder '${PASSWORD@localhost': write ${NAME} or ${NAME:default}",
+            "bad placeholder '${PASSWORD@localhost': write ${NAME} or ${NAME:default}",
+        ),
         ("${SMTP_PASS:hunter2}", f"${{SMTP_PASS:{M}}}"),
         ("${PORT:8000}", "${PORT:8000}"),
         # JWTs and prefixed tokens, alone or inside text

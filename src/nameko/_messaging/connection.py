@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,6 +87,7 @@ class BrokerConnection(SharedExtension, ProviderCollector):
         super().__init__()
         self._broker: Broker | None = None
         self._closed = False
+        self._failed: tuple[float, Exception] | None = None  # when the last attempt failed, why
         self._lock = Lock()
 
     def setup(self) -> None:
@@ -95,14 +98,29 @@ class BrokerConnection(SharedExtension, ProviderCollector):
         broker = self._broker  # hot path (every reply, every publish): no lock once open
         if broker is not None:
             return broker
+        asked = time.monotonic()
         with self._lock:
             if self._closed:
                 # e.g. a worker abandoned by `kill` finishing late: a connection
                 # opened now would outlive its container and reconnect for ever
                 raise BrokerClosed(f"the connection of {self._connection_name()} is closed")
             if self._broker is None:
-                self._broker = open_broker(self.container.config, self._connection_name())
+                self._broker = self._open(asked)
             return self._broker
+
+    def _open(self, asked: float) -> Broker:
+        """Connect, unless an attempt that failed ended after ``asked``: the
+        extensions set up together then share that attempt's error instead
+        of each starting its own round of retries (three extensions were
+        three rounds, ``retry 3 of 3`` followed by ``retry 1 of 3``)."""
+        failed = self._failed
+        if failed is not None and failed[0] >= asked:
+            raise copy.copy(failed[1])
+        try:
+            return open_broker(self.container.config, self._connection_name())
+        except Exception as exc:
+            self._failed = (time.monotonic(), exc)
+            raise
 
     @property
     def current(self) -> Broker | None:

@@ -7,12 +7,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nameko._listening import CannotListen
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
 from nameko._ops.exposition import CONTENT_TYPE
 from nameko._ops.health import health, readiness
 from nameko._ops.metrics import WorkerMetrics, render
 from nameko._ops.server import OpsServer, Response
-from nameko.exceptions import ConfigurationError
 
 __all__ = ["OPS_ADDRESS_CONFIG_KEY", "OpsEndpoint", "ops_feature", "serve_ops"]
 
@@ -38,9 +38,8 @@ class OpsEndpoint:
             self.server = OpsServer(host, port, routes)
         except OSError as exc:
             self._detach()
-            raise ConfigurationError(
-                f"cannot serve {OPS_ADDRESS_CONFIG_KEY} on {host}:{port}: {exc.strerror}"
-            ) from None
+            fix = f"set {OPS_ADDRESS_CONFIG_KEY} (or --ops-address) to a free [host:]port"
+            raise CannotListen(host, port, exc, fix) from None
 
     @property
     def address(self) -> tuple[str, int]:

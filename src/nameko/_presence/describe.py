@@ -22,6 +22,7 @@ _KINDS = {
     "Consumer": "consume",
     "HttpRequestHandler": "http",
     "Timer": "timer",
+    "Cron": "cron",  # a Timer subclass, but its schedule is the expression
     "WebSocketRpc": "websocket_rpc",
 }
 
@@ -100,7 +101,17 @@ def _detail(entrypoint: Any) -> str:
         return f"{entrypoint.source_service}.{entrypoint.event_type} ({entrypoint.handler_type})"
     if kind == "timer":
         return f"every {entrypoint.interval:g} s"
+    if kind == "cron":
+        return _cron_detail(entrypoint)
     if kind == "consume":
         queue = entrypoint.queue
         return str(getattr(queue, "name", queue))
     return ""
+
+
+def _cron_detail(entrypoint: Any) -> str:
+    """``*/5 * * * * (UTC, one instance)``: the expression as written."""
+    tz = entrypoint.tz
+    zone = getattr(tz, "key", None) or str(tz)
+    runs_on = "one instance" if entrypoint.singleton else "every instance"
+    return f"{entrypoint.expression} ({zone}, {runs_on})"

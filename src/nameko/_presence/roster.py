@@ -57,6 +57,7 @@ class Roster:
         self.config = config
         self.queue = f"nameko-presence.listener.{uuid.uuid4().hex[:12]}"
         self._seen: dict[str, Seen] = {}
+        self._goodbyes: set[str] = set()  # services whose instances said goodbye
         self._changed = Condition()
         self._broker: Broker | None = None
 
@@ -108,6 +109,7 @@ class Roster:
         with self._changed:
             if message["kind"] == wire.BYE:
                 self._seen.pop(message["instance"], None)
+                self._goodbyes.add(message["service"])
             else:
                 self._record(message)
             self._changed.notify_all()
@@ -117,6 +119,8 @@ class Roster:
         if seen is None:
             seen = self._seen[message["instance"]] = Seen(message, time.monotonic())
         seen.message, seen.received = message, time.monotonic()
+        if message.get("state") == "running":
+            self._goodbyes.discard(message["service"])
         stats = {ep.get("key"): ep.get("stats") for ep in message.get("entrypoints") or ()}
         seen.history.append((float(message.get("uptime") or 0.0), stats))
 
@@ -146,6 +150,17 @@ class Roster:
                     return False
                 self._changed.wait(left)
         return True
+
+    def stopped(self, service: str) -> bool:
+        """True when instances of ``service`` said goodbye and none has
+        announced it is running since (those left, if any, are stopping)."""
+        with self._changed:
+            if service not in self._goodbyes:
+                return False
+            return not any(
+                seen.message["service"] == service and seen.message.get("state") == "running"
+                for seen in self._seen.values()
+            )
 
     def services(self) -> dict[str, list[dict[str, Any]]]:
         """Service name -> the entrypoints its instances announce (merged)."""

@@ -134,13 +134,17 @@ def is_registered(name: str) -> bool:
     return name in _by_name or _adopt_from_kombu(name) is not None
 
 
+# the serializers this module defines itself (msgpack only when importable)
+_OWN_NAMES = frozenset({"json", "pickle", "yaml", "msgpack"})
+
+
 def _adopt_from_kombu(name: Any) -> Codec | None:
     """Register kombu's serializer ``name`` here; None if kombu isn't loaded
     or doesn't know it. Runs only for names we lack (config checks, a first
     publish), never per message once adopted."""
     kombu_serialization = sys.modules.get("kombu.serialization")
-    if kombu_serialization is None or not isinstance(name, str):
-        return None
+    if kombu_serialization is None or not isinstance(name, str) or name in _OWN_NAMES:
+        return None  # ours are ours: kombu's msgpack entry exists without msgpack
     registry = kombu_serialization.registry
     content_type = registry.name_to_type.get(name)
     if content_type is None:

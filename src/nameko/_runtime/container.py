@@ -47,6 +47,7 @@ from typing import Any
 from nameko import serialization
 from nameko._aio.workers import ASYNC_DRAIN_TIMEOUT_CONFIG_KEY, AsyncWorkers, is_async_method
 from nameko._concurrency import (
+    Event,
     Lock,
     ManagedThread,
     OneShot,
@@ -131,6 +132,10 @@ class ServiceContainer:
         self._being_killed = False
         self._stopping = False
         self._died: OneShot[Any] = OneShot()
+        # set once `start` has returned or raised: a stop that arrives while the
+        # extensions are still starting (SIGTERM during a slow start) waits for
+        # them, or it would stop what is not there yet and they would start after
+        self._start_returned = Event()
         # With ``async def`` entrypoints, every worker (sync or async) is
         # admitted through `Slots`: ``max_workers`` bounds both kinds together.
         self._slots: Slots | None = None
@@ -165,14 +170,21 @@ class ServiceContainer:
     # -- lifecycle ---------------------------------------------------------
 
     def start(self) -> None:
+        with self._lock:
+            if self._stopping or self._being_killed:
+                _log.debug("not starting %s: it was stopped first", self)
+                return
+            self.started = True
         _log.debug("starting %s", self)
-        self.started = True
-        if self._async_workers is not None:
-            self._async_workers.start()
-        with _log_time("started %s", self):
-            self.extensions.all.setup()
-            self.extensions.all.start()
-        self.start_completed = True
+        try:
+            if self._async_workers is not None:
+                self._async_workers.start()
+            with _log_time("started %s", self):
+                self.extensions.all.setup()
+                self.extensions.all.start()
+            self.start_completed = True
+        finally:
+            self._start_returned.set()
 
     def stop(self) -> None:
         with self._lock:
@@ -184,6 +196,8 @@ class ServiceContainer:
         if joining:
             self._died.wait()
             return
+        if self.started:
+            self._start_returned.wait()
         _log.debug("stopping %s", self)
         with _log_time("stopped %s", self):
             self.entrypoints.all.stop()

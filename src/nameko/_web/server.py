@@ -14,6 +14,7 @@ for WSGI middleware, as in nameko.
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -21,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request
 
+from nameko._listening import CannotListen, format_address
 from nameko._tracing import HTTP_ROUTE_ENVIRON_KEY, tracing_for
 from nameko._web import hosting
 from nameko._web.addresses import (
@@ -35,6 +37,8 @@ from nameko.extensions import ProviderCollector, SharedExtension
 __all__ = ["WebServer", "WsgiApp"]
 
 DRAIN_TIMEOUT = 10.0  # workers are done by now; this only covers writing responses
+
+_log = logging.getLogger("nameko.web.server")
 
 
 class WsgiApp:
@@ -107,7 +111,12 @@ class WebServer(ProviderCollector, SharedExtension):
         if self._hosted is not None:
             return
         self.url_map = self.make_url_map()
-        hosted = hosting.acquire(self.bind_addr, self.limits)
+        address = self.bind_addr
+        try:
+            hosted = hosting.acquire(address, self.limits)
+        except OSError as exc:
+            fix = f"set {WEB_SERVER_CONFIG_KEY} to a free [host:]port"
+            raise CannotListen(address.address, address.port, exc, fix) from None
         try:
             mount = hosting.Mount(
                 name=self.container.service_name,
@@ -121,6 +130,11 @@ class WebServer(ProviderCollector, SharedExtension):
             hosting.release(hosted, 0)
             raise
         self._hosted, self._mounted = hosted, True
+        _log.info(
+            "%s: HTTP server listening on %s",
+            self.container.service_name,
+            format_address(address.address, hosted.site.port),
+        )
 
     def make_url_map(self) -> Map:
         return Map([provider.get_url_rule() for provider in self._providers])

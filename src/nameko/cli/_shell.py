@@ -8,7 +8,13 @@ three things a person at a prompt needs and a program does not:
   instance running?`` instead of hanging;
 * `dir()` of ``n.rpc`` and ``n.rpc.<service>`` lists the services and methods
   the shell knows of, which is what tab completion (readline, IPython) reads;
-* `UnknownService` suggests close names (``did you mean 'inventory'?``).
+* `UnknownService` and `MethodNotFound` suggest close names (``did you
+  mean 'inventory'?``) from the names the shell knows; the error on the
+  wire is nameko's, only the shell's text adds to it;
+* a call to a service whose instances announced they stopped ends within
+  a second (`ServiceStopped`) instead of waiting out the timeout: the shell
+  waits for the reply in short slices and looks at the announcements
+  between them.
 
 The shell knows services and their ``@rpc`` methods from the instances'
 announcements (`nameko._presence`: it asks every instance to announce itself
@@ -25,16 +31,19 @@ import difflib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from nameko._concurrency import Event
-from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.exceptions import MethodNotFound, RpcTimeout, UnknownService
 
 __all__ = [
     "Announced",
     "Catalogue",
     "NoReply",
+    "ServiceStopped",
+    "ShellMethodNotFound",
     "ShellRpc",
     "ShellUnknownService",
     "management_api_url",
@@ -55,6 +64,44 @@ class NoReply(RpcTimeout):
         return f"no reply from {self.service!r} in {self.timeout:g} s: is an instance running?"
 
 
+class ServiceStopped(NoReply):
+    """A shell call to a service whose every instance announced it stopped."""
+
+    def __str__(self) -> str:
+        return (
+            f"no reply from {self.service!r}: its instances announced they stopped "
+            "(the request stays queued for the next instance)"
+        )
+
+
+#: how often a waiting shell call looks at the announcements, after a first
+#: wait long enough for an instance that just started to answer, or announce
+#: itself (an announcer reports a new state within a quarter second)
+STOPPED_POLL = 0.1
+STOPPED_GRACE = 0.5
+
+
+def wait_watching(reply: Any, stopped: Callable[[], bool], timeout: float | None) -> Any:
+    """``reply.result()``, given up with `ServiceStopped` as soon as
+    ``stopped()`` says no instance will answer (the late reply is dropped),
+    and with `RpcTimeout` after ``timeout`` seconds, as the proxy would."""
+    pending: Any = getattr(reply, "reply_event", None)
+    outcome = getattr(pending, "outcome", None)
+    if outcome is None:  # not a reply of ours: wait as it does
+        return reply.result()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    wait = STOPPED_GRACE
+    while not outcome.wait(wait if deadline is None else min(wait, deadline - time.monotonic())):
+        if stopped():
+            pending.discard()
+            raise ServiceStopped("", timeout or 0)
+        if deadline is not None and time.monotonic() >= deadline:
+            pending.discard()
+            raise RpcTimeout(timeout)
+        wait = STOPPED_POLL
+    return reply.result()
+
+
 class ShellUnknownService(UnknownService):
     """`UnknownService` with the close names the shell knows of."""
 
@@ -67,6 +114,26 @@ class ShellUnknownService(UnknownService):
         if not self.suggestions:
             return text
         return f"{text}: did you mean {' or '.join(map(repr, self.suggestions))}?"
+
+
+class ShellMethodNotFound(MethodNotFound):
+    """`MethodNotFound` (same ``args``) with the service's close method names,
+    or the ones it has when none is close."""
+
+    def __init__(self, method: str, service: str, suggestions: list[str], known: list[str]):
+        super().__init__(method)
+        self.method, self.service = method, service
+        self.suggestions, self.known = suggestions, known
+
+    def __str__(self) -> str:
+        if self.suggestions:
+            return f"{self.method}: did you mean {' or '.join(map(repr, self.suggestions))}?"
+        if self.known:
+            return f"{self.method}: known methods of {self.service!r}: {', '.join(self.known)}"
+        return self.method
+
+
+MAX_LISTED = 10  # method names listed when none is close
 
 
 Names = Mapping[str, Iterable[str]]  # service -> its methods
@@ -84,10 +151,12 @@ class Catalogue:
         self,
         discover: Callable[[], Iterable[str]] = tuple,
         announced: Callable[[], Names] | None = None,
+        stopped: Callable[[str], bool] | None = None,
     ) -> None:
         self._methods: dict[str, set[str]] = {}
         self._discover: Callable[[], Iterable[str]] | None = discover
         self._announced = announced
+        self.stopped = stopped  # service -> its instances said they stopped
 
     def saw(self, service: str, method: str) -> None:
         self._methods.setdefault(service, set()).add(method)
@@ -109,6 +178,12 @@ class Catalogue:
         known = [name for name in self._known() if name != service]
         return difflib.get_close_matches(service, known, n=3, cutoff=0.6)
 
+    def method_not_found(self, service: str, method: str) -> ShellMethodNotFound:
+        known = [name for name in self.methods(service) if name != method]
+        close = difflib.get_close_matches(method, known, n=3, cutoff=0.6)
+        listed = known if len(known) <= MAX_LISTED else []
+        return ShellMethodNotFound(method, service, close, listed)
+
     def _discovered(self) -> None:
         discover, self._discover = self._discover, None
         for name in discover() if discover else ():
@@ -129,6 +204,9 @@ class Announced:
             roster.discover()
         except Exception:  # reconnecting: announcements still come every interval
             self._ready_at = 0.0
+
+    def stopped(self, service: str) -> bool:
+        return bool(self._roster.stopped(service))
 
     def __call__(self) -> dict[str, list[str]]:
         left = self._ready_at - time.monotonic()
@@ -185,13 +263,25 @@ class _ShellService:
         """``call()``, with the shell's errors for a silent or unknown service."""
         try:
             result = call()
+        except ServiceStopped:
+            raise ServiceStopped(self._name, self._timeout or 0) from None
         except RpcTimeout:
             raise NoReply(self._name, self._timeout or 0) from None
         except UnknownService:
             suggestions = self._catalogue.close_to(self._name)
             raise ShellUnknownService(self._name, suggestions) from None
+        except MethodNotFound as exc:
+            if exc.args != (method,):  # not the plain "no such method" of nameko
+                raise
+            raise self._catalogue.method_not_found(self._name, method) from None
         self._catalogue.saw(self._name, method)
         return result
+
+    def _result(self, reply: Any) -> Any:
+        stopped = self._catalogue.stopped
+        if stopped is None:
+            return reply.result()
+        return wait_watching(reply, partial(stopped, self._name), self._timeout)
 
 
 class _ShellMethod:
@@ -199,10 +289,12 @@ class _ShellMethod:
         self._proxy, self._method, self._owner = proxy, method, owner
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._run(lambda: self._proxy(*args, **kwargs))
+        owner = self._owner
+        return self._run(lambda: owner._result(self._proxy.call_async(*args, **kwargs)))
 
     def call_async(self, *args: Any, **kwargs: Any) -> _ShellReply:
-        return _ShellReply(self._run(lambda: self._proxy.call_async(*args, **kwargs)), self._run)
+        reply = self._run(lambda: self._proxy.call_async(*args, **kwargs))
+        return _ShellReply(reply, self)
 
     def _run(self, call: Callable[[], Any]) -> Any:
         return self._owner._translated(self._method, call)
@@ -212,11 +304,11 @@ class _ShellMethod:
 
 
 class _ShellReply:
-    def __init__(self, reply: Any, run: Callable[[Callable[[], Any]], Any]) -> None:
-        self._reply, self._run = reply, run
+    def __init__(self, reply: Any, method: _ShellMethod) -> None:
+        self._reply, self._method = reply, method
 
     def result(self) -> Any:
-        return self._run(self._reply.result)
+        return self._method._run(lambda: self._method._owner._result(self._reply))
 
 
 def management_api_url(amqp_uri: str) -> str:

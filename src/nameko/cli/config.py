@@ -17,6 +17,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import CommandError
 
 __all__ = [
+    "add_broker_option",
     "add_config_options",
     "add_define_option",
     "parse_defines",
@@ -28,11 +29,17 @@ __all__ = [
 def add_config_options(parser: Any, default_broker: str) -> None:
     parser.add_argument("-c", "--config", metavar="FILE", help="YAML configuration file")
     add_define_option(parser)
+    add_broker_option(parser, default_broker)
+
+
+def add_broker_option(parser: Any, default_broker: str | None) -> None:
+    """``--broker URL``: wins over the config file's AMQP_URI (`setup_config`)."""
+    fallback = f" (with neither: {default_broker})" if default_broker else ""
     parser.add_argument(
         "--broker",
         default=None,
         metavar="URL",
-        help=f"AMQP broker URL, used when the config gives no AMQP_URI (default {default_broker})",
+        help=f"AMQP broker URL; overrides the config file's AMQP_URI{fallback}",
     )
     parser.set_defaults(default_broker=default_broker)
 

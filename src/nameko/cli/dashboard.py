@@ -11,6 +11,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from nameko._concurrency import Event
+from nameko._listening import CannotListen
 from nameko._urls import sanitize_url
 from nameko.cli.config import add_config_options, setup_config, setup_logging
 from nameko.cli.main import DEFAULT_BROKER
@@ -68,7 +69,8 @@ def main(args: Any) -> int:
     try:
         dashboard = Dashboard(config, address, args.refresh)
     except OSError as exc:
-        raise CommandError(f"cannot listen on {args.address}: {exc.strerror}") from None
+        fix = "pass --address a free [HOST:]PORT"
+        raise CannotListen(address.address, address.port, exc, fix) from None
     stop = Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

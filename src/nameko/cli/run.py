@@ -10,11 +10,13 @@ stop: leftovers are then killed and requeued, and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import difflib
 import inspect
 import logging
 import os
 import signal
 import sys
+import traceback
 from importlib import import_module
 from typing import Any
 
@@ -168,9 +170,7 @@ def import_services(path: str) -> list[type]:
         try:
             cls = getattr(module, class_name)
         except AttributeError:
-            raise CommandError(
-                f"Failed to find service class '{class_name}' in module '{module_name}'"
-            ) from None
+            raise CommandError(_no_such_class(module, module_name, class_name)) from None
         if not isinstance(cls, type):
             raise CommandError("Service must be a class.")
         return [cls]
@@ -214,6 +214,21 @@ def _without_imported_bases(found: list[type], module_name: str) -> list[type]:
     return kept
 
 
+def _no_such_class(module: Any, module_name: str, class_name: str) -> str:
+    """nameko's message, and the service classes the module does have."""
+    text = f"Failed to find service class '{class_name}' in module '{module_name}'"
+    there = sorted(
+        name
+        for name, cls in inspect.getmembers(module, inspect.isclass)
+        if _looks_like_service(cls)
+    )
+    if not there:
+        return f"{text}: it has no class with entrypoints"
+    close = difflib.get_close_matches(class_name, there, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{text}: it has {', '.join(there)}{hint}"
+
+
 def _import(module_name: str) -> Any:
     try:
         return import_module(module_name)
@@ -222,6 +237,11 @@ def _import(module_name: str) -> Any:
         if module_name == missing or module_name.startswith(missing + "."):
             raise CommandError(str(exc)) from None
         raise  # an import inside the module failed: show the traceback
+    except SyntaxError as exc:
+        # what Python prints for a script: file, line, the code and a caret;
+        # the frames of this command and of importlib say nothing more
+        block = "".join(traceback.format_exception_only(exc)).rstrip()
+        raise CommandError(f"cannot import {module_name!r}:\n{block}") from None
 
 
 def _looks_like_service(cls: type) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import code
 import os
 import sys
+import traceback
 import types
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -27,6 +28,8 @@ from nameko.cli._shell import (
     Announced,
     Catalogue,
     NoReply,
+    ServiceStopped,
+    ShellMethodNotFound,
     ShellRpc,
     ShellUnknownService,
     rpc_services_from_management_api,
@@ -56,7 +59,7 @@ SHELLS = ["bpython", "ipython", "plain"]
 DEFAULT_TIMEOUT = 30.0
 interact = code.interact
 #: errors the shell explains in one line instead of a traceback
-SHELL_ERRORS = (NoReply, ShellUnknownService)
+SHELL_ERRORS = (NoReply, ServiceStopped, ShellMethodNotFound, ShellUnknownService)
 
 
 def init_parser(parser: Any) -> None:
@@ -96,9 +99,11 @@ def make_nameko_helper(
     amqp_uri = first_url(config[AMQP_URI_CONFIG_KEY])  # the management API of the first node
     cluster = client.start()
     roster = _listen_to_announcements(config)
+    announced = Announced(roster) if roster is not None else None
     catalogue = Catalogue(
         partial(rpc_services_from_management_api, amqp_uri, management_api),
-        Announced(roster) if roster is not None else None,
+        announced,
+        announced.stopped if announced is not None else None,
     )
     helper.rpc = ShellRpc(cluster, catalogue, timeout)
     helper.dispatch_event = event_dispatcher(config)
@@ -152,20 +157,51 @@ def main(args: Any) -> None:
         helper.disconnect()
 
 
+#: the shell's errors are printed under the name a script would catch
+_PUBLIC_NAMES = (
+    (NoReply, "RpcTimeout"),
+    (ShellMethodNotFound, "MethodNotFound"),
+    (ShellUnknownService, "UnknownService"),
+)
+
+
 def _one_line(exc: BaseException) -> str:
-    public = "RpcTimeout" if isinstance(exc, NoReply) else "UnknownService"
+    public = next(name for cls, name in _PUBLIC_NAMES if isinstance(exc, cls))
     return f"{public}: {exc}\n"
 
 
+_OUR_FILES = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _without_our_frames(shown: traceback.TracebackException, skip: int = 0) -> None:
+    """Drop the framework's frames (the proxy, the reply's decoding): what
+    is left is the user's own frames and the exception's line, which holds
+    all the remote error says."""
+    frames = list(shown.stack)[skip:]
+    shown.stack = traceback.StackSummary.from_list(
+        [frame for frame in frames if not os.path.abspath(frame.filename).startswith(_OUR_FILES)]
+    )
+    for linked in (shown.__cause__, shown.__context__):
+        if linked is not None:
+            _without_our_frames(linked)
+
+
 class _Console(code.InteractiveConsole):
-    """The plain console: the shell's own errors in one line, not a traceback."""
+    """The plain console: the shell's own errors in one line, not a traceback,
+    and other errors without the framework's frames (`pdb.pm()` still sees
+    them all)."""
 
     def showtraceback(self) -> None:
-        exc = sys.exc_info()[1]
+        exc_type, exc, tb = sys.exc_info()
         if isinstance(exc, SHELL_ERRORS):
             self.write(_one_line(exc))
-        else:
-            super().showtraceback()
+            return
+        if exc_type is None or exc is None:
+            return
+        sys.last_type, sys.last_value, sys.last_traceback = exc_type, exc, tb
+        shown = traceback.TracebackException(exc_type, exc, tb)
+        _without_our_frames(shown, skip=1)  # and the console's own frame, as Python does
+        self.write("".join(shown.format()))
 
 
 class _ScriptConsole(_Console):

@@ -12,7 +12,7 @@ import yaml
 
 from nameko._config_yaml import collecting_secret_values
 from nameko._redaction import mask_values, redact_config
-from nameko.cli.config import add_define_option, setup_config
+from nameko.cli.config import add_broker_option, add_define_option, setup_config
 
 NAME = "show-config"
 HELP = "Print the configuration, with environment variables substituted"
@@ -23,12 +23,13 @@ def init_parser(parser: Any) -> None:
         "-c", "--config", default="config.yaml", metavar="FILE", help="YAML configuration file"
     )
     add_define_option(parser)
+    add_broker_option(parser, None)  # shows what `nameko run --broker URL` would use
     parser.add_argument(
         "--show-secrets",
         action="store_true",
         help="print passwords, tokens and keys in clear (masked by default)",
     )
-    parser.set_defaults(main=main, broker=None, default_broker=None)
+    parser.set_defaults(main=main)
 
 
 def main(args: Any) -> None:

@@ -122,17 +122,31 @@ def empty_config(_nameko_config_guard: None) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture
-def memory_config(empty_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Config for an in-memory broker private to this test (no RabbitMQ)."""
-    values = {"AMQP_URI": f"memory://{secrets.token_hex(6)}"}
+def _nameko_web_address() -> str:
+    """This test's ``WEB_SERVER_ADDRESS``: loopback, on a port free when it was
+    picked. One per test, so `memory_config` and `web_config` agree on it."""
+    return f"127.0.0.1:{find_free_port()}"
+
+
+@pytest.fixture
+def memory_config(
+    empty_config: dict[str, Any], _nameko_web_address: str
+) -> Iterator[dict[str, Any]]:
+    """Config for an in-memory broker private to this test (no RabbitMQ),
+    with ``WEB_SERVER_ADDRESS`` on a free loopback port (the one `web_config`,
+    `web_config_port` and `web_session` use), never the default 8000."""
+    values = {
+        "AMQP_URI": f"memory://{secrets.token_hex(6)}",
+        "WEB_SERVER_ADDRESS": _nameko_web_address,
+    }
     with global_config.patch(values):
         yield values
 
 
 @pytest.fixture
-def web_config(empty_config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def web_config(empty_config: dict[str, Any], _nameko_web_address: str) -> Iterator[dict[str, Any]]:
     """The ``empty_config`` dict with ``WEB_SERVER_ADDRESS`` on a free port."""
-    empty_config["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{find_free_port()}"
+    empty_config["WEB_SERVER_ADDRESS"] = _nameko_web_address
     with global_config.patch(empty_config):
         yield empty_config
 
