@@ -34,7 +34,7 @@ from nameko.utils import sanitize_url
 
 HERE = Path(__file__).parent
 MiB = 1024 * 1024
-TARGET = 3.0  # issue 7: peak RSS at most 3x the payload for large bodies
+TARGET = 3.0  # the goal: peak RSS at most 3x the payload for large bodies
 TIMEOUT = 300
 
 

@@ -13,7 +13,7 @@ the service's CPU per call (from /proc).
 
     .venv/bin/python benchmarks/bench_ops.py [--quick] [--json FILE]
 
-Target (issue 14): metrics cost under 5% of RPC throughput. Reported, not
+Target: metrics cost under 5% of RPC throughput. Reported, not
 asserted; ``--quick`` prints figures without pass/MISS.
 """
 

@@ -33,10 +33,16 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nameko._concurrency import Event
-from nameko._runtime.extensions import Entrypoint
+from nameko._runtime.extensions import (
+    Entrypoint,
+    ExpectedExceptions,
+    Method,
+    SensitiveArguments,
+)
 from nameko._schedule.lease import Leadership, lease_queue
 from nameko._schedule.loop import run_schedule
 from nameko.exceptions import ConfigurationError, ContainerBeingKilled
@@ -168,4 +174,43 @@ class Timer(Entrypoint):
         return result, exc_info
 
 
-timer = Timer.decorator
+def timer(
+    interval: float,
+    eager: bool = False,
+    *,
+    singleton: bool = False,
+    key: str | None = None,
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]:
+    """Call the decorated method (without arguments) every ``interval``
+    seconds while the service runs.
+
+    Args:
+        interval: seconds between two ticks. Ticks never overlap: when a
+            worker overruns, the ticks that passed meanwhile are not caught
+            up; the next one fires at once when it ends.
+        eager: fire the first tick at start rather than after one interval.
+        singleton: fire each tick on one instance of the service in the
+            whole cluster (the one holding the schedule's lease on the
+            broker), not on every instance; needs ``interval > 0`` and
+            cannot be eager.
+        key: the lease's name for a singleton timer
+            (``schedule-<service>.<key>``; default the method's name).
+        expected_exceptions: exception classes the method raises on purpose:
+            logged at WARNING instead of ERROR.
+        sensitive_arguments: argument names (or paths inside them, such as
+            ``"payload.password"``) masked wherever the call is logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+    """
+    return Timer.decorator(
+        interval,
+        eager,
+        singleton=singleton,
+        key=key,
+        expected_exceptions=expected_exceptions,
+        sensitive_arguments=sensitive_arguments,
+        **kwargs,
+    )

@@ -1,4 +1,4 @@
-"""Presence (shimeji, issue 14): running service instances announce themselves.
+"""Presence (shimeji): running service instances announce themselves.
 
 ``nameko run`` announces every service it runs (unless ``PRESENCE: false``)
 on start, every ``PRESENCE_INTERVAL`` seconds (10) and on stop, with its

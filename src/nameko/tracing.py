@@ -1,4 +1,4 @@
-"""Traces and log correlation (shimeji; issue 14, docs/architecture.md D27).
+"""Traces and log correlation (shimeji; docs/architecture.md D27).
 
 Tracing is switched on by configuration, not code: ``TRACING: true`` in a
 service's config (``nameko run``, ``container_factory``, ``ServiceContainer``)

@@ -379,7 +379,7 @@ class ConsumerStatus:
 
 
 class BrokerStats:
-    """Counters of one connection, for metrics (issue 14). Plain integers
+    """Counters of one connection, for metrics. Plain integers
     bumped by the thread that owns the event (under the I/O lock or on the
     I/O thread): reading them costs nothing until someone scrapes."""
 

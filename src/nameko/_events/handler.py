@@ -36,6 +36,7 @@ Deliberate differences from nameko 2.14:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nameko._broker.base import Binding, Entity, Queue
@@ -43,6 +44,8 @@ from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.consume import Consumer
 from nameko._protocol.names import BROADCAST, SERVICE_POOL, SINGLETON, event_handler_queue
 from nameko._protocol.queues import CLASSIC, queue_arguments, queue_type_for
+from nameko._reliability.policy import RetryPolicy
+from nameko._runtime.extensions import ExpectedExceptions, Method, SensitiveArguments
 
 if TYPE_CHECKING:
     from nameko._runtime.container import ServiceContainer
@@ -145,4 +148,52 @@ class EventHandler(Consumer):
         return spec.name, entities
 
 
-event_handler = EventHandler.decorator
+def event_handler(
+    source_service: str,
+    event_type: str,
+    handler_type: str = SERVICE_POOL,
+    reliable_delivery: bool = True,
+    requeue_on_error: bool = False,
+    *,
+    retry: RetryPolicy | int | bool | None = None,
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]:
+    """Run the decorated method, with the event's payload as its one
+    argument, for each ``event_type`` event that ``source_service`` dispatches.
+
+    Args:
+        source_service: the name of the service that dispatches the event.
+        event_type: the event's type, as given to the dispatcher.
+        handler_type: ``"service_pool"`` (the default: each event is handled
+            once per service, by one of its instances), ``"singleton"``
+            (once in the whole cluster, whatever the service) or
+            ``"broadcast"`` (by every instance); constants in `nameko.events`.
+        reliable_delivery: keep the handler's queue, and the events in it,
+            while no instance runs (False: the queue goes with the last
+            instance; required for broadcast handlers unless
+            ``broadcast_identifier`` is overridden).
+        requeue_on_error: put an event whose handler raised back on the
+            queue (once; an event that fails again is dead-lettered).
+        retry: a `nameko.reliability.RetryPolicy` (or a number of attempts):
+            a failed event is retried later through the broker, then
+            dead-lettered to ``dlq-<service>.<method>``.
+        expected_exceptions: exception classes the method raises on purpose:
+            logged at WARNING instead of ERROR.
+        sensitive_arguments: argument names (or paths inside them, such as
+            ``"payload.password"``) masked wherever the call is logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+    """
+    return EventHandler.decorator(
+        source_service,
+        event_type,
+        handler_type,
+        reliable_delivery,
+        requeue_on_error,
+        retry=retry,
+        expected_exceptions=expected_exceptions,
+        sensitive_arguments=sensitive_arguments,
+        **kwargs,
+    )

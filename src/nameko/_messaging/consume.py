@@ -49,7 +49,7 @@ that kills its worker can't loop for ever.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -62,9 +62,14 @@ from nameko._messaging.settings import ConsumerSettings
 from nameko._protocol.headers import decode_context_headers
 from nameko._protocol.queues import QUEUE_TYPE_ARGUMENT, queue_type_mismatch
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
-from nameko._reliability.policy import as_retry_policy
+from nameko._reliability.policy import RetryPolicy, as_retry_policy
 from nameko._reliability.redelivery import Home
-from nameko._runtime.extensions import Entrypoint
+from nameko._runtime.extensions import (
+    Entrypoint,
+    ExpectedExceptions,
+    Method,
+    SensitiveArguments,
+)
 from nameko.constants import HEADER_PREFIX
 from nameko.exceptions import ContainerBeingKilled
 
@@ -270,4 +275,60 @@ class Consumer(Entrypoint, HeaderDecoder):
             message.reject(requeue=False)
 
 
-consume = Consumer.decorator
+def consume(
+    queue: Any,
+    requeue_on_error: bool = False,
+    *,
+    retry: RetryPolicy | int | bool | None = None,
+    exchange: Any = None,
+    routing_key: str | None = None,
+    prefetch_count: int | None = None,
+    accept: Any = None,
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]:
+    """Run the decorated method, with the message body as its one argument,
+    for every message on ``queue``.
+
+    Args:
+        queue: a queue name (a durable queue fed through the default
+            exchange), a `nameko.amqp.Queue`, or a kombu ``Queue``
+            (with its exchange and bindings).
+        requeue_on_error: put a message whose worker raised back on the
+            queue (once: a message that fails again is dead-lettered);
+            by default it is acked and dropped.
+        retry: a `nameko.reliability.RetryPolicy` (or a number of
+            attempts): a failed message is retried later through the broker,
+            then dead-lettered to ``dlq-<service>.<method>``.
+        exchange: the exchange to bind a queue given by name to.
+        routing_key: the binding's routing key.
+        prefetch_count: messages in flight for this consumer (default the
+            service's ``max_workers``).
+        accept: the serializers accepted (default the ``ACCEPT`` config).
+        expected_exceptions: exception classes the method raises on purpose:
+            logged at WARNING instead of ERROR.
+        sensitive_arguments: argument names (or paths inside them, such as
+            ``"payload.password"``) masked wherever the call is logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+    """
+    options = {
+        name: value
+        for name, value in (
+            ("exchange", exchange),
+            ("routing_key", routing_key),
+            ("prefetch_count", prefetch_count),
+            ("accept", accept),
+        )
+        if value is not None
+    }
+    return Consumer.decorator(
+        queue,
+        requeue_on_error,
+        retry=retry,
+        expected_exceptions=expected_exceptions,
+        sensitive_arguments=sensitive_arguments,
+        **options,
+        **kwargs,
+    )

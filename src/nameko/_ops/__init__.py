@@ -1,4 +1,4 @@
-"""Operations (issue 14, D26): health, readiness and Prometheus metrics of a
+"""Operations (D26): health, readiness and Prometheus metrics of a
 running process, served on ``OPS_ADDRESS``.
 
 Modules, bottom up: `address` (``[host:]port``), `process` (RSS and threads

@@ -1,4 +1,4 @@
-"""Presence: running service instances announce themselves (issue 14, D29).
+"""Presence: running service instances announce themselves (D29).
 
 Modules, bottom up: `wire` (pure: the messages), `describe` (a container's
 entrypoints as data), `stats` (the worker observer counting calls, errors

@@ -1,6 +1,6 @@
 """Which queue type a service's queues get: the ``QUEUE_TYPE`` config key.
 
-Opt-in quorum queues (issue 13). ``QUEUE_TYPE`` is either one type for every
+Opt-in quorum queues. ``QUEUE_TYPE`` is either one type for every
 service (``classic``, the default, or ``quorum``) or a mapping from service
 name to type, where ``"*"`` sets the type of the services not named. Only a
 service's shared, long-lived queues follow it: its RPC request queue

@@ -1,4 +1,4 @@
-"""Retries, dead letters and delivery counts on the wire (shimeji, issue 13).
+"""Retries, dead letters and delivery counts on the wire (shimeji).
 
 Pure names and header values; `nameko._reliability.redelivery` does the I/O.
 

@@ -1,4 +1,4 @@
-"""Trace context on the wire (shimeji, issue 14): which headers carry it.
+"""Trace context on the wire (shimeji): which headers carry it.
 
 W3C Trace Context (``traceparent``, ``tracestate``) and W3C Baggage
 (``baggage``) travel as AMQP headers under exactly those names, so that any

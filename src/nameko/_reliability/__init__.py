@@ -1,4 +1,4 @@
-"""Reliability beyond nameko (issue 13): call deadlines, retries with
+"""Reliability beyond nameko: call deadlines, retries with
 broker-side back-off, dead letters and poison-message limits.
 
 Public names are re-exported by `nameko.reliability`; docs/reliability.md

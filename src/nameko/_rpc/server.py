@@ -40,7 +40,7 @@ import logging
 import sys
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 from nameko import exceptions
 from nameko._broker.base import (
@@ -75,9 +75,17 @@ from nameko._protocol.names import (
 )
 from nameko._protocol.queues import queue_arguments, queue_type_for
 from nameko._reliability.entrypoint import Outcome, Redeliveries, delivery_limit
-from nameko._reliability.policy import as_retry_policy
+from nameko._reliability.policy import RetryPolicy, as_retry_policy
 from nameko._reliability.redelivery import Home
-from nameko._runtime.extensions import Entrypoint, ProviderCollector, SharedExtension
+from nameko._runtime.extensions import (
+    Entrypoint,
+    ExpectedExceptions,
+    Method,
+    ProviderCollector,
+    SensitiveArguments,
+    SharedExtension,
+    is_bare,
+)
 from nameko._tracing import tracing_for
 from nameko.constants import PERSISTENT
 from nameko.exceptions import (
@@ -496,4 +504,48 @@ class Rpc(Entrypoint, HeaderDecoder):
         return self.rpc_consumer.handle_result(message, result, exc_info)
 
 
-rpc = Rpc.decorator
+@overload
+def rpc(method: Method, /) -> Method: ...
+
+
+@overload
+def rpc(
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    *,
+    retry: RetryPolicy | int | bool | None = None,
+    **kwargs: Any,
+) -> Callable[[Method], Method]: ...
+
+
+def rpc(
+    expected_exceptions: ExpectedExceptions | Callable[..., Any] = (),
+    sensitive_arguments: SensitiveArguments = (),
+    *,
+    retry: RetryPolicy | int | bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Make a service method answer RPC requests: ``@rpc``, or ``@rpc(...)``
+    with options.
+
+    Args:
+        expected_exceptions: exception classes the method raises on purpose
+            (bad input, not found): they still go back to the caller as a
+            `RemoteError`, but are logged at WARNING instead of ERROR.
+        sensitive_arguments: names of arguments (or paths inside them, such
+            as ``"payload.password"`` or ``"cards[0]"``) replaced by
+            ``********`` wherever the call's arguments are logged or reported.
+        retry: a `nameko.reliability.RetryPolicy` (or a number of attempts,
+            or True for the defaults): a failed request is run again later,
+            through the broker, while its caller waits; after the last attempt
+            the caller gets that attempt's outcome and the request is
+            dead-lettered.
+        **kwargs: the deprecated ``sensitive_variables`` (nameko's older
+            name for ``sensitive_arguments``), and options of subclasses.
+
+    The method's own parameters are what callers pass:
+    ``n.rpc.orders.create(item="x")`` calls ``create(self, item)``.
+    """
+    if is_bare(expected_exceptions):
+        return Rpc.decorator(expected_exceptions)
+    return Rpc.decorator(expected_exceptions, sensitive_arguments, retry=retry, **kwargs)

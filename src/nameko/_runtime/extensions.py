@@ -29,9 +29,13 @@ __all__ = [
     "ENTRYPOINT_EXTENSIONS_ATTR",
     "DependencyProvider",
     "Entrypoint",
+    "ExpectedExceptions",
     "Extension",
+    "Method",
     "ProviderCollector",
+    "SensitiveArguments",
     "SharedExtension",
+    "is_bare",
     "is_dependency",
     "is_entrypoint",
     "is_extension",
@@ -45,6 +49,12 @@ _E = TypeVar("_E", bound="Extension")
 _S = TypeVar("_S", bound="SharedExtension")
 _D = TypeVar("_D", bound="DependencyProvider")
 _P = TypeVar("_P", bound="Entrypoint")
+#: a service method, as an entrypoint decorator takes and returns it
+Method = TypeVar("Method", bound=Callable[..., Any])
+#: exceptions a method raises on purpose: logged as the caller's fault, not the service's
+ExpectedExceptions = type[BaseException] | tuple[type[BaseException], ...]
+#: argument names (``"password"``, or ``"user.token"`` for a key inside one) masked in logs
+SensitiveArguments = str | tuple[str, ...] | list[str]
 
 
 class Extension:
@@ -273,7 +283,11 @@ class Entrypoint(Extension):
 
     @classmethod
     def decorator(cls, *args: Any, **kwargs: Any) -> Any:
-        """``@Cls`` or ``@Cls(*args, **kwargs)`` on a service method."""
+        """Declare this entrypoint on a service method: ``@Cls`` alone, or
+        ``@Cls(...)`` with the arguments of ``Cls``'s constructor; the method
+        is returned unchanged. The public decorators (`nameko.rpc.rpc`,
+        `nameko.timer.cron`, ...) are typed functions over this one, so that
+        editors and the API reference show their real parameters."""
 
         def register(fn: Callable[..., Any]) -> Callable[..., Any]:
             register_entrypoint(fn, cls(*args, **kwargs))
@@ -289,6 +303,12 @@ class Entrypoint(Extension):
             return super().__repr__()
         service = _service_name(self.container)
         return f"<{type(self).__name__} [{service}.{self.method_name}] at 0x{id(self):x}>"
+
+
+def is_bare(first: Any) -> bool:
+    """Whether a decorator function was given the service method itself
+    (``@rpc`` without parentheses) rather than its first argument."""
+    return isinstance(first, types.FunctionType)
 
 
 def is_extension(obj: Any) -> bool:

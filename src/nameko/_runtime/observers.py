@@ -1,6 +1,6 @@
 """Worker observers: code that watches every worker of a container.
 
-Metrics and traces (issue 14) need to see each worker begin and end without
+Metrics and traces need to see each worker begin and end without
 being dependency providers (a provider changes the service's attributes, and
 is declared by the service, not by the operator). A container's
 ``worker_observers`` list holds objects with two methods, both called on the

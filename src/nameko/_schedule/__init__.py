@@ -1,4 +1,4 @@
-"""Schedules that fire once per cluster (issue 14, docs/architecture.md D28).
+"""Schedules that fire once per cluster (docs/architecture.md D28).
 
 * `lease`: the leader election: a queue per schedule with
   ``x-single-active-consumer``, holding one lease message; the instance

@@ -17,11 +17,13 @@ lease queue (``schedule-<service>.<key>``, default the method's name).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nameko._protocol.cron import CronSchedule, next_fire, parse_cron
+from nameko._runtime.extensions import ExpectedExceptions, Method, SensitiveArguments
 from nameko._schedule.loop import run_schedule
 from nameko._timer import Timer
 
@@ -69,5 +71,49 @@ class Cron(Timer):
         run_schedule(self.next_due, self._fire, self.should_stop, leads_at, self)
 
 
-cron = Cron.decorator
-"""``@cron("*/5 * * * *", tz="Europe/London")``; see `nameko._schedule.entrypoint`."""
+def cron(
+    expression: str,
+    tz: str | tzinfo | None = None,
+    *,
+    singleton: bool = True,
+    key: str | None = None,
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]:
+    """Call the decorated method (without arguments) at the fire times of a
+    cron expression: ``@cron("*/5 * * * *", tz="Europe/London")``.
+
+    Args:
+        expression: five fields (minute, hour, day of month, month, day of
+            week), or six with seconds first; ``*``, lists (``1,15``), ranges
+            (``1-5``), steps (``*/10``), month and day names (``jan``,
+            ``mon-fri``). A bad expression raises `ValueError` where the
+            decorator is written.
+        tz: the time zone the expression is read in: a name such as
+            ``"Europe/London"`` or a `tzinfo`; None (the default) is UTC, so
+            that instances on hosts in different zones agree.
+        singleton: True (the default): each tick fires on one instance of
+            the service in the whole cluster, the one holding the schedule's
+            lease on the broker; False: on every instance, with no broker.
+        key: the lease's name (``schedule-<service>.<key>``; default the
+            method's name).
+        expected_exceptions: exception classes the method raises on purpose:
+            logged at WARNING instead of ERROR.
+        sensitive_arguments: argument names (or paths inside them, such as
+            ``"payload.password"``) masked wherever the call is logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+
+    Missed ticks (the service was down, or the previous tick still ran)
+    are skipped, never fired in a burst.
+    """
+    return Cron.decorator(
+        expression,
+        tz,
+        singleton=singleton,
+        key=key,
+        expected_exceptions=expected_exceptions,
+        sensitive_arguments=sensitive_arguments,
+        **kwargs,
+    )

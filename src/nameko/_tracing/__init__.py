@@ -1,4 +1,4 @@
-"""Traces and log correlation (issue 14, docs/architecture.md D27).
+"""Traces and log correlation (docs/architecture.md D27).
 
 ``TRACING: true`` in a config turns OpenTelemetry tracing on for whatever
 is built from that config: a container (its workers get spans, its

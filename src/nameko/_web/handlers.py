@@ -8,12 +8,14 @@ wait for a thread the request gets 503 with ``Retry-After`` at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko._concurrency import OneShot
+from nameko._runtime.extensions import ExpectedExceptions, Method, SensitiveArguments
 from nameko._web.hosting import INLINE_ENVIRON_KEY
 from nameko._web.server import WebServer
 from nameko.exceptions import BadRequest, ContainerBeingKilled, Overloaded, serialize
@@ -171,4 +173,37 @@ def _unavailable(exc: Exception) -> Response:
     )
 
 
-http = HttpRequestHandler.decorator
+def http(
+    method: str,
+    url: str,
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]:
+    """Serve HTTP requests for ``method`` and ``url`` with the decorated
+    method, called with the werkzeug ``Request`` and the URL's variables.
+
+    Args:
+        method: the HTTP method, or several separated by commas
+            (``"GET,POST"``).
+        url: a werkzeug URL rule: ``"/orders/<int:order_id>"`` calls the
+            method with ``order_id`` as a keyword argument.
+        expected_exceptions: exception classes the method raises on purpose:
+            answered with a 400 (``Error: <type>: <message>`` as plain
+            text) instead of a 500, and logged at WARNING, not ERROR.
+        sensitive_arguments: argument names masked wherever the call is
+            logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+
+    The method returns the body (``str``, ``bytes`` or a werkzeug
+    ``Response``), a ``(status, body)`` or ``(status, headers, body)``
+    tuple.
+    """
+    return HttpRequestHandler.decorator(
+        method,
+        url,
+        expected_exceptions,
+        sensitive_arguments,
+        **kwargs,
+    )

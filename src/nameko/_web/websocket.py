@@ -14,13 +14,20 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
 from nameko._concurrency import Lock
+from nameko._runtime.extensions import (
+    ExpectedExceptions,
+    Method,
+    SensitiveArguments,
+    is_bare,
+)
 from nameko._web.handlers import ResultEvent, deliver, settled_by, wait_for_worker
 from nameko._web.hosting import TAKEOVER_ENVIRON_KEY
 from nameko._web.server import WebServer
@@ -269,4 +276,38 @@ class WebSocketRpc(Entrypoint):
         return deliver(outcome, result, exc_info)
 
 
-rpc = WebSocketRpc.decorator
+@overload
+def rpc(method: Method, /) -> Method: ...
+
+
+@overload
+def rpc(
+    expected_exceptions: ExpectedExceptions = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Callable[[Method], Method]: ...
+
+
+def rpc(
+    expected_exceptions: ExpectedExceptions | Callable[..., Any] = (),
+    sensitive_arguments: SensitiveArguments = (),
+    **kwargs: Any,
+) -> Any:
+    """Make a service method callable from a WebSocket client of the hub
+    (``{"method": "<name>", "data": {...}}`` on ``/ws``): ``@rpc``, or
+    ``@rpc(...)`` with options.
+
+    The method is called with the socket's id and the message's ``data``
+    as keyword arguments; what it returns is sent back as the reply.
+
+    Args:
+        expected_exceptions: exception classes the method raises on purpose:
+            logged at WARNING instead of ERROR.
+        sensitive_arguments: argument names masked wherever the call is
+            logged.
+        **kwargs: the deprecated ``sensitive_variables``, and options of
+            subclasses.
+    """
+    if is_bare(expected_exceptions):
+        return WebSocketRpc.decorator(expected_exceptions)
+    return WebSocketRpc.decorator(expected_exceptions, sensitive_arguments, **kwargs)

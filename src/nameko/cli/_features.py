@@ -1,4 +1,4 @@
-"""Optional run-time features of ``nameko run`` (issue 14: operations).
+"""Optional run-time features of ``nameko run`` (operations).
 
 Each feature is a function ``feature(runner, config)`` called once the
 runner has its containers and before they start: it looks at the config,
