@@ -39,11 +39,11 @@ LAYERS = {
     "nameko._events": 4,
     "nameko._timer": 4,
     "nameko._schedule": 4,  # cluster-singleton schedules: lease, loop, @cron (D28)
-    "nameko._reliability": 4,  # deadlines, retries, dead letters (issue 13)
+    "nameko._reliability": 4,  # deadlines, retries, dead letters
     "nameko.reliability": 4,
-    "nameko._presence": 4,  # announcements, `nameko cluster`, the dashboard (issue 14, D29)
+    "nameko._presence": 4,  # announcements, `nameko cluster`, the dashboard (D29)
     "nameko.presence": 4,
-    "nameko._ops": 4,  # health, readiness, metrics (issue 14, D26)
+    "nameko._ops": 4,  # health, readiness, metrics (D26)
     "nameko.ops": 4,
     "nameko.rpc": 4,
     "nameko.events": 4,

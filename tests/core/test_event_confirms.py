@@ -1,4 +1,4 @@
-"""The events guarantee (issue 11): ``dispatch`` does not wait for the
+"""The events guarantee: ``dispatch`` does not wait for the
 broker's confirm, but a worker's result is reported (reply sent, message
 acked) only once all its events are confirmed; a nack fails the worker; a
 connection lost before the confirm re-publishes the event.

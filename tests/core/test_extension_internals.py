@@ -1,5 +1,5 @@
-"""What nameko 2.x extensions use below the public API, read as they read it
-(issue 9): the kombu-like message handed to ``handle_message`` /
+"""What nameko 2.x extensions use below the public API, read as they read it:
+the kombu-like message handed to ``handle_message`` /
 ``handle_result`` overrides, ``RpcConsumer.handle_message`` and its
 ``queue_consumer``, ``container._worker_threads`` with ``gr_frame``, the 2.x
 ``QueueConsumer``, ``Responder`` and nameko 3's ``nameko.amqp.consume.Consumer``.

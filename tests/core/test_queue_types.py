@@ -1,4 +1,4 @@
-"""``QUEUE_TYPE`` (issue 13) on the memory broker, which refuses queue type
+"""``QUEUE_TYPE`` on the memory broker, which refuses queue type
 changes as RabbitMQ does (tests/contract/test_queue_types.py)."""
 
 from __future__ import annotations

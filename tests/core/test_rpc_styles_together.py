@@ -1,4 +1,4 @@
-"""Issue #9's acceptance test: nameko 3-style and 2.x-style services and
+"""nameko 3-style and 2.x-style services and
 clients in one process, calling each other, on both brokers.
 
 nameko 3 style: `from nameko import config`, `ServiceRpc`, `ClusterRpc`,

@@ -1,4 +1,4 @@
-"""Traces (issue 14, docs D27) on the in-memory broker: one trace from an
+"""Traces (docs D27) on the in-memory broker: one trace from an
 HTTP request through two RPC hops and an event, W3C headers on the wire,
 errors on spans, trace ids in logs, and nothing at all with tracing off."""
 

@@ -1,4 +1,4 @@
-"""A three-node RabbitMQ cluster losing one node at a time (issue 13).
+"""A three-node RabbitMQ cluster losing one node at a time.
 
 Two `nameko run` instances of a service with ``QUEUE_TYPE: quorum`` and all
 three nodes in ``AMQP_URI`` (each instance lists them from another node

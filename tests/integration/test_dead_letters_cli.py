@@ -1,5 +1,5 @@
-"""``nameko dead-letters list | show | republish`` against the real RabbitMQ
-(issue 13, item 2): dead letters made by a service with a retry policy are
+"""``nameko dead-letters list | show | republish`` against the real RabbitMQ:
+dead letters made by a service with a retry policy are
 listed, shown without being taken, and sent back to a fixed service."""
 
 from __future__ import annotations

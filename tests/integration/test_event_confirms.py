@@ -1,4 +1,4 @@
-"""The events guarantee on RabbitMQ (issue 11): pipelined dispatches are all
+"""The events guarantee on RabbitMQ: pipelined dispatches are all
 confirmed before the worker's reply; a broker nack fails the call; when the
 publishing connection drops mid-way, a call that succeeds has had every one
 of its events delivered."""

@@ -1,4 +1,4 @@
-"""Several brokers in ``AMQP_URI`` (issue 13): nodes are tried in turn.
+"""Several brokers in ``AMQP_URI``: nodes are tried in turn.
 
 Here the "nodes" are the shared broker under two addresses (127.0.0.1 and
 localhost) and a port nobody listens on; a real three-node cluster losing

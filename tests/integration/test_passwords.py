@@ -94,7 +94,7 @@ def test_no_command_shows_the_password(folder, secret_uri):
     down = secret_uri.replace(f":{urlsplit(secret_uri).port}/", f":{find_free_port()}/")
     (folder / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     (folder / "broken.yaml").write_text(f"AMQP_URI: {secret_uri}\nLOGGING: [unclosed\n")
-    # several nodes (issue 13): the first is down, so its failure is logged
+    # several nodes: the first is down, so its failure is logged
     nodes = write_config(folder, [down, secret_uri], "nodes.yaml")
     outputs = {
         "run --config": run_until_serving(folder, secret_uri, "--config", config),

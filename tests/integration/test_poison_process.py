@@ -1,4 +1,4 @@
-"""A request that kills its process every time it runs (issue 13, item 3),
+"""A request that kills its process every time it runs,
 on real processes: ``nameko run --processes 2`` restarts a process after
 each death, RabbitMQ redelivers the unacked request, and after
 ``DELIVERY_LIMIT`` deliveries the request is dead-lettered and its caller

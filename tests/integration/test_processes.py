@@ -1,4 +1,4 @@
-"""`nameko run --processes N` (issue 11): N supervised processes of the same
+"""`nameko run --processes N`: N supervised processes of the same
 services on the real RabbitMQ. Both serve; a process that dies is restarted;
 SIGTERM stops them all gracefully (calls in flight are answered, exit 0); and
 processes whose supervisor was killed stop by themselves."""

@@ -1,4 +1,4 @@
-"""Cluster-singleton schedules (issue 14, D28) with real `nameko run`
+"""Cluster-singleton schedules (D28) with real `nameko run`
 processes on RabbitMQ: two and three instances of a service with a
 ``@timer(0.5, singleton=True)`` and a ``@cron("* * * * * *")`` (seconds
 field: the same code path as a 5-field expression, a tick a second).

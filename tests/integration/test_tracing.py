@@ -1,4 +1,4 @@
-"""Traces on RabbitMQ (issue 14, docs D27): one trace across an HTTP
+"""Traces on RabbitMQ (docs D27): one trace across an HTTP
 gateway, two RPC hops and an event, the W3C headers as RabbitMQ delivers
 them, and `nameko run` with ``TRACING: true`` joining a caller's trace."""
 

@@ -61,7 +61,7 @@ def test_an_ssl_option_turns_tls_on_with_the_amqps_port() -> None:
     assert parse_uri("amqp://u:p@rabbit:5672/v", tls=True).port == 5672  # an explicit port stays
 
 
-# -- several brokers (issue 13) ------------------------------------------------
+# -- several brokers ------------------------------------------------
 
 THREE = ["amqp://u:p@h1:5672/vh", "amqp://u:p@h2:5673/vh", "amqp://u:p@h3:5674/vh"]
 

@@ -1,4 +1,4 @@
-"""``QUEUE_TYPE``: which type a service's queues get (issue 13)."""
+"""``QUEUE_TYPE``: which type a service's queues get."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Deadlines between services (issue 13, item 1), on both brokers.
+"""Deadlines between services, on both brokers.
 
 A call with a timeout carries its deadline (``nameko.call_deadline`` and the
 AMQP expiration); a request whose caller has given up is never started; a

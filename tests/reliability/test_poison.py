@@ -1,4 +1,4 @@
-"""Poison messages (issue 13, item 3), on both brokers: a message that kills
+"""Poison messages, on both brokers: a message that kills
 its worker again and again is counted across redeliveries and dead-lettered
 after ``DELIVERY_LIMIT`` deliveries instead of looping for ever.
 

@@ -1,4 +1,4 @@
-"""Retries through the broker and dead letters (issue 13, item 2), on both
+"""Retries through the broker and dead letters, on both
 brokers: ``retry=RetryPolicy(...)`` on ``@rpc``, ``@event_handler`` and
 ``@consume``; after the last attempt, ``dlq-<service>.<method>``."""
 
