@@ -1,6 +1,6 @@
 """Every Python sample in the user docs runs.
 
-Each page (README.md and docs/*.md) is one test: its ```python blocks are run
+Each page (README.md and docs/*.md) is one test, in a process of its own: its ```python blocks are run
 in order, in one namespace, as a reader would paste them into one file, so a
 sample must carry its own imports. Samples that start services do it on the
 in-memory broker (``AMQP_URI: memory://``) and stop them again. A block
@@ -75,29 +75,28 @@ def python_blocks(page: Path) -> list[Block]:
     return [b for b in blocks(page) if b.lang == "python"]
 
 
-@pytest.fixture
-def page_folder(monkeypatch, tmp_path):
-    """The page's example folder importable, the cwd a scratch directory,
-    and the modules its samples imported forgotten afterwards."""
-
-    def use(page: Path) -> Path:
-        examples = DOCS / "examples" / page.stem
-        if examples.is_dir():
-            monkeypatch.syspath_prepend(str(examples))
-        monkeypatch.syspath_prepend(str(tmp_path))
-        monkeypatch.chdir(tmp_path)
-        return tmp_path
-
-    yield use
-    mine = (str(tmp_path), str(DOCS / "examples"))
-    for name, module in list(sys.modules.items()):  # pages reuse names like `shop`
-        if (getattr(module, "__file__", None) or "").startswith(mine):
-            del sys.modules[name]
-
-
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_the_samples_of_a_page_run(page, page_folder):
-    folder = page_folder(page)
+def test_the_samples_of_a_page_run(page, tmp_path):
+    """Each page in a process of its own, as a reader runs it: samples set
+    process-wide state (OpenTelemetry's one global TracerProvider, logging)
+    that must not leak into the other tests, nor from them into the samples."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"from {__name__} import run_page; run_page({str(page)!r})"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
+    )
+    assert result.returncode == 0, f"{page.name}:\n{result.stdout}{result.stderr}"
+
+
+def run_page(path: str) -> None:
+    """Run a page's samples in this (fresh) process, its cwd the scratch folder."""
+    page = Path(path)
+    folder = Path.cwd()
+    examples = DOCS / "examples" / page.stem
+    sys.path[:0] = [str(folder)] + ([str(examples)] if examples.is_dir() else [])
     threads_before = set(threading.enumerate())
     namespace: dict[str, object] = {"__name__": f"docs_sample_{page.stem}"}
     test_files = []
