@@ -34,16 +34,18 @@ def test_service_reconnects_after_its_connection_is_closed(
 
 
 def test_call_in_flight_when_the_service_connection_drops(
-    nameko_run, rabbit_config_uri, rabbit_vhost
+    nameko_run, rabbit_config_uri, rabbit_vhost, tmp_path
 ):
     proc = nameko_run(["fault_service:FaultService"], files=["fault_service.py"])
     wait_until_serving(rabbit_config_uri, "fault_service")
+    release = tmp_path / "release"
     with ClusterRpcProxy(rabbit_config_uri, timeout=TIMEOUT) as rpc:
-        # 3 s: the connection must be closed (rabbitmqctl, slow on a loaded
-        # machine) while the call is still running, or it acks in time
-        reply = rpc.fault_service.slow.call_async(3, "dropped")
+        # the job runs until the connection has been closed (rabbitmqctl is
+        # slow on a loaded machine), so it can't ack in time by luck
+        reply = rpc.fault_service.hold.call_async(str(release), "dropped")
         wait_until(lambda: rpc.fault_service.calls("dropped") == 1)
         close_connection("nameko:fault_service", rabbit_vhost)
+        release.touch()
         # The worker can't ack on a dead channel: the broker redelivers the
         # request, to this service again once it reconnected, which knows it
         # as the job it is running (or just ran): settled, not run again.

@@ -1,6 +1,7 @@
 """A service for fault tests, run with `nameko run` in its own process."""
 
 import collections
+import os
 import time
 
 from nameko.events import BROADCAST, event_handler
@@ -30,6 +31,16 @@ class FaultService:
     def slow(self, seconds, tag):
         CALLS[tag] += 1
         time.sleep(seconds)  # a worker doing blocking I/O
+        return tag
+
+    @rpc
+    def hold(self, release_file, tag, limit=60):
+        """Run until the test creates `release_file` (at most `limit` s): a
+        job still running whatever the test does meanwhile, however slow."""
+        CALLS[tag] += 1
+        deadline = time.monotonic() + limit
+        while not os.path.exists(release_file) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the service's own blocking job, polling its release
         return tag
 
     @rpc
