@@ -8,7 +8,9 @@ rows: sequential RPC and a ``call_async`` fan-out (``_bench_client.py``), standa
 events to the sink and sequential HTTP GETs (``_budget_client.py``); each client reads
 ``utime + stime`` (``/proc/<pid>/stat``) of itself, of the service and of the broker
 before and after its measured calls. After the rounds, the RPC service's VmRSS again
-(*busy RSS*). Each figure is the median of the rounds.
+(*busy RSS*). Each figure is the minimum over the rounds (startup: over three trials):
+what else runs on the machine only ever adds to a figure, so the least disturbed
+round is the steadiest estimate of what the code costs.
 
 Every figure named in ``budgets.json`` is checked: it fails when it is worse (higher)
 than its budget by more than its tolerance (a fraction of the budget). Figures of
@@ -59,8 +61,9 @@ HERE = Path(__file__).resolve().parent
 BUDGETS = HERE / "budgets.json"
 CLIENT = HERE / "_budget_client.py"
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
-ROUNDS = 3
-CALLS = {"seq": 1500, "fanout": 2000, "events": 2000, "http": 1000}
+ROUNDS = 5
+STARTUP_TRIALS = 3
+CALLS = {"seq": 1000, "fanout": 3000, "events": 2000, "http": 1000}
 NOT_OURS = {"seq": ("broker",), "fanout": ("broker",), "events": ("broker",),
             "http": ("broker", "client")}  # fmt: skip
 
@@ -105,16 +108,22 @@ def measure_once(bench: Bench, rounds: int) -> dict[str, float]:
         f"AMQP_URI: '{bench.broker}'\nmax_workers: {MAX_WORKERS}\n"
         f"WEB_SERVER_ADDRESS: '127.0.0.1:{port}'\n"
     )
-    suffix = f"_budget{time.monotonic_ns()}"
-    rpc, startup = start_timed(bench, SHIMEJI, suffix)
+    startups, kept = [], []
+    for _ in range(STARTUP_TRIALS):  # each trial a fresh service; the last one is kept
+        if kept:
+            bench.children.stop(kept.pop().proc)
+        service, seconds = start_timed(bench, SHIMEJI, f"_budget{time.monotonic_ns()}")
+        kept.append(service)
+        startups.append(seconds)
+    rpc = kept[0]
     figures: dict[str, list[float]] = {
-        "startup_s": [startup],
+        "startup_s": startups,
         "idle_rss_mib": [rss_mib(rpc.proc.pid)],
     }
     sink = spawn(bench, "sink", tmp / "config.yaml", "_events_service:EventSink")
     web = spawn(bench, "http", http_config, "_http_service")
     wait_port(port, web)
-    service = f"bench_echo{suffix}"
+    service = f"bench_echo{rpc.suffix}"
     for _ in range(rounds):
         rows = {
             "seq": run_client(bench, SHIMEJI, "seq", service, calls=CALLS["seq"], warmup=100,
@@ -133,7 +142,9 @@ def measure_once(bench: Bench, rounds: int) -> dict[str, float]:
                     figures.setdefault(f"{row}.{name}", []).append(value)
     figures["busy_rss_mib"] = [rss_mib(rpc.proc.pid)]
     bench.children.stop(rpc.proc, sink, web)
-    return {name: statistics.median(values) for name, values in figures.items()}
+    # the least disturbed round: other processes on the machine only ever add to a
+    # figure (cache misses, preemption), so the minimum is the steadiest estimate
+    return {name: min(values) for name, values in figures.items()}
 
 
 def budgeted(name: str) -> bool:
