@@ -48,6 +48,11 @@ ROOT = HERE.parent
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
 COMMITS = (  # (commit, what it added), oldest first, on main's first-parent line
     ("c7b239f", "base: end of the first performance wave"),
+    ("106ec5f", "oversize refusals, closing connections, secrets in config output"),
+    ("787186c", "HTTP and WebSocket entrypoints"),
+    ("32c206e", "nameko 3's RPC client API, the pytest plugin"),
+    ("aa32c47", "pipelined event dispatch, a closed connection never re-opened"),
+    ("72836ef", "--processes, the shell's timeout, CLI errors"),
     ("0ee5494", "RPC replies acked (cumulative)"),
     ("aeb3a03", "async def entrypoints: Slots, the loop bridge"),
     ("7d68a34", "deadlines, retry policies, delivery counting"),
@@ -57,7 +62,7 @@ COMMITS = (  # (commit, what it added), oldest first, on main's first-parent lin
     ("c29ef62", "ops endpoint, metrics observer"),
     ("46bec0d", "review round (the performance issue's 'today')"),
     ("61dd464", "container worker hooks (otel-dist)"),
-    ("HEAD", "this branch"),
+    ("HEAD", "today"),
 )
 
 
