@@ -445,6 +445,15 @@ def ordered(turn: int) -> tuple[Impl, ...]:
     return IMPLS if turn % 2 == 0 else IMPLS[::-1]
 
 
+def impl_env(impl: Impl, **extra: str) -> dict[str, str]:
+    """The environment of a child of ``impl``: nameko 2.14.1's never gets PYTHONPATH,
+    which points at a shimeji source tree when this runs from a worktree."""
+    env = {**os.environ, **extra}
+    if impl is not SHIMEJI:
+        env.pop("PYTHONPATH", None)
+    return env
+
+
 def client_cmd(bench: Bench, impl: Impl, scenario: str, service: str, **opts: Any) -> list[Any]:
     cmd: list[Any] = [impl.python, CLIENT, "--scenario", scenario, "--broker", bench.broker]
     cmd += ["--service", service, "--timeout", str(CALL_TIMEOUT)]
@@ -455,16 +464,19 @@ def client_cmd(bench: Bench, impl: Impl, scenario: str, service: str, **opts: An
 
 def run_client(bench: Bench, impl: Impl, scenario: str, service: str, **opts: Any) -> dict:
     cmd = client_cmd(bench, impl, scenario, service, **opts)
-    returncode, out, err = run_child(bench, cmd, f"{impl.key} {scenario}: client", subprocess.PIPE)
+    what = f"{impl.key} {scenario}: client"
+    returncode, out, err = run_child(bench, cmd, what, subprocess.PIPE, env=impl_env(impl))
     if returncode != 0 or not out.strip():
         raise BenchError(f"{impl.key} {scenario}: client exited {returncode}\n{tail(err)}")
     return json.loads(out.splitlines()[-1])
 
 
-def run_child(bench: Bench, cmd: list[Any], what: str, stderr: int) -> tuple[int, bytes, bytes]:
+def run_child(
+    bench: Bench, cmd: list[Any], what: str, stderr: int, env: dict[str, str] | None = None
+) -> tuple[int, bytes, bytes]:
     """Run ``cmd`` to completion (stopped, and BenchError, after CLIENT_TIMEOUT)."""
     proc = bench.children.spawn(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, env=env
     )
     try:
         out, err = proc.communicate(timeout=CLIENT_TIMEOUT)
@@ -486,7 +498,7 @@ def spawn_service(bench: Bench, impl: Impl, suffix: str, *extra: str) -> Service
     log = bench.tmp / f"service{suffix}.log"
     cmd: list[Any] = [impl.python, "-m", "nameko", "run", "--config", bench.tmp / "config.yaml"]
     cmd += ["--broker", bench.broker, *extra, "_bench_service"]
-    env = {**os.environ, "BENCH_SUFFIX": suffix, "PYTHONUNBUFFERED": "1"}
+    env = impl_env(impl, BENCH_SUFFIX=suffix, PYTHONUNBUFFERED="1")
     with log.open("wb") as out:
         proc = bench.children.spawn(
             cmd, cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
@@ -499,7 +511,9 @@ def start_timed(bench: Bench, impl: Impl, suffix: str) -> tuple[Service, float]:
     cmd = client_cmd(bench, impl, "startup", "bench_echo" + suffix, calls=5)
     probe_log = bench.tmp / f"probe{suffix}.log"
     with probe_log.open("wb") as err:
-        probe = bench.children.spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
+        probe = bench.children.spawn(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env=impl_env(impl)
+        )
     reader = LineReader(probe)
     service = None
     try:
