@@ -20,6 +20,7 @@ import textwrap
 UNUSED = (
     "asyncio",  # async def workers and proxies
     "code",  # the backdoor console
+    "ssl",  # amqps:// only
     "email",  # one Date header of the ops endpoint
     "importlib.metadata",  # shimeji's version
     "pydoc",  # dotted paths in the config
@@ -48,6 +49,10 @@ PROGRAM = textwrap.dedent(
 
     setup_parser("run").parse_args(["run", "svc"])
     ServiceContainer(Echo, {"AMQP_URI": "memory://"})
+    from nameko._amqp.driver import Driver
+    from nameko._amqp.uri import parse_uri
+
+    Driver(parse_uri("amqp://guest:guest@127.0.0.1:5672/"), None)  # never started
     shimeji_version()
     print(json.dumps(sorted(sys.modules)))
     """
@@ -70,6 +75,11 @@ def test_an_rpc_service_loads_nothing_it_does_not_use():
 def test_an_async_service_still_gets_its_event_loop():
     program = PROGRAM.replace("def echo(self, value)", "async def echo(self, value)")
     assert {"asyncio", "nameko._aio.workers"} <= loaded_modules(program)
+
+
+def test_a_tls_connection_still_gets_ssl():
+    program = PROGRAM.replace('"amqp://guest', '"amqps://guest')
+    assert "ssl" in loaded_modules(program)
 
 
 def test_every_subcommand_is_still_listed_and_parsed():
