@@ -24,6 +24,7 @@ UNUSED = (
     "email",  # one Date header of the ops endpoint
     "importlib.metadata",  # shimeji's version
     "pydoc",  # dotted paths in the config
+    "logging.config",  # a LOGGING section in the config
     "nameko.cli.shell",  # other subcommands
     "nameko.cli.dashboard",
     "nameko.cli.dead_letters",
@@ -48,6 +49,9 @@ PROGRAM = textwrap.dedent(
             return value
 
     setup_parser("run").parse_args(["run", "svc"])
+    from nameko.cli.config import setup_logging
+
+    setup_logging({})
     ServiceContainer(Echo, {"AMQP_URI": "memory://"})
     from nameko._amqp.driver import Driver
     from nameko._amqp.uri import parse_uri
