@@ -22,26 +22,16 @@ raised `asyncio.CancelledError`: it still gets its reply, ack and hooks.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from nameko._aio.bridge import in_executor
+from nameko._aio.detect import ASYNC_DRAIN_TIMEOUT_CONFIG_KEY, is_async_method
 from nameko._aio.loop import LoopThread
 from nameko._concurrency import Slots, current_thread_handle
 
 __all__ = ["ASYNC_DRAIN_TIMEOUT_CONFIG_KEY", "AsyncWorkers", "is_async_method"]
-
-# shimeji: seconds a graceful stop waits for async workers before cancelling
-# them (default: no limit). Sync workers can't be cancelled: they are always
-# waited for.
-ASYNC_DRAIN_TIMEOUT_CONFIG_KEY = "ASYNC_DRAIN_TIMEOUT"
-
-
-def is_async_method(fn: Any) -> bool:
-    """An ``async def`` method: its workers run on the container's loop."""
-    return inspect.iscoroutinefunction(fn)
 
 
 class AsyncWorkers:

@@ -550,9 +550,6 @@ class RabbitBroker(Recovery, Broker):
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import version
+    from shimeji import __version__  # not importlib.metadata: see nameko._presence.announcer
 
-        return version("shimeji")
-    except Exception:
-        return "unknown"
+    return __version__

@@ -25,8 +25,6 @@ from functools import partial
 from typing import Any, TypeVar
 
 from nameko import serialization
-from nameko._aio.bridge import in_executor
-from nameko._aio.events import confirmed
 from nameko._concurrency import Lock
 from nameko._events.exchange import declares_event_exchanges, get_event_exchange
 from nameko._messaging.connection import amqp_uri, config_with_uri
@@ -92,8 +90,12 @@ class EventDispatcher(Publisher):
         async def dispatch(event_type: str, event_data: Any) -> None:
             options = {"exchange": self.exchange, "routing_key": event_type}
             if self.options.get("mandatory"):  # published in full: blocking
+                from nameko._aio.bridge import in_executor  # asyncio only when awaited
+
                 await in_executor(partial(self.publish_for, worker_ctx, event_data, **options))
                 return
+            from nameko._aio.events import confirmed
+
             await confirmed(self.publish_pipelined_for(worker_ctx, event_data, **options))
 
         return dispatch

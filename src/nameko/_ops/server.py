@@ -29,7 +29,6 @@ import selectors
 import socket
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 
 from nameko._concurrency import Event, start_thread
 
@@ -206,7 +205,7 @@ class OpsServer:
     ) -> None:
         head = (
             f"HTTP/1.0 {status} {_REASONS.get(status, '')}\r\n"
-            f"Server: shimeji-ops\r\nDate: {formatdate(usegmt=True)}\r\n"
+            f"Server: shimeji-ops\r\nDate: {_http_date()}\r\n"
             f"Content-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
             "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
         ).encode("latin-1")
@@ -268,3 +267,15 @@ def _finish(sock: socket.socket) -> None:
         sock.recv(65536)
     except OSError:
         pass
+
+
+def _http_date() -> str:
+    """The Date header's value, e.g. ``Tue, 08 Dec 2026 00:39:03 GMT``: written
+    here since ``email.utils`` would load the email package into every service
+    (English names, whatever the locale)."""
+    now = time.gmtime()
+    day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[now.tm_wday]
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    return f"{day}, {now.tm_mday:02d} {month[now.tm_mon - 1]} {now.tm_year} " + time.strftime(
+        "%H:%M:%S GMT", now
+    )

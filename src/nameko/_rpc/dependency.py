@@ -11,9 +11,8 @@ broker over a connection and reply queue of its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nameko._aio.rpc import AsyncProxy
 from nameko._concurrency import Lock
 from nameko._messaging.connection import BrokerConnection
 from nameko._protocol.names import rpc_exchange_name
@@ -24,6 +23,9 @@ from nameko._rpc.options import connection_config, split_publisher_options
 from nameko._rpc.replies import PendingReply, ReplyQueue
 from nameko._runtime.extensions import DependencyProvider, SharedExtension
 from nameko._tracing import tracing_for
+
+if TYPE_CHECKING:  # asyncio is imported only by a service with ``async def`` workers
+    from nameko._aio.rpc import AsyncProxy
 
 __all__ = ["RPC_TIMEOUT_CONFIG_KEY", "ClusterRpc", "ReplyListener", "RpcProxy", "ServiceRpc"]
 
@@ -223,4 +225,6 @@ def _is_async(worker_ctx: Any) -> bool:
 
 
 def _async_proxy(caller: Any, worker_ctx: Any, service_name: str | None = None) -> AsyncProxy:
+    from nameko._aio.rpc import AsyncProxy
+
     return AsyncProxy(caller, lambda: worker_ctx.context_data, service_name)

@@ -42,10 +42,10 @@ import sys
 from collections.abc import Callable, Mapping
 from functools import partial
 from inspect import getmembers, isfunction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko import serialization
-from nameko._aio.workers import ASYNC_DRAIN_TIMEOUT_CONFIG_KEY, AsyncWorkers, is_async_method
+from nameko._aio.detect import ASYNC_DRAIN_TIMEOUT_CONFIG_KEY, is_async_method
 from nameko._concurrency import (
     Event,
     Lock,
@@ -77,6 +77,9 @@ from nameko.exceptions import (
 from nameko.log_helpers import make_timing_logger
 from nameko.utils import import_from_path
 from nameko.utils.concurrency import SpawningSet
+
+if TYPE_CHECKING:
+    from nameko._aio.workers import AsyncWorkers
 
 __all__ = ["ServiceContainer", "get_container_cls", "get_service_name"]
 
@@ -141,6 +144,8 @@ class ServiceContainer:
         self._slots: Slots | None = None
         self._async_workers: AsyncWorkers | None = None
         if self._async_methods:
+            from nameko._aio.workers import AsyncWorkers  # asyncio only for ``async def``
+
             self._slots = Slots(self.max_workers)
             self._async_workers = AsyncWorkers(self, self._slots)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 import sys
 from typing import Any
 
@@ -146,10 +145,13 @@ def _why(key: str, exc: yaml.YAMLError) -> str:
 
 def setup_logging(config: dict[str, Any]) -> None:
     if "LOGGING" in config:
+        # about 1 MiB (socketserver, logging.handlers): loaded only when asked for
+        from logging import config as logging_config
+
         # dictConfig would silence every logger that exists already, i.e.
         # all of the framework's; keep them unless the user says otherwise.
         try:
-            logging.config.dictConfig({"disable_existing_loggers": False, **config["LOGGING"]})
+            logging_config.dictConfig({"disable_existing_loggers": False, **config["LOGGING"]})
         except (ValueError, TypeError, AttributeError, ImportError) as exc:
             raise CommandError(f"LOGGING in the config is invalid: {exc}") from None
     else:

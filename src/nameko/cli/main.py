@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import import_module
 from typing import Any
 
 from nameko import __version__ as nameko_version
@@ -21,9 +22,22 @@ __all__ = ["main", "setup_parser"]
 DEFAULT_BROKER = "pyamqp://guest:guest@localhost"
 
 
-def setup_parser() -> argparse.ArgumentParser:
-    from nameko.cli import backdoor, cluster, dashboard, dead_letters, run, shell, show_config, test
+# command -> its module in nameko.cli: ``nameko run`` imports run's module only,
+# not the shell's, the backdoor client's or the dashboard's (memory and start-up)
+COMMANDS = {
+    "backdoor": "backdoor",
+    "cluster": "cluster",
+    "dashboard": "dashboard",
+    "dead-letters": "dead_letters",
+    "run": "run",
+    "shell": "shell",
+    "show-config": "show_config",
+    "test": "test",
+}
 
+
+def setup_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``nameko`` parser; with ``only`` (a command name), that command's alone."""
     parser = argparse.ArgumentParser(prog="nameko")
     parser.add_argument(
         "-v",
@@ -31,12 +45,11 @@ def setup_parser() -> argparse.ArgumentParser:
         action="version",
         version=f"{nameko_version} (shimeji {shimeji_version})",
     )
-    commands = parser.add_subparsers(
-        dest="command",
-        metavar="{backdoor,cluster,dashboard,dead-letters,run,shell,show-config,test}",
-    )
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(COMMANDS) + "}")
     commands.required = True
-    for module in (backdoor, cluster, dashboard, dead_letters, run, shell, show_config, test):
+    names = [only] if only in COMMANDS else list(COMMANDS)
+    for name in names:
+        module = import_module(f"nameko.cli.{COMMANDS[name]}")
         module.init_parser(
             commands.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         )
@@ -45,7 +58,8 @@ def setup_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> Any:
     check_command()  # real nameko's files mixed into the package: one line and exit 2
-    parser = setup_parser()
+    given = sys.argv[1:] if argv is None else argv
+    parser = setup_parser(given[0] if given else None)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -18,14 +18,12 @@ import signal
 import sys
 import traceback
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nameko._concurrency import Event, start_thread
 from nameko._ops.address import OPS_ADDRESS_CONFIG_KEY, parse_address
 from nameko._patching import import_services_unpatched
 from nameko._redaction import redact_text
-from nameko.cli._backdoor import Backdoor, parse_backdoor_address
-from nameko.cli._backdoor_auth import secret_values
 from nameko.cli._features import close_features, start_features
 from nameko.cli._reload import Reloader
 from nameko.cli._supervisor import process_index, supervise, watch_supervisor
@@ -34,6 +32,9 @@ from nameko.cli.main import DEFAULT_BROKER
 from nameko.exceptions import CommandError
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.runners import ServiceRunner
+
+if TYPE_CHECKING:  # the backdoor's modules (code, socketserver...) load only with --backdoor-port
+    from nameko.cli._backdoor import Backdoor
 
 NAME = "run"
 HELP = "Run nameko services"
@@ -146,6 +147,8 @@ def _own_ops_port(config: dict[str, Any], index: int) -> None:
 def _backdoor_address(option: str | None) -> tuple[str, int] | None:
     if option is None:
         return None
+    from nameko.cli._backdoor import parse_backdoor_address
+
     try:
         host, port, host_given = parse_backdoor_address(option)
     except ValueError as exc:
@@ -342,6 +345,9 @@ def run(
 
 
 def _open_backdoor(runner: ServiceRunner, host: str, port: int) -> Backdoor:
+    from nameko.cli._backdoor import Backdoor
+    from nameko.cli._backdoor_auth import secret_values
+
     try:
         door = Backdoor(host, port, {"runner": runner}, hidden=secret_values(runner.config))
     except OSError as exc:

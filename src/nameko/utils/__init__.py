@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import pydoc
 import re
 from typing import Any
 
@@ -25,6 +24,8 @@ def import_from_path(path: str | None) -> Any:
     """The object at a dotted path (``None`` for ``None``), or ``ImportError``."""
     if path is None:
         return None
+    import pydoc  # about 1 MiB of modules, for a path given in the config
+
     obj = pydoc.locate(path)
     if obj is None:
         raise ImportError(f"`{path}` could not be imported")
