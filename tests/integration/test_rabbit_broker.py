@@ -143,21 +143,6 @@ def test_prefetch_limits_unacked_deliveries(broker: RabbitBroker, rabbit_vhost: 
     assert [d.body for d in inbox.wait_for(4)] == [b"0", b"1", b"2", b"3"]
 
 
-def test_an_ack_held_for_company_still_reaches_the_broker_alone(
-    broker: RabbitBroker, rabbit_vhost: str
-) -> None:
-    """Acks made on the I/O thread with nothing else to send wait a few
-    milliseconds for a frame to travel with; with nothing coming, they go on
-    their own: a prefetch of one refills after each, and none stays unacked."""
-    broker.declare([queue("q")])
-    for i in range(20):
-        broker.publish("", "q", b"%d" % i, Properties())
-    inbox = Inbox()  # acks in on_message, on the I/O thread
-    broker.consume("q", inbox, prefetch=1)
-    assert [d.body for d in inbox.wait_for(20)] == [b"%d" % i for i in range(20)]
-    wait_until(lambda: queue_counts(rabbit_vhost, "q") == (0, 0), what="every delivery acked")
-
-
 def test_reject_with_requeue_redelivers_flagged(broker: RabbitBroker) -> None:
     broker.declare([queue("q")])
     inbox = Inbox(ack=False)

@@ -15,7 +15,7 @@ from pamqp.body import ContentBody
 from pamqp.heartbeat import Heartbeat
 
 from nameko._amqp import codec
-from nameko._amqp.connection import ACK_DELAY, PROTOCOL_HEADER, Connection
+from nameko._amqp.connection import PROTOCOL_HEADER, Connection
 from nameko._amqp.events import (
     ConnectionBlocked,
     ConnectionClosed,
@@ -25,7 +25,6 @@ from nameko._amqp.events import (
     MethodReply,
     ProtocolError,
 )
-from nameko._broker.base import Properties
 
 START = commands.Connection.Start(
     server_properties={"product": "RabbitMQ", "capabilities": {"publisher_confirms": True}},
@@ -314,62 +313,3 @@ def test_no_heartbeats_before_tuning() -> None:
     conn = Connection(heartbeat=1)
     conn.data_to_send(0.0)
     assert conn.next_tick(50.0) is None and conn.tick(50.0) is None
-
-
-# -- acks that wait for company ------------------------------------------------
-
-
-def test_an_ack_queued_alone_waits_for_company_when_the_driver_may_hold_it() -> None:
-    conn = open_connection(0.0, server_tune=(0, 0, 60))
-    open_channel(conn, 1)
-    conn.ack(1, 7)
-    assert conn.data_to_send(10.0, hold=True) == b""  # held: the next frame may come soon
-    assert conn.next_tick(10.0) == pytest.approx(ACK_DELAY)  # the driver wakes up for it
-    assert conn.data_to_send(10.0 + ACK_DELAY / 2, hold=True) == b""
-    [(channel, ack)] = decode(conn.data_to_send(10.0 + ACK_DELAY, hold=True))
-    assert (channel, type(ack), ack.delivery_tag) == (1, commands.Basic.Ack, 7)
-    assert conn.next_tick(10.0 + ACK_DELAY) == pytest.approx(30.0)  # back to heartbeats only
-
-
-def test_the_next_frame_takes_the_held_acks_along_in_order() -> None:
-    conn = open_connection(0.0)
-    open_channel(conn, 1)
-    conn.ack(1, 7)
-    conn.ack(1, 8)
-    assert conn.data_to_send(1.0, hold=True) == b""
-    conn.publish(1, "nameko-rpc", "caller", b"{}", Properties())
-    frames = decode(conn.data_to_send(1.0, hold=True))
-    assert [type(obj) for _, obj in frames][:3] == [
-        commands.Basic.Ack,
-        commands.Basic.Ack,
-        commands.Basic.Publish,
-    ]
-
-
-def test_an_ack_behind_other_frames_is_not_held() -> None:
-    conn = open_connection(0.0)
-    open_channel(conn, 1)
-    conn.send_method(1, commands.Basic.Qos(prefetch_count=10))
-    conn.ack(1, 7)
-    assert [type(obj) for _, obj in decode(conn.data_to_send(0.0, hold=True))] == [
-        commands.Basic.Qos,
-        commands.Basic.Ack,
-    ]
-
-
-def test_a_write_that_may_not_hold_sends_acks_at_once() -> None:
-    conn = open_connection(0.0)
-    open_channel(conn, 1)
-    conn.ack(1, 7)
-    [(channel, ack)] = decode(conn.data_to_send(0.0))
-    assert (channel, type(ack), ack.delivery_tag) == (1, commands.Basic.Ack, 7)
-
-
-def test_closing_the_connection_sends_the_held_acks_first() -> None:
-    conn = open_connection(0.0)
-    open_channel(conn, 1)
-    conn.ack(1, 7)
-    assert conn.data_to_send(0.0, hold=True) == b""
-    conn.close()
-    frames = decode(conn.data_to_send(0.0, hold=True))
-    assert [type(obj) for _, obj in frames] == [commands.Basic.Ack, commands.Connection.Close]

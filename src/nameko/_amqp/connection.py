@@ -13,12 +13,6 @@ socket, a thread or a clock.
   `reject`, `close` append frames to an outgoing buffer; `data_to_send(now)`
   hands it over as one chunk, so a driver writes everything ready with one
   send.
-* Acks may wait a little (`ACK_DELAY`): an ack queued when nothing else is
-  waiting is held back for up to that long when the driver's own loop
-  flushes (``hold=True``), so it usually leaves in the same write as the next
-  frame (the next reply, the next request) instead of costing a send, a
-  segment and a wakeup of its own on both ends. Frames keep their order:
-  anything else queued behind held acks takes them along at once.
 * Time is an argument: ``now`` (any monotonic clock) stamps traffic both
   ways; `tick(now)` queues a heartbeat after ``heartbeat/2`` seconds without
   sending and reports `HeartbeatTimeout` after ``2 * heartbeat`` seconds
@@ -67,10 +61,6 @@ __all__ = ["Connection", "LOGIN_METHODS", "PROTOCOL_HEADER", "client_properties"
 
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 LOGIN_METHODS = ("PLAIN", "AMQPLAIN", "EXTERNAL")
-# seconds an ack queued alone may wait for company: a service's next reply or a
-# client's next request usually comes sooner; the prefetch window and the
-# broker's view of what is settled lag by at most this much when it does not
-ACK_DELAY = 0.005
 AWAIT_START, AWAIT_TUNE, AWAIT_OPEN_OK, READY, CLOSING_CONN, CLOSED = range(6)
 _U32 = struct.Struct(">I")
 # what a frame too short for its fields makes the decoders raise
@@ -131,10 +121,6 @@ class Connection:
         self.server_properties: dict[str, Any] = {}
         self.blocked = False
         self._out: list[bytes | memoryview] = [PROTOCOL_HEADER]  # body parts are views
-        # ``_out`` holds acks alone (nothing that must go now) while its length
-        # equals this count; ``_held_until`` is when they go anyway
-        self._acks_only = 0
-        self._held_until: float | None = None
         self._rbuf = b""
         self._events: list[Event] = []
         self._last_recv = self._last_sent = 0.0
@@ -480,8 +466,6 @@ class Connection:
 
     def ack(self, number: int, delivery_tag: int, multiple: bool = False) -> None:
         self._channel(number)
-        if len(self._out) == self._acks_only:  # nothing else waiting: this one may wait
-            self._acks_only += 1
         self._out.append(codec.encode_ack(number, delivery_tag, multiple))
 
     def reject(self, number: int, delivery_tag: int, requeue: bool = False) -> None:
@@ -515,21 +499,12 @@ class Connection:
 
     # -- bytes out and time ------------------------------------------------
 
-    def data_to_send(self, now: float, hold: bool = False) -> bytes:
-        """Everything queued since the last call, as one chunk. With ``hold``,
-        acks queued alone wait until `ACK_DELAY` after the first such call
-        (`next_tick` counts that deadline)."""
+    def data_to_send(self, now: float) -> bytes:
+        """Everything queued since the last call, as one chunk."""
         if not self._out:
             return b""
-        if hold and len(self._out) == self._acks_only:
-            if self._held_until is None:
-                self._held_until = now + ACK_DELAY
-            if now < self._held_until:
-                return b""
         data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
         self._out = []
-        self._acks_only = 0
-        self._held_until = None
         self._last_sent = now
         return bytes(data)
 
@@ -551,13 +526,10 @@ class Connection:
         return None
 
     def next_tick(self, now: float) -> float | None:
-        """Seconds until `tick` has something to do, or held acks are due (None: never)."""
-        held = self._held_until
+        """Seconds until `tick` has something to do (None: never)."""
         if not self.heartbeat or self.state < AWAIT_OPEN_OK or self.state == CLOSED:
-            return None if held is None else max(0.0, held - now)
+            return None
         due = min(self._last_sent + self.heartbeat / 2, self._last_recv + 2 * self.heartbeat)
-        if held is not None:
-            due = min(due, held)
         return max(0.0, due - now)
 
 

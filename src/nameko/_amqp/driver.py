@@ -509,17 +509,14 @@ class Driver:
     ) -> None:
         with self.lock:
             self._dirty = False
-            done = self._write_locked(sock, conn, hold=True)
+            done = self._write_locked(sock, conn)
         if done == self._want_write:  # watch for writability only while bytes wait
             self._want_write = not done
             events = selectors.EVENT_READ | (0 if done else selectors.EVENT_WRITE)
             selector.modify(sock, events)
 
-    def _write_locked(self, sock: socket.socket, conn: Connection, hold: bool = False) -> bool:
+    def _write_locked(self, sock: socket.socket, conn: Connection) -> bool:
         """Send what is queued (lock held); False when bytes are left over.
-        ``hold`` (the I/O thread's own flushes): acks queued alone may wait a
-        few milliseconds for the next frame (`Connection.data_to_send`); a
-        caller's write sends them along with its own frames.
 
         What a full socket buffer left unsent goes first, from a view of the
         same bytes (no copy: a 100 MiB body would otherwise be copied again
@@ -527,7 +524,7 @@ class Driver:
         then."""
         if self._unsent is not None and not self._send_view(sock, self._unsent):
             return False
-        data = conn.data_to_send(time.monotonic(), hold)
+        data = conn.data_to_send(time.monotonic())
         return not data or self._send_view(sock, memoryview(data))
 
     def _send_view(self, sock: socket.socket, view: memoryview) -> bool:
